@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+import * as path from 'path';
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { loadConfig } from '../lib/config';
+import { FerrotypeStack } from '../lib/ferrotype-stack';
+
+/**
+ * Context (cdk.json or `-c key=value`):
+ *   config          path of ferrotype.json (default: the repo's ferrotype.json)
+ *   lambdasDir      folder with <crate>/bootstrap (default: the repo's target/lambda)
+ *   inputBucketName / outputBucketName   use existing buckets instead of creating them
+ *   cloudfront      "true" to add a CloudFront distribution in front of the output bucket
+ *   alarmEmail      subscribe this address to the alarm topic
+ *   stackName       default "Ferrotype"
+ * Relative paths are resolved against the working directory (cdk/ when run through `npx cdk`).
+ */
+const app = new App();
+const repoRoot = path.join(__dirname, '..', '..');
+const context = (key: string): string | undefined => {
+  const value: unknown = app.node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  return String(value);
+};
+const optionalPath = (key: string): string | undefined => {
+  const value = context(key);
+  return value === undefined ? undefined : path.resolve(value);
+};
+
+new FerrotypeStack(app, context('stackName') ?? 'Ferrotype', {
+  description: 'Ferrotype serverless image pipeline',
+  config: loadConfig(optionalPath('config') ?? path.join(repoRoot, 'ferrotype.json')),
+  lambdasDir: optionalPath('lambdasDir'),
+  inputBucketName: context('inputBucketName'),
+  outputBucketName: context('outputBucketName'),
+  cloudfront: context('cloudfront') === 'true',
+  alarmEmail: context('alarmEmail'),
+  env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+});
+
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
