@@ -1,0 +1,314 @@
+//! JSONPath reads, reference paths (ResultPath) and payload templates (Parameters, ItemSelector,
+//! ResultSelector) with AWS Step Functions semantics.
+
+use serde_json::{Map, Value};
+use serde_json_path::JsonPath;
+
+use crate::error::StateError;
+use crate::intrinsics;
+
+/// A path is "definite" (one value) unless it has wildcards, descendants, filters, slices or unions;
+/// AWS (Jayway JsonPath) returns a list for indefinite paths.
+fn is_definite(path: &str) -> bool {
+    let mut in_quote: Option<char> = None;
+    let mut depth = 0;
+    let chars: Vec<char> = path.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if let Some(q) = in_quote {
+            if c == '\\' {
+                continue;
+            }
+            if c == q && (i == 0 || chars[i - 1] != '\\') {
+                in_quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => in_quote = Some(c),
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            '*' | '?' => return false,
+            ',' | ':' if depth > 0 => return false,
+            '.' if chars.get(i + 1) == Some(&'.') => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+fn compile(path: &str) -> Result<JsonPath, String> {
+    JsonPath::parse(path).map_err(|e| format!("invalid JSONPath {path:?}: {e}"))
+}
+
+/// Check that a string is a JSONPath this executor can evaluate (`$…` or `$$…`).
+pub fn check_path(path: &str) -> Result<(), String> {
+    let body = path.strip_prefix('$').map(|rest| rest.strip_prefix('$').unwrap_or(rest));
+    match body {
+        Some(rest) => compile(&format!("${rest}")).map(|_| ()),
+        None => Err(format!("invalid JSONPath {path:?}: a path starts with \"$\"")),
+    }
+}
+
+/// Read a path against the state's data, or against the context object for `$$…`.
+/// `None` when a definite path selects nothing.
+pub fn try_read(path: &str, data: &Value, context: &Value) -> Result<Option<Value>, String> {
+    let (target, path) = match path.strip_prefix("$$") {
+        Some(rest) => (context, format!("${rest}")),
+        None => (data, path.to_string()),
+    };
+    if !path.starts_with('$') {
+        return Err(format!("invalid JSONPath {path:?}: a path starts with \"$\""));
+    }
+    let compiled = compile(&path)?;
+    let nodes = compiled.query(target).all();
+    if is_definite(&path) {
+        Ok(nodes.first().map(|v| (*v).clone()))
+    } else {
+        Ok(Some(Value::Array(nodes.into_iter().cloned().collect())))
+    }
+}
+
+/// Read a path that must select a value (`States.Runtime` otherwise, as AWS reports bad paths).
+pub fn read(path: &str, data: &Value, context: &Value) -> Result<Value, StateError> {
+    match try_read(path, data, context) {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(StateError::runtime(format!(
+            "Invalid path '{path}' : No results for path: {path} in input '{}'",
+            abbreviate(data)
+        ))),
+        Err(e) => Err(StateError::runtime(e)),
+    }
+}
+
+fn abbreviate(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 200 {
+        format!("{}…", text.chars().take(200).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// Apply `InputPath`/`OutputPath`: absent keeps everything, `null` gives `{}`.
+pub fn apply_filter(field: &crate::definition::PathField, data: &Value, context: &Value) -> Result<Value, StateError> {
+    use crate::definition::PathField;
+    match field {
+        PathField::Default => Ok(data.clone()),
+        PathField::Null => Ok(Value::Object(Map::new())),
+        PathField::Path(p) => read(p, data, context),
+    }
+}
+
+/// One step of a reference path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Field(String),
+    Index(usize),
+}
+
+/// Parse a reference path (`$`, `$.a.b`, `$['a']`, `$.a[0]`): single-valued, no wildcards.
+pub fn parse_reference(path: &str) -> Result<Vec<Step>, String> {
+    let bad = |why: &str| format!("invalid reference path {path:?}: {why}");
+    let chars: Vec<char> = path.chars().collect();
+    if chars.first() != Some(&'$') || chars.get(1) == Some(&'$') {
+        return Err(bad("it must start with \"$\" and cannot use the context object"));
+    }
+    let mut steps = Vec::new();
+    let mut i = 1;
+    while i < chars.len() {
+        match chars[i] {
+            '.' => {
+                let start = i + 1;
+                let mut end = start;
+                while end < chars.len() && chars[end] != '.' && chars[end] != '[' {
+                    end += 1;
+                }
+                let name: String = chars[start..end].iter().collect();
+                if name.is_empty() || name == "*" {
+                    return Err(bad("empty field name or wildcard"));
+                }
+                steps.push(Step::Field(name));
+                i = end;
+            }
+            '[' => {
+                let close = chars[i..].iter().position(|&c| c == ']').map(|p| p + i).ok_or_else(|| bad("unclosed \"[\""))?;
+                let inner: String = chars[i + 1..close].iter().collect();
+                let inner = inner.trim();
+                if let Some(q) = inner.chars().next().filter(|c| *c == '\'' || *c == '"') {
+                    if inner.len() < 2 || !inner.ends_with(q) {
+                        return Err(bad("unterminated quoted field name"));
+                    }
+                    steps.push(Step::Field(inner[1..inner.len() - 1].to_string()));
+                } else {
+                    let index = inner.parse::<usize>().map_err(|_| bad("only field names and non-negative indexes are allowed"))?;
+                    steps.push(Step::Index(index));
+                }
+                i = close + 1;
+            }
+            _ => return Err(bad("unexpected character")),
+        }
+    }
+    Ok(steps)
+}
+
+/// Apply `ResultPath`: place `result` into `input` at the reference path, creating missing objects.
+pub fn apply_result_path(field: &crate::definition::PathField, input: &Value, result: Value) -> Result<Value, StateError> {
+    use crate::definition::PathField;
+    let path = match field {
+        PathField::Default => return Ok(result),
+        PathField::Null => return Ok(input.clone()),
+        PathField::Path(p) => p,
+    };
+    let steps = parse_reference(path).map_err(StateError::runtime)?;
+    if steps.is_empty() {
+        return Ok(result);
+    }
+    let mut output = input.clone();
+    let fail = || StateError::runtime(format!("Unable to apply ReferencePath {path} to input '{}'", abbreviate(input)));
+    let mut cursor = &mut output;
+    for (n, step) in steps.iter().enumerate() {
+        let last = n + 1 == steps.len();
+        cursor = match step {
+            Step::Field(name) => {
+                let object = cursor.as_object_mut().ok_or_else(fail)?;
+                if last {
+                    object.insert(name.clone(), result);
+                    return Ok(output);
+                }
+                object.entry(name.clone()).or_insert_with(|| Value::Object(Map::new()))
+            }
+            Step::Index(index) => {
+                let slot = cursor.as_array_mut().and_then(|a| a.get_mut(*index)).ok_or_else(fail)?;
+                if last {
+                    *slot = result;
+                    return Ok(output);
+                }
+                slot
+            }
+        };
+    }
+    unreachable!("the loop returns at the last step")
+}
+
+/// Evaluate a payload template: keys ending in `.$` take the value of a path (`$…`, `$$…`) or an
+/// intrinsic function; everything else is copied, nested objects and arrays included.
+pub fn evaluate_template(template: &Value, data: &Value, context: &Value) -> Result<Value, StateError> {
+    match template {
+        Value::Object(object) => {
+            let mut out = Map::new();
+            for (key, value) in object {
+                if let Some(name) = key.strip_suffix(".$") {
+                    let expression = value.as_str().ok_or_else(|| {
+                        StateError::runtime(format!("The value for the field '{key}' must be a STRING that contains a JSONPath or an intrinsic function"))
+                    })?;
+                    let resolved = if expression.starts_with('$') {
+                        match try_read(expression, data, context) {
+                            Ok(Some(v)) => v,
+                            Ok(None) => {
+                                return Err(StateError::runtime(format!(
+                                    "The JSONPath '{expression}' specified for the field '{key}' could not be found in the input '{}'",
+                                    abbreviate(data)
+                                )))
+                            }
+                            Err(e) => return Err(StateError::runtime(e)),
+                        }
+                    } else {
+                        intrinsics::evaluate(expression, data, context)?
+                    };
+                    out.insert(name.to_string(), resolved);
+                } else {
+                    out.insert(key.clone(), evaluate_template(value, data, context)?);
+                }
+            }
+            Ok(Value::Object(out))
+        }
+        Value::Array(items) => items.iter().map(|v| evaluate_template(v, data, context)).collect::<Result<Vec<_>, _>>().map(Value::Array),
+        other => Ok(other.clone()),
+    }
+}
+
+/// Collect every problem with the paths and intrinsic functions of a template (for `validate`).
+pub fn check_template(template: &Value, problems: &mut Vec<String>) {
+    match template {
+        Value::Object(object) => {
+            for (key, value) in object {
+                if key.ends_with(".$") {
+                    match value.as_str() {
+                        Some(e) if e.starts_with('$') => {
+                            if let Err(p) = check_path(e) {
+                                problems.push(format!("field \"{key}\": {p}"));
+                            }
+                        }
+                        Some(e) => {
+                            if let Err(p) = intrinsics::parse(e) {
+                                problems.push(format!("field \"{key}\": {p}"));
+                            }
+                        }
+                        None => problems.push(format!("field \"{key}\" must be a string path or intrinsic function")),
+                    }
+                } else {
+                    check_template(value, problems);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| check_template(v, problems)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::PathField;
+    use serde_json::json;
+
+    #[test]
+    fn definite_paths_read_single_values_and_indefinite_ones_lists() {
+        let data = json!({"a": [{"x": 1}, {"x": 2}], "b": {"c d": 3}});
+        let ctx = json!({"Execution": {"Name": "n"}});
+        assert_eq!(read("$.a[0].x", &data, &ctx).unwrap(), json!(1));
+        assert_eq!(read("$['b']['c d']", &data, &ctx).unwrap(), json!(3));
+        assert_eq!(read("$.a[*].x", &data, &ctx).unwrap(), json!([1, 2]));
+        assert_eq!(read("$.a[?(@.x > 1)]", &data, &ctx).unwrap(), json!([{"x": 2}]));
+        assert_eq!(read("$$.Execution.Name", &data, &ctx).unwrap(), json!("n"));
+        assert_eq!(read("$.missing", &data, &ctx).unwrap_err().error, "States.Runtime");
+    }
+
+    #[test]
+    fn result_path_creates_nested_objects_and_replaces_values() {
+        let input = json!({"a": {"keep": true}, "list": [1, 2]});
+        let set = |p: &str, r: Value| apply_result_path(&PathField::Path(p.into()), &input, r);
+        assert_eq!(set("$.a.b.c", json!(5)).unwrap(), json!({"a": {"keep": true, "b": {"c": 5}}, "list": [1, 2]}));
+        assert_eq!(set("$.list[1]", json!("x")).unwrap(), json!({"a": {"keep": true}, "list": [1, "x"]}));
+        assert_eq!(set("$", json!(7)).unwrap(), json!(7));
+        assert_eq!(set("$.list.x", json!(7)).unwrap_err().error, "States.Runtime");
+        assert_eq!(set("$.list[5]", json!(7)).unwrap_err().error, "States.Runtime");
+        assert_eq!(apply_result_path(&PathField::Null, &input, json!(1)).unwrap(), input);
+        assert!(parse_reference("$.a[*]").is_err());
+        assert!(parse_reference("$$.a").is_err());
+    }
+
+    #[test]
+    fn templates_resolve_paths_context_and_intrinsics_in_nested_values() {
+        let data = json!({"name": "img", "n": 2});
+        let ctx = json!({"Map": {"Item": {"Index": 4}}});
+        let template = json!({
+            "static": {"x": [1, {"k.$": "$.n"}]},
+            "key.$": "States.Format('in/{}.jpg', $.name)",
+            "index.$": "$$.Map.Item.Index"
+        });
+        assert_eq!(
+            evaluate_template(&template, &data, &ctx).unwrap(),
+            json!({"static": {"x": [1, {"k": 2}]}, "key": "in/img.jpg", "index": 4})
+        );
+        let missing = evaluate_template(&json!({"a.$": "$.nope"}), &data, &ctx).unwrap_err();
+        assert_eq!(missing.error, "States.Runtime");
+        assert!(missing.cause.contains("'$.nope'"), "{}", missing.cause);
+    }
+
+    #[test]
+    fn input_and_output_path_null_give_an_empty_object() {
+        assert_eq!(apply_filter(&PathField::Null, &json!({"a": 1}), &json!({})).unwrap(), json!({}));
+        assert_eq!(apply_filter(&PathField::Default, &json!({"a": 1}), &json!({})).unwrap(), json!({"a": 1}));
+    }
+}
