@@ -3,7 +3,7 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  // isolatedModules: transpile only; `npm run build` (tsc --noEmit) type-checks.
-  transform: { '^.+\\.tsx?$': ['ts-jest', { isolatedModules: true }] },
+  // tsconfig's isolatedModules makes ts-jest transpile only; `npm run build` (tsc --noEmit) type-checks.
+  transform: { '^.+\\.tsx?$': 'ts-jest' },
   testTimeout: 120000,
 };
