@@ -329,11 +329,7 @@ pub fn state_rows(events: &[HistoryEvent]) -> Vec<StateRow> {
     for event in events {
         type_of.insert(event.id, event.event_type);
         let previous_row = row_of.get(&event.previous_event_id).copied();
-        let iteration = event
-            .map_iteration_started_event_details
-            .as_ref()
-            .map(|d| d.index)
-            .or_else(|| iteration_of.get(&event.previous_event_id).copied());
+        let iteration = iteration_of.get(&event.previous_event_id).copied();
         if let Some(state_type) = event.event_type.entered_state_type() {
             let details = event.state_entered_event_details.clone().unwrap_or_default();
             let starts_scope = matches!(
@@ -375,9 +371,14 @@ pub fn state_rows(events: &[HistoryEvent]) -> Vec<StateRow> {
             row = rows[row].parent.unwrap_or(row);
         }
         row_of.insert(event.id, row);
-        if event.event_type != EventType::MapIterationStarted {
-            if let Some(i) = rows[row].iteration {
-                iteration_of.insert(event.id, i);
+        match &event.map_iteration_started_event_details {
+            Some(d) => {
+                iteration_of.insert(event.id, d.index);
+            }
+            None => {
+                if let Some(i) = rows[row].iteration {
+                    iteration_of.insert(event.id, i);
+                }
             }
         }
         let r = &mut rows[row];
