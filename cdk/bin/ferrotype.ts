@@ -11,7 +11,8 @@ import { FerrotypeStack } from '../lib/ferrotype-stack';
  *   lambdasDir      folder with <crate>/bootstrap (default: the repo's target/lambda)
  *   inputBucketName / outputBucketName   use existing buckets instead of creating them
  *   cloudfront      "true" to add a CloudFront distribution in front of the output bucket
- *   alarmEmail      subscribe this address to the alarm topic
+ *   alarmEmail      subscribe this address to the alarm topic (a new one unless alarmTopicArn is given)
+ *   alarmTopicArn   send alarms to this existing SNS topic
  *   stackName       default "Ferrotype"
  * Relative paths are resolved against the working directory (cdk/ when run through `npx cdk`).
  */
@@ -35,6 +36,7 @@ new FerrotypeStack(app, context('stackName') ?? 'Ferrotype', {
   outputBucketName: context('outputBucketName'),
   cloudfront: context('cloudfront') === 'true',
   alarmEmail: context('alarmEmail'),
+  alarmTopicArn: context('alarmTopicArn'),
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });
 

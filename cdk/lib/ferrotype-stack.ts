@@ -75,8 +75,8 @@ export interface FerrotypeStackProps extends StackProps {
   readonly cloudfront?: boolean;
   /** Subscribe this address to a new alarm topic. */
   readonly alarmEmail?: string;
-  /** Send alarms to this existing topic (instead of, or as well as, `alarmEmail`'s new one). */
-  readonly alarmTopic?: sns.ITopic;
+  /** Send alarms to this existing topic instead of a new one (`alarmEmail`, if given, is subscribed to it). */
+  readonly alarmTopicArn?: string;
   /** Retention of every log group. Default one month. */
   readonly logRetention?: logs.RetentionDays;
   /** RUST_LOG of every function. Default "info". */
@@ -285,7 +285,8 @@ export class FerrotypeStack extends Stack {
 
     // ---- Alarms --------------------------------------------------------------------------------
     // One alarm topic: the given one, else a new one when an address is given.
-    let alarmTopic = props.alarmTopic;
+    let alarmTopic: sns.ITopic | undefined =
+      props.alarmTopicArn === undefined ? undefined : sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn);
     if (alarmTopic === undefined && props.alarmEmail !== undefined) {
       const topic = new sns.Topic(this, 'AlarmTopic', { displayName: 'Ferrotype alarms', enforceSSL: true });
       Validations.of(topic).acknowledge({
