@@ -16,7 +16,11 @@ pub enum Condition {
     And(Vec<Condition>),
     Or(Vec<Condition>),
     Not(Box<Condition>),
-    Compare { variable: String, operator: Operator, operand: Operand },
+    Compare {
+        variable: String,
+        operator: Operator,
+        operand: Operand,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +79,10 @@ fn parse_operator(key: &str) -> Option<(Operator, bool)> {
         return Some((op, false));
     }
     for (suffix, make) in [
-        ("GreaterThanEquals", Operator::GreaterThanEquals as fn(Kind) -> Operator),
+        (
+            "GreaterThanEquals",
+            Operator::GreaterThanEquals as fn(Kind) -> Operator,
+        ),
         ("LessThanEquals", Operator::LessThanEquals),
         ("GreaterThan", Operator::GreaterThan),
         ("LessThan", Operator::LessThan),
@@ -96,11 +103,18 @@ impl ChoiceRule {
     /// Parse a top-level rule (which carries `Next`).
     pub fn parse_top(value: &Value) -> Result<Self, String> {
         let object = value.as_object().ok_or("a choice rule must be an object")?;
-        let next = object.get("Next").and_then(Value::as_str).ok_or("a top-level choice rule needs a string \"Next\"")?.to_string();
+        let next = object
+            .get("Next")
+            .and_then(Value::as_str)
+            .ok_or("a top-level choice rule needs a string \"Next\"")?
+            .to_string();
         let mut rest = object.clone();
         rest.remove("Next");
         rest.remove("Comment");
-        Ok(Self { condition: parse_condition(&Value::Object(rest))?, next })
+        Ok(Self {
+            condition: parse_condition(&Value::Object(rest))?,
+            next,
+        })
     }
 }
 
@@ -111,13 +125,21 @@ fn parse_condition(value: &Value) -> Result<Condition, String> {
     }
     let mut object = object.clone();
     object.remove("Comment");
-    for (key, make) in [("And", Condition::And as fn(Vec<Condition>) -> Condition), ("Or", Condition::Or)] {
+    for (key, make) in [
+        ("And", Condition::And as fn(Vec<Condition>) -> Condition),
+        ("Or", Condition::Or),
+    ] {
         if let Some(list) = object.get(key) {
             if object.len() != 1 {
                 return Err(format!("\"{key}\" cannot be combined with other fields"));
             }
-            let list = list.as_array().filter(|l| !l.is_empty()).ok_or(format!("\"{key}\" needs a non-empty array"))?;
-            return Ok(make(list.iter().map(parse_condition).collect::<Result<_, _>>()?));
+            let list = list
+                .as_array()
+                .filter(|l| !l.is_empty())
+                .ok_or(format!("\"{key}\" needs a non-empty array"))?;
+            return Ok(make(
+                list.iter().map(parse_condition).collect::<Result<_, _>>()?,
+            ));
         }
     }
     if let Some(inner) = object.get("Not") {
@@ -126,21 +148,38 @@ fn parse_condition(value: &Value) -> Result<Condition, String> {
         }
         return Ok(Condition::Not(Box::new(parse_condition(inner)?)));
     }
-    let variable = object.get("Variable").and_then(Value::as_str).ok_or("a comparison needs a string \"Variable\"")?.to_string();
+    let variable = object
+        .get("Variable")
+        .and_then(Value::as_str)
+        .ok_or("a comparison needs a string \"Variable\"")?
+        .to_string();
     crate::paths::check_path(&variable)?;
-    let operators: Vec<(&String, &Value)> = object.iter().filter(|(k, _)| k.as_str() != "Variable").collect();
+    let operators: Vec<(&String, &Value)> = object
+        .iter()
+        .filter(|(k, _)| k.as_str() != "Variable")
+        .collect();
     let [(key, operand)] = operators.as_slice() else {
-        return Err(format!("a comparison needs exactly one operator, found {}", operators.len()));
+        return Err(format!(
+            "a comparison needs exactly one operator, found {}",
+            operators.len()
+        ));
     };
-    let (operator, is_path) = parse_operator(key).ok_or(format!("unknown comparison operator \"{key}\""))?;
+    let (operator, is_path) =
+        parse_operator(key).ok_or(format!("unknown comparison operator \"{key}\""))?;
     let operand = if is_path {
-        let path = operand.as_str().ok_or(format!("\"{key}\" needs a path string"))?;
+        let path = operand
+            .as_str()
+            .ok_or(format!("\"{key}\" needs a path string"))?;
         crate::paths::check_path(path)?;
         Operand::Path(path.to_string())
     } else {
         let ok = match operator {
             Operator::StringMatches => operand.is_string(),
-            Operator::Equals(k) | Operator::LessThan(k) | Operator::GreaterThan(k) | Operator::LessThanEquals(k) | Operator::GreaterThanEquals(k) => match k {
+            Operator::Equals(k)
+            | Operator::LessThan(k)
+            | Operator::GreaterThan(k)
+            | Operator::LessThanEquals(k)
+            | Operator::GreaterThanEquals(k) => match k {
                 Kind::String => operand.is_string(),
                 Kind::Numeric => operand.is_number(),
                 Kind::Boolean => operand.is_boolean(),
@@ -149,11 +188,17 @@ fn parse_condition(value: &Value) -> Result<Condition, String> {
             _ => operand.is_boolean(),
         };
         if !ok {
-            return Err(format!("\"{key}\" has an operand of the wrong type: {operand}"));
+            return Err(format!(
+                "\"{key}\" has an operand of the wrong type: {operand}"
+            ));
         }
         Operand::Literal((*operand).clone())
     };
-    Ok(Condition::Compare { variable, operator, operand })
+    Ok(Condition::Compare {
+        variable,
+        operator,
+        operand,
+    })
 }
 
 /// Parse an RFC 3339 timestamp as AWS accepts it (uppercase `T`, offset or `Z`).
@@ -235,8 +280,13 @@ impl Condition {
                 Ok(false)
             }
             Condition::Not(inner) => Ok(!inner.evaluate(input, context)?),
-            Condition::Compare { variable, operator, operand } => {
-                let value = crate::paths::try_read(variable, input, context).map_err(StateError::runtime)?;
+            Condition::Compare {
+                variable,
+                operator,
+                operand,
+            } => {
+                let value = crate::paths::try_read(variable, input, context)
+                    .map_err(StateError::runtime)?;
                 if *operator == Operator::IsPresent {
                     return Ok(value.is_some() == (operand == &Operand::Literal(Value::Bool(true))));
                 }
@@ -253,7 +303,9 @@ impl Condition {
                     Operator::IsNumeric => value.is_number() == flag,
                     Operator::IsString => value.is_string() == flag,
                     Operator::IsBoolean => value.is_boolean() == flag,
-                    Operator::IsTimestamp => value.as_str().and_then(parse_timestamp).is_some() == flag,
+                    Operator::IsTimestamp => {
+                        value.as_str().and_then(parse_timestamp).is_some() == flag
+                    }
                     Operator::IsPresent => unreachable!("handled above"),
                     Operator::StringMatches => match (value.as_str(), expected.as_str()) {
                         (Some(text), Some(pattern)) => string_matches(text, pattern),
@@ -278,7 +330,10 @@ impl Condition {
                                 _ => None,
                             },
                             Kind::Timestamp => {
-                                match (value.as_str().and_then(parse_timestamp), expected.as_str().and_then(parse_timestamp)) {
+                                match (
+                                    value.as_str().and_then(parse_timestamp),
+                                    expected.as_str().and_then(parse_timestamp),
+                                ) {
                                     (Some(a), Some(b)) => Some(a.cmp(&b)),
                                     _ => None,
                                 }
@@ -309,7 +364,10 @@ mod tests {
     fn check(rule: Value, input: Value) -> Result<bool, StateError> {
         let mut rule = rule;
         rule["Next"] = json!("X");
-        ChoiceRule::parse_top(&rule).unwrap().condition.evaluate(&input, &json!({}))
+        ChoiceRule::parse_top(&rule)
+            .unwrap()
+            .condition
+            .evaluate(&input, &json!({}))
     }
 
     #[test]
@@ -318,32 +376,62 @@ mod tests {
         let cases = [
             (json!({"Variable": "$.s", "StringEquals": "abc"}), true),
             (json!({"Variable": "$.s", "StringLessThan": "abd"}), true),
-            (json!({"Variable": "$.s", "StringGreaterThanEquals": "abc"}), true),
+            (
+                json!({"Variable": "$.s", "StringGreaterThanEquals": "abc"}),
+                true,
+            ),
             (json!({"Variable": "$.s", "StringMatches": "a*c"}), true),
             (json!({"Variable": "$.s", "StringMatches": "a\\*c"}), false),
             (json!({"Variable": "$.n", "NumericEquals": 5}), true),
             (json!({"Variable": "$.n", "NumericEquals": 5.0}), true),
             (json!({"Variable": "$.f", "NumericLessThan": 3}), true),
             (json!({"Variable": "$.n", "NumericGreaterThan": 5}), false),
-            (json!({"Variable": "$.n", "NumericLessThanEqualsPath": "$.other"}), true),
+            (
+                json!({"Variable": "$.n", "NumericLessThanEqualsPath": "$.other"}),
+                true,
+            ),
             (json!({"Variable": "$.n", "StringEquals": "5"}), false),
             (json!({"Variable": "$.b", "BooleanEquals": true}), true),
-            (json!({"Variable": "$.t", "TimestampGreaterThan": "2024-01-01T23:59:59+00:00"}), true),
-            (json!({"Variable": "$.t", "TimestampEquals": "2024-01-02T01:00:00+01:00"}), true),
-            (json!({"Variable": "$.s", "TimestampEquals": "2024-01-02T00:00:00Z"}), false),
+            (
+                json!({"Variable": "$.t", "TimestampGreaterThan": "2024-01-01T23:59:59+00:00"}),
+                true,
+            ),
+            (
+                json!({"Variable": "$.t", "TimestampEquals": "2024-01-02T01:00:00+01:00"}),
+                true,
+            ),
+            (
+                json!({"Variable": "$.s", "TimestampEquals": "2024-01-02T00:00:00Z"}),
+                false,
+            ),
             (json!({"Variable": "$.nul", "IsNull": true}), true),
             (json!({"Variable": "$.missing", "IsPresent": false}), true),
             (json!({"Variable": "$.n", "IsNumeric": true}), true),
             (json!({"Variable": "$.s", "IsString": false}), false),
             (json!({"Variable": "$.b", "IsBoolean": true}), true),
             (json!({"Variable": "$.t", "IsTimestamp": true}), true),
-            (json!({"And": [{"Variable": "$.n", "NumericEquals": 5}, {"Not": {"Variable": "$.b", "BooleanEquals": false}}]}), true),
-            (json!({"Or": [{"Variable": "$.n", "NumericEquals": 1}, {"Variable": "$.s", "StringEquals": "x"}]}), false),
+            (
+                json!({"And": [{"Variable": "$.n", "NumericEquals": 5}, {"Not": {"Variable": "$.b", "BooleanEquals": false}}]}),
+                true,
+            ),
+            (
+                json!({"Or": [{"Variable": "$.n", "NumericEquals": 1}, {"Variable": "$.s", "StringEquals": "x"}]}),
+                false,
+            ),
         ];
         for (rule, expected) in cases {
-            assert_eq!(check(rule.clone(), input.clone()).unwrap(), expected, "{rule}");
+            assert_eq!(
+                check(rule.clone(), input.clone()).unwrap(),
+                expected,
+                "{rule}"
+            );
         }
-        assert_eq!(check(json!({"Variable": "$.missing", "StringEquals": "x"}), input).unwrap_err().error, "States.Runtime");
+        assert_eq!(
+            check(json!({"Variable": "$.missing", "StringEquals": "x"}), input)
+                .unwrap_err()
+                .error,
+            "States.Runtime"
+        );
     }
 
     #[test]

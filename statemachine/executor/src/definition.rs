@@ -337,7 +337,8 @@ struct RawState {
 impl StateMachine {
     /// Parse a definition from JSON text.
     pub fn from_json(text: &str) -> Result<Self, DefinitionError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| DefinitionError::Json(e.to_string()))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| DefinitionError::Json(e.to_string()))?;
         Self::from_value(&value)
     }
 
@@ -348,40 +349,71 @@ impl StateMachine {
 }
 
 fn parse_machine(value: &Value, scope: &str) -> Result<StateMachine, DefinitionError> {
-    let location = if scope.is_empty() { "definition".to_string() } else { scope.to_string() };
+    let location = if scope.is_empty() {
+        "definition".to_string()
+    } else {
+        scope.to_string()
+    };
     let raw: RawMachine = from_value_at(value, &location)?;
     if let Some(ql) = &raw.query_language {
         if ql != "JSONPath" {
-            return Err(DefinitionError::invalid(location, format!("QueryLanguage {ql:?} is not supported (only JSONPath)")));
+            return Err(DefinitionError::invalid(
+                location,
+                format!("QueryLanguage {ql:?} is not supported (only JSONPath)"),
+            ));
         }
     }
     if let Some(version) = &raw.version {
         if version != "1.0" {
-            return Err(DefinitionError::invalid(location, format!("Version {version:?} is not supported (only \"1.0\")")));
+            return Err(DefinitionError::invalid(
+                location,
+                format!("Version {version:?} is not supported (only \"1.0\")"),
+            ));
         }
     }
     if raw.processor_config.is_some() && scope.is_empty() {
-        return Err(DefinitionError::invalid(location, "ProcessorConfig is only allowed in a Map state's ItemProcessor"));
+        return Err(DefinitionError::invalid(
+            location,
+            "ProcessorConfig is only allowed in a Map state's ItemProcessor",
+        ));
     }
     if let Some(config) = &raw.processor_config {
         if let Some(mode) = config.get("Mode").and_then(Value::as_str) {
             if mode != "INLINE" {
-                return Err(DefinitionError::invalid(location, format!("ProcessorConfig.Mode {mode:?} is not supported (only INLINE)")));
+                return Err(DefinitionError::invalid(
+                    location,
+                    format!("ProcessorConfig.Mode {mode:?} is not supported (only INLINE)"),
+                ));
             }
         }
     }
     if raw.states.is_empty() {
-        return Err(DefinitionError::invalid(location, "States must not be empty"));
+        return Err(DefinitionError::invalid(
+            location,
+            "States must not be empty",
+        ));
     }
     let mut states = BTreeMap::new();
     for (name, state) in &raw.states {
         if name.is_empty() || name.chars().count() > 80 {
-            return Err(DefinitionError::invalid(format!("state {name:?}"), "state names must be 1 to 80 characters"));
+            return Err(DefinitionError::invalid(
+                format!("state {name:?}"),
+                "state names must be 1 to 80 characters",
+            ));
         }
-        let location = if scope.is_empty() { format!("state {name:?}") } else { format!("{scope} > state {name:?}") };
+        let location = if scope.is_empty() {
+            format!("state {name:?}")
+        } else {
+            format!("{scope} > state {name:?}")
+        };
         states.insert(name.clone(), parse_state(state, &location)?);
     }
-    Ok(StateMachine { comment: raw.comment, start_at: raw.start_at, states, timeout_seconds: raw.timeout_seconds })
+    Ok(StateMachine {
+        comment: raw.comment,
+        start_at: raw.start_at,
+        states,
+        timeout_seconds: raw.timeout_seconds,
+    })
 }
 
 fn from_value_at<T: DeserializeOwned>(value: &Value, location: &str) -> Result<T, DefinitionError> {
@@ -389,7 +421,9 @@ fn from_value_at<T: DeserializeOwned>(value: &Value, location: &str) -> Result<T
 }
 
 fn parse_state(value: &Value, location: &str) -> Result<State, DefinitionError> {
-    let object = value.as_object().ok_or_else(|| DefinitionError::invalid(location, "a state must be a JSON object"))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| DefinitionError::invalid(location, "a state must be a JSON object"))?;
     let state_type = object
         .get("Type")
         .and_then(Value::as_str)
@@ -402,25 +436,121 @@ fn parse_state(value: &Value, location: &str) -> Result<State, DefinitionError> 
 
     if let Some(ql) = &raw.query_language {
         if ql != "JSONPath" {
-            return Err(bad(format!("QueryLanguage {ql:?} is not supported (only JSONPath)")));
+            return Err(bad(format!(
+                "QueryLanguage {ql:?} is not supported (only JSONPath)"
+            )));
         }
     }
     let _ = (&raw.comment, &raw.credentials, &raw.heartbeat_seconds_path);
 
     // Which fields each type allows (AWS rejects the others).
     let allowed: &[&str] = match state_type.as_str() {
-        "Task" => &["Comment", "QueryLanguage", "Next", "End", "InputPath", "OutputPath", "ResultPath", "Parameters", "ResultSelector", "Retry", "Catch", "Resource", "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath", "Credentials"],
-        "Choice" => &["Comment", "QueryLanguage", "InputPath", "OutputPath", "Choices", "Default"],
-        "Map" => &["Comment", "QueryLanguage", "Next", "End", "InputPath", "OutputPath", "ResultPath", "Parameters", "ResultSelector", "Retry", "Catch", "ItemsPath", "ItemSelector", "ItemProcessor", "Iterator", "MaxConcurrency", "MaxConcurrencyPath", "ToleratedFailureCount", "ToleratedFailureCountPath", "ToleratedFailurePercentage", "ToleratedFailurePercentagePath", "ItemReader", "ItemBatcher", "ResultWriter", "Label"],
-        "Parallel" => &["Comment", "QueryLanguage", "Next", "End", "InputPath", "OutputPath", "ResultPath", "Parameters", "ResultSelector", "Retry", "Catch", "Branches"],
-        "Pass" => &["Comment", "QueryLanguage", "Next", "End", "InputPath", "OutputPath", "ResultPath", "Parameters", "Result"],
-        "Wait" => &["Comment", "QueryLanguage", "Next", "End", "InputPath", "OutputPath", "Seconds", "SecondsPath", "Timestamp", "TimestampPath"],
+        "Task" => &[
+            "Comment",
+            "QueryLanguage",
+            "Next",
+            "End",
+            "InputPath",
+            "OutputPath",
+            "ResultPath",
+            "Parameters",
+            "ResultSelector",
+            "Retry",
+            "Catch",
+            "Resource",
+            "TimeoutSeconds",
+            "TimeoutSecondsPath",
+            "HeartbeatSeconds",
+            "HeartbeatSecondsPath",
+            "Credentials",
+        ],
+        "Choice" => &[
+            "Comment",
+            "QueryLanguage",
+            "InputPath",
+            "OutputPath",
+            "Choices",
+            "Default",
+        ],
+        "Map" => &[
+            "Comment",
+            "QueryLanguage",
+            "Next",
+            "End",
+            "InputPath",
+            "OutputPath",
+            "ResultPath",
+            "Parameters",
+            "ResultSelector",
+            "Retry",
+            "Catch",
+            "ItemsPath",
+            "ItemSelector",
+            "ItemProcessor",
+            "Iterator",
+            "MaxConcurrency",
+            "MaxConcurrencyPath",
+            "ToleratedFailureCount",
+            "ToleratedFailureCountPath",
+            "ToleratedFailurePercentage",
+            "ToleratedFailurePercentagePath",
+            "ItemReader",
+            "ItemBatcher",
+            "ResultWriter",
+            "Label",
+        ],
+        "Parallel" => &[
+            "Comment",
+            "QueryLanguage",
+            "Next",
+            "End",
+            "InputPath",
+            "OutputPath",
+            "ResultPath",
+            "Parameters",
+            "ResultSelector",
+            "Retry",
+            "Catch",
+            "Branches",
+        ],
+        "Pass" => &[
+            "Comment",
+            "QueryLanguage",
+            "Next",
+            "End",
+            "InputPath",
+            "OutputPath",
+            "ResultPath",
+            "Parameters",
+            "Result",
+        ],
+        "Wait" => &[
+            "Comment",
+            "QueryLanguage",
+            "Next",
+            "End",
+            "InputPath",
+            "OutputPath",
+            "Seconds",
+            "SecondsPath",
+            "Timestamp",
+            "TimestampPath",
+        ],
         "Succeed" => &["Comment", "QueryLanguage", "InputPath", "OutputPath"],
-        "Fail" => &["Comment", "QueryLanguage", "Error", "ErrorPath", "Cause", "CausePath"],
+        "Fail" => &[
+            "Comment",
+            "QueryLanguage",
+            "Error",
+            "ErrorPath",
+            "Cause",
+            "CausePath",
+        ],
         other => return Err(bad(format!("unknown state Type {other:?}"))),
     };
     if let Some(field) = rest.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(bad(format!("field \"{field}\" is not allowed in a {state_type} state")));
+        return Err(bad(format!(
+            "field \"{field}\" is not allowed in a {state_type} state"
+        )));
     }
 
     let terminal_types = ["Choice", "Succeed", "Fail"];
@@ -428,19 +558,35 @@ fn parse_state(value: &Value, location: &str) -> Result<State, DefinitionError> 
         Transition::End
     } else {
         match (&raw.next, raw.end) {
-            (Some(_), Some(true)) => return Err(bad("a state cannot have both \"Next\" and \"End\": true".into())),
+            (Some(_), Some(true)) => {
+                return Err(bad(
+                    "a state cannot have both \"Next\" and \"End\": true".into()
+                ))
+            }
             (Some(next), _) => Transition::Next(next.clone()),
             (None, Some(true)) => Transition::End,
-            (None, _) => return Err(bad("a non-terminal state needs \"Next\" or \"End\": true".into())),
+            (None, _) => {
+                return Err(bad(
+                    "a non-terminal state needs \"Next\" or \"End\": true".into()
+                ))
+            }
         }
     };
-    let io = IoPaths { input_path: raw.input_path.clone(), output_path: raw.output_path.clone(), result_path: raw.result_path.clone() };
+    let io = IoPaths {
+        input_path: raw.input_path.clone(),
+        output_path: raw.output_path.clone(),
+        result_path: raw.result_path.clone(),
+    };
 
     Ok(match state_type.as_str() {
         "Task" => {
-            let resource = raw.resource.ok_or_else(|| bad("a Task state needs \"Resource\"".into()))?;
+            let resource = raw
+                .resource
+                .ok_or_else(|| bad("a Task state needs \"Resource\"".into()))?;
             if raw.timeout_seconds.is_some() && raw.timeout_seconds_path.is_some() {
-                return Err(bad("use only one of TimeoutSeconds and TimeoutSecondsPath".into()));
+                return Err(bad(
+                    "use only one of TimeoutSeconds and TimeoutSecondsPath".into()
+                ));
             }
             if raw.timeout_seconds == Some(0) {
                 return Err(bad("TimeoutSeconds must be a positive integer".into()));
@@ -459,16 +605,24 @@ fn parse_state(value: &Value, location: &str) -> Result<State, DefinitionError> 
             })
         }
         "Choice" => {
-            let choices = raw.choices.ok_or_else(|| bad("a Choice state needs \"Choices\"".into()))?;
+            let choices = raw
+                .choices
+                .ok_or_else(|| bad("a Choice state needs \"Choices\"".into()))?;
             if choices.is_empty() {
                 return Err(bad("Choices must not be empty".into()));
             }
             let choices = choices
                 .iter()
                 .enumerate()
-                .map(|(i, rule)| ChoiceRule::parse_top(rule).map_err(|m| bad(format!("Choices[{i}]: {m}"))))
+                .map(|(i, rule)| {
+                    ChoiceRule::parse_top(rule).map_err(|m| bad(format!("Choices[{i}]: {m}")))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
-            State::Choice(ChoiceState { io, choices, default: raw.default })
+            State::Choice(ChoiceState {
+                io,
+                choices,
+                default: raw.default,
+            })
         }
         "Map" => {
             for (present, field) in [
@@ -478,21 +632,31 @@ fn parse_state(value: &Value, location: &str) -> Result<State, DefinitionError> 
                 (raw.label.is_some(), "Label"),
             ] {
                 if present {
-                    return Err(bad(format!("{field} belongs to a Distributed Map, which this executor does not run")));
+                    return Err(bad(format!(
+                        "{field} belongs to a Distributed Map, which this executor does not run"
+                    )));
                 }
             }
             if raw.item_selector.is_some() && raw.parameters.is_some() {
-                return Err(bad("use ItemSelector or the legacy Parameters, not both".into()));
+                return Err(bad(
+                    "use ItemSelector or the legacy Parameters, not both".into()
+                ));
             }
             let processor = match (&raw.item_processor, &raw.iterator) {
                 (Some(p), None) => parse_machine(p, &format!("{location} > ItemProcessor"))?,
                 (None, Some(p)) => parse_machine(p, &format!("{location} > Iterator"))?,
-                (Some(_), Some(_)) => return Err(bad("use ItemProcessor or the legacy Iterator, not both".into())),
+                (Some(_), Some(_)) => {
+                    return Err(bad(
+                        "use ItemProcessor or the legacy Iterator, not both".into()
+                    ))
+                }
                 (None, None) => return Err(bad("a Map state needs \"ItemProcessor\"".into())),
             };
             if let Some(p) = raw.tolerated_failure_percentage {
                 if !(0.0..=100.0).contains(&p) {
-                    return Err(bad("ToleratedFailurePercentage must be between 0 and 100".into()));
+                    return Err(bad(
+                        "ToleratedFailurePercentage must be between 0 and 100".into()
+                    ));
                 }
             }
             State::Map(MapState {
@@ -513,7 +677,9 @@ fn parse_state(value: &Value, location: &str) -> Result<State, DefinitionError> 
             })
         }
         "Parallel" => {
-            let branches = raw.branches.ok_or_else(|| bad("a Parallel state needs \"Branches\"".into()))?;
+            let branches = raw
+                .branches
+                .ok_or_else(|| bad("a Parallel state needs \"Branches\"".into()))?;
             if branches.is_empty() {
                 return Err(bad("Branches must not be empty".into()));
             }
@@ -532,7 +698,12 @@ fn parse_state(value: &Value, location: &str) -> Result<State, DefinitionError> 
                 transition,
             })
         }
-        "Pass" => State::Pass(PassState { io, parameters: raw.parameters, result: raw.result, transition }),
+        "Pass" => State::Pass(PassState {
+            io,
+            parameters: raw.parameters,
+            result: raw.result,
+            transition,
+        }),
         "Wait" => {
             let wait = match (raw.seconds, raw.seconds_path, raw.timestamp, raw.timestamp_path) {
                 (Some(s), None, None, None) => WaitFor::Seconds(s),
@@ -546,7 +717,11 @@ fn parse_state(value: &Value, location: &str) -> Result<State, DefinitionError> 
                 (None, None, None, Some(p)) => WaitFor::TimestampPath(p),
                 _ => return Err(bad("a Wait state needs exactly one of Seconds, SecondsPath, Timestamp, TimestampPath".into())),
             };
-            State::Wait(WaitState { io, wait, transition })
+            State::Wait(WaitState {
+                io,
+                wait,
+                transition,
+            })
         }
         "Succeed" => State::Succeed(SucceedState { io }),
         "Fail" => {
@@ -556,7 +731,12 @@ fn parse_state(value: &Value, location: &str) -> Result<State, DefinitionError> 
             if raw.cause.is_some() && raw.cause_path.is_some() {
                 return Err(bad("use only one of Cause and CausePath".into()));
             }
-            State::Fail(FailState { error: raw.error, error_path: raw.error_path, cause: raw.cause, cause_path: raw.cause_path })
+            State::Fail(FailState {
+                error: raw.error,
+                error_path: raw.error_path,
+                cause: raw.cause,
+                cause_path: raw.cause_path,
+            })
         }
         _ => unreachable!("type checked above"),
     })
@@ -565,19 +745,25 @@ fn parse_state(value: &Value, location: &str) -> Result<State, DefinitionError> 
 /// Replace every `${Name}` in the definition text with its substitution (CloudFormation
 /// `DefinitionSubstitutions`). A placeholder without a value is an error, so nothing half-substituted
 /// reaches the executor.
-pub fn substitute(definition: &str, substitutions: &BTreeMap<String, String>) -> Result<String, DefinitionError> {
+pub fn substitute(
+    definition: &str,
+    substitutions: &BTreeMap<String, String>,
+) -> Result<String, DefinitionError> {
     let mut out = String::with_capacity(definition.len());
     let mut rest = definition;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| DefinitionError::invalid("DefinitionSubstitutions", "unterminated \"${\" placeholder"))?;
+        let end = after.find('}').ok_or_else(|| {
+            DefinitionError::invalid("DefinitionSubstitutions", "unterminated \"${\" placeholder")
+        })?;
         let name = &after[..end];
-        let value = substitutions
-            .get(name)
-            .ok_or_else(|| DefinitionError::invalid("DefinitionSubstitutions", format!("no value for placeholder ${{{name}}}")))?;
+        let value = substitutions.get(name).ok_or_else(|| {
+            DefinitionError::invalid(
+                "DefinitionSubstitutions",
+                format!("no value for placeholder ${{{name}}}"),
+            )
+        })?;
         // Values land inside JSON strings: escape them as JSON string content.
         let escaped = serde_json::to_string(value).expect("strings always serialize");
         out.push_str(&escaped[1..escaped.len() - 1]);

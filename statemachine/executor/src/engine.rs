@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::definition::{Catcher, IoPaths, JitterStrategy, MapState, ParallelState, PathField, Retrier, State, StateMachine, TaskState, Transition, WaitFor};
+use crate::definition::{
+    Catcher, IoPaths, JitterStrategy, MapState, ParallelState, PathField, Retrier, State,
+    StateMachine, TaskState, Transition, WaitFor,
+};
 use crate::error::{names, StateError};
 use crate::history::*;
 use crate::paths;
@@ -57,7 +60,10 @@ pub struct TaskFailure {
 
 impl TaskFailure {
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
-        Self { error: error.into(), cause: cause.into() }
+        Self {
+            error: error.into(),
+            cause: cause.into(),
+        }
     }
 }
 
@@ -217,7 +223,10 @@ impl Tolerance {
         match (self.count, self.percentage) {
             (None, None) => failed > 0,
             (count, pct) => {
-                count.is_some_and(|c| failed as f64 > c) || pct.is_some_and(|p| self.total > 0 && failed as f64 * 100.0 / self.total as f64 > p)
+                count.is_some_and(|c| failed as f64 > c)
+                    || pct.is_some_and(|p| {
+                        self.total > 0 && failed as f64 * 100.0 / self.total as f64 > p
+                    })
             }
         }
     }
@@ -279,7 +288,11 @@ fn transition(t: &Transition, output: Value) -> StateOutcome {
 
 impl Executor {
     pub fn new(machine: StateMachine, invoker: Arc<dyn TaskInvoker>) -> Self {
-        Self { machine: Arc::new(machine), invoker, time_mode: TimeMode::Real }
+        Self {
+            machine: Arc::new(machine),
+            invoker,
+            time_mode: TimeMode::Real,
+        }
     }
 
     pub fn with_time_mode(mut self, time_mode: TimeMode) -> Self {
@@ -291,7 +304,15 @@ impl Executor {
         &self.machine
     }
 
-    fn shared(&self, options: &ExecutionOptions, input: &Value, start: OffsetDateTime, redrive_count: u32, history: Vec<HistoryEvent>, run_start: OffsetDateTime) -> Shared {
+    fn shared(
+        &self,
+        options: &ExecutionOptions,
+        input: &Value,
+        start: OffsetDateTime,
+        redrive_count: u32,
+        history: Vec<HistoryEvent>,
+        run_start: OffsetDateTime,
+    ) -> Shared {
         let context_base = json!({
             "Execution": {
                 "Id": options.execution_arn,
@@ -303,14 +324,23 @@ impl Executor {
             },
             "StateMachine": { "Id": options.state_machine_arn, "Name": options.state_machine_name },
         });
-        let region = options.execution_arn.split(':').nth(3).filter(|r| !r.is_empty()).unwrap_or("us-east-1").to_string();
+        let region = options
+            .execution_arn
+            .split(':')
+            .nth(3)
+            .filter(|r| !r.is_empty())
+            .unwrap_or("us-east-1")
+            .to_string();
         Shared {
             invoker: self.invoker.clone(),
             time_mode: self.time_mode,
             history: Mutex::new(history),
             context_base,
             region,
-            deadline: self.machine.timeout_seconds.map(|s| run_start + time::Duration::seconds(s as i64)),
+            deadline: self
+                .machine
+                .timeout_seconds
+                .map(|s| run_start + time::Duration::seconds(s as i64)),
             timed_out: AtomicBool::new(false),
         }
     }
@@ -319,7 +349,10 @@ impl Executor {
     pub async fn start(&self, options: ExecutionOptions, input: Value) -> ExecutionRecord {
         let start = options.start_time.unwrap_or_else(OffsetDateTime::now_utc);
         let shared = self.shared(&options, &input, start, 0, Vec::new(), start);
-        let mut cursor = Cursor { now: start, last_event: 0 };
+        let mut cursor = Cursor {
+            now: start,
+            last_event: 0,
+        };
         shared.emit(&mut cursor, EventType::ExecutionStarted, |e| {
             e.execution_started_event_details = Some(ExecutionStartedDetails {
                 input: Some(json_text(&input)),
@@ -328,8 +361,19 @@ impl Executor {
             })
         });
         let result = match check_size("input", "execution", &input) {
-            Err(e) => ScopeResult::Failed(e, ScopeCheckpoint { state: self.machine.start_at.clone(), input: input.clone(), children: None }),
-            Ok(()) => shared.run_scope(&self.machine, input.clone(), None, &mut cursor, None).await,
+            Err(e) => ScopeResult::Failed(
+                e,
+                ScopeCheckpoint {
+                    state: self.machine.start_at.clone(),
+                    input: input.clone(),
+                    children: None,
+                },
+            ),
+            Ok(()) => {
+                shared
+                    .run_scope(&self.machine, input.clone(), None, &mut cursor, None)
+                    .await
+            }
         };
         let mut record = ExecutionRecord {
             options,
@@ -351,20 +395,37 @@ impl Executor {
 
     /// Redrive a FAILED / TIMED_OUT / ABORTED execution: resume at the failed state with its
     /// recorded input; succeeded states, Map iterations and Parallel branches are not rerun.
-    pub async fn redrive(&self, mut record: ExecutionRecord) -> Result<ExecutionRecord, RedriveError> {
-        if !matches!(record.status, ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted) {
+    pub async fn redrive(
+        &self,
+        mut record: ExecutionRecord,
+    ) -> Result<ExecutionRecord, RedriveError> {
+        if !matches!(
+            record.status,
+            ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted
+        ) {
             return Err(RedriveError::NotRedrivable(record.status));
         }
         let checkpoint = record.checkpoint.take().ok_or(RedriveError::NoCheckpoint)?;
         let redrive_count = record.redrive_count + 1;
-        let last_time = record.history.last().map(|e| e.timestamp).unwrap_or(record.start_date);
+        let last_time = record
+            .history
+            .last()
+            .map(|e| e.timestamp)
+            .unwrap_or(record.start_date);
         let now = match self.time_mode {
             TimeMode::Real => OffsetDateTime::now_utc(),
             TimeMode::Simulated => last_time,
         };
         let history = std::mem::take(&mut record.history);
         let last_event = history.last().map(|e| e.id).unwrap_or(0);
-        let shared = self.shared(&record.options, &record.input, record.start_date, redrive_count, history, now);
+        let shared = self.shared(
+            &record.options,
+            &record.input,
+            record.start_date,
+            redrive_count,
+            history,
+            now,
+        );
         let mut cursor = Cursor { now, last_event };
         shared.emit(&mut cursor, EventType::ExecutionRedriven, |e| {
             e.execution_redriven_event_details = Some(ExecutionRedrivenDetails { redrive_count })
@@ -375,7 +436,15 @@ impl Executor {
         record.error = None;
         record.cause = None;
         record.stop_date = None;
-        let result = shared.run_scope(&self.machine, Value::Null, Some(checkpoint), &mut cursor, None).await;
+        let result = shared
+            .run_scope(
+                &self.machine,
+                Value::Null,
+                Some(checkpoint),
+                &mut cursor,
+                None,
+            )
+            .await;
         shared.finish(&mut record, result, &mut cursor);
         Ok(record)
     }
@@ -389,7 +458,12 @@ impl Shared {
         cursor.now
     }
 
-    fn emit(&self, cursor: &mut Cursor, event_type: EventType, fill: impl FnOnce(&mut HistoryEvent)) -> u64 {
+    fn emit(
+        &self,
+        cursor: &mut Cursor,
+        event_type: EventType,
+        fill: impl FnOnce(&mut HistoryEvent),
+    ) -> u64 {
         let now = self.now(cursor);
         let mut history = self.history.lock().expect("history lock is never poisoned");
         let id = history.len() as u64 + 1;
@@ -415,30 +489,51 @@ impl Shared {
         match result {
             ScopeResult::Succeeded(output) => {
                 self.emit(cursor, EventType::ExecutionSucceeded, |e| {
-                    e.execution_succeeded_event_details = Some(OutputDetails { output: Some(json_text(&output)), output_details: Some(DataDetails::default()) })
+                    e.execution_succeeded_event_details = Some(OutputDetails {
+                        output: Some(json_text(&output)),
+                        output_details: Some(DataDetails::default()),
+                    })
                 });
                 record.status = ExecutionStatus::Succeeded;
                 record.output = Some(output);
             }
             ScopeResult::Failed(error, checkpoint) => {
                 let timed_out = self.timed_out.load(Ordering::SeqCst);
-                let details = Some(ErrorDetails { error: Some(error.error.clone()), cause: Some(error.cause.clone()) });
+                let details = Some(ErrorDetails {
+                    error: Some(error.error.clone()),
+                    cause: Some(error.cause.clone()),
+                });
                 if timed_out {
-                    self.emit(cursor, EventType::ExecutionTimedOut, |e| e.execution_timed_out_event_details = details);
+                    self.emit(cursor, EventType::ExecutionTimedOut, |e| {
+                        e.execution_timed_out_event_details = details
+                    });
                 } else {
-                    self.emit(cursor, EventType::ExecutionFailed, |e| e.execution_failed_event_details = details);
+                    self.emit(cursor, EventType::ExecutionFailed, |e| {
+                        e.execution_failed_event_details = details
+                    });
                 }
-                record.status = if timed_out { ExecutionStatus::TimedOut } else { ExecutionStatus::Failed };
+                record.status = if timed_out {
+                    ExecutionStatus::TimedOut
+                } else {
+                    ExecutionStatus::Failed
+                };
                 record.error = Some(error.error);
                 record.cause = Some(error.cause);
                 record.checkpoint = Some(checkpoint);
             }
         }
         record.stop_date = Some(cursor.now);
-        record.history = std::mem::take(&mut *self.history.lock().expect("history lock is never poisoned"));
+        record.history =
+            std::mem::take(&mut *self.history.lock().expect("history lock is never poisoned"));
     }
 
-    fn context(&self, state: &str, entered: OffsetDateTime, retry_count: u32, map_item: Option<&(usize, Value)>) -> Value {
+    fn context(
+        &self,
+        state: &str,
+        entered: OffsetDateTime,
+        retry_count: u32,
+        map_item: Option<&(usize, Value)>,
+    ) -> Value {
         let mut context = self.context_base.clone();
         context["State"] = json!({ "EnteredTime": rfc3339_millis(entered), "Name": state, "RetryCount": retry_count });
         if let Some((index, value)) = map_item {
@@ -464,22 +559,58 @@ impl Shared {
                 if let Some(deadline) = self.deadline {
                     if self.now(cursor) > deadline {
                         self.timed_out.store(true, Ordering::SeqCst);
-                        let error = StateError::new(names::TIMEOUT, "The execution exceeded its TimeoutSeconds.");
-                        return ScopeResult::Failed(error, ScopeCheckpoint { state: name, input, children });
+                        let error = StateError::new(
+                            names::TIMEOUT,
+                            "The execution exceeded its TimeoutSeconds.",
+                        );
+                        return ScopeResult::Failed(
+                            error,
+                            ScopeCheckpoint {
+                                state: name,
+                                input,
+                                children,
+                            },
+                        );
                     }
                 }
                 let Some(state) = machine.states.get(&name) else {
-                    let error = StateError::runtime(format!("State '{name}' does not exist in the definition"));
-                    return ScopeResult::Failed(error, ScopeCheckpoint { state: name, input, children });
+                    let error = StateError::runtime(format!(
+                        "State '{name}' does not exist in the definition"
+                    ));
+                    return ScopeResult::Failed(
+                        error,
+                        ScopeCheckpoint {
+                            state: name,
+                            input,
+                            children,
+                        },
+                    );
                 };
-                match self.run_state(&name, state, input.clone(), children.take(), cursor, map_item.as_ref()).await {
+                match self
+                    .run_state(
+                        &name,
+                        state,
+                        input.clone(),
+                        children.take(),
+                        cursor,
+                        map_item.as_ref(),
+                    )
+                    .await
+                {
                     StateOutcome::Next(next, output) => {
                         name = next;
                         input = output;
                     }
                     StateOutcome::End(output) => return ScopeResult::Succeeded(output),
                     StateOutcome::Failed(error, children) => {
-                        return ScopeResult::Failed(error, ScopeCheckpoint { state: name, input, children });
+                        return ScopeResult::Failed(
+                            error,
+                            ScopeCheckpoint {
+                                state: name,
+                                input,
+                                children,
+                            },
+                        );
                     }
                 }
             }
@@ -487,21 +618,42 @@ impl Shared {
         .boxed()
     }
 
-    fn entered(&self, cursor: &mut Cursor, event_type: EventType, name: &str, input: &Value) -> OffsetDateTime {
+    fn entered(
+        &self,
+        cursor: &mut Cursor,
+        event_type: EventType,
+        name: &str,
+        input: &Value,
+    ) -> OffsetDateTime {
         self.emit(cursor, event_type, |e| {
-            e.state_entered_event_details = Some(StateEnteredDetails { name: name.into(), input: Some(json_text(input)), input_details: Some(DataDetails::default()) })
+            e.state_entered_event_details = Some(StateEnteredDetails {
+                name: name.into(),
+                input: Some(json_text(input)),
+                input_details: Some(DataDetails::default()),
+            })
         });
         cursor.now
     }
 
     fn exited(&self, cursor: &mut Cursor, event_type: EventType, name: &str, output: &Value) {
         self.emit(cursor, event_type, |e| {
-            e.state_exited_event_details = Some(StateExitedDetails { name: name.into(), output: Some(json_text(output)), output_details: Some(DataDetails::default()) })
+            e.state_exited_event_details = Some(StateExitedDetails {
+                name: name.into(),
+                output: Some(json_text(output)),
+                output_details: Some(DataDetails::default()),
+            })
         });
     }
 
     /// InputPath, then the Parameters template (if any).
-    fn effective_input(&self, io: &IoPaths, parameters: Option<&Value>, name: &str, raw: &Value, context: &Value) -> Result<Value, StateError> {
+    fn effective_input(
+        &self,
+        io: &IoPaths,
+        parameters: Option<&Value>,
+        name: &str,
+        raw: &Value,
+        context: &Value,
+    ) -> Result<Value, StateError> {
         let filtered = paths::apply_filter(&io.input_path, raw, context)?;
         let effective = match parameters {
             Some(template) => paths::evaluate_template(template, &filtered, context)?,
@@ -512,7 +664,15 @@ impl Shared {
     }
 
     /// ResultSelector, ResultPath, OutputPath.
-    fn state_output(&self, io: &IoPaths, result_selector: Option<&Value>, name: &str, raw: &Value, result: Value, context: &Value) -> Result<Value, StateError> {
+    fn state_output(
+        &self,
+        io: &IoPaths,
+        result_selector: Option<&Value>,
+        name: &str,
+        raw: &Value,
+        result: Value,
+        context: &Value,
+    ) -> Result<Value, StateError> {
         let selected = match result_selector {
             Some(template) => paths::evaluate_template(template, &result, context)?,
             None => result,
@@ -523,11 +683,22 @@ impl Shared {
         Ok(output)
     }
 
-    async fn run_state(&self, name: &str, state: &State, raw: Value, children: Option<Vec<ChildCheckpoint>>, cursor: &mut Cursor, map_item: Option<&(usize, Value)>) -> StateOutcome {
+    async fn run_state(
+        &self,
+        name: &str,
+        state: &State,
+        raw: Value,
+        children: Option<Vec<ChildCheckpoint>>,
+        cursor: &mut Cursor,
+        map_item: Option<&(usize, Value)>,
+    ) -> StateOutcome {
         match state {
             State::Task(s) => self.run_task(name, s, raw, cursor, map_item).await,
             State::Map(s) => self.run_map(name, s, raw, children, cursor, map_item).await,
-            State::Parallel(s) => self.run_parallel(name, s, raw, children, cursor, map_item).await,
+            State::Parallel(s) => {
+                self.run_parallel(name, s, raw, children, cursor, map_item)
+                    .await
+            }
             State::Pass(s) => {
                 let entered = self.entered(cursor, EventType::PassStateEntered, name, &raw);
                 let context = self.context(name, entered, 0, map_item);
@@ -535,7 +706,13 @@ impl Shared {
                     check_size("input", name, &raw)?;
                     let result = match &s.result {
                         Some(result) => result.clone(),
-                        None => self.effective_input(&s.io, s.parameters.as_ref(), name, &raw, &context)?,
+                        None => self.effective_input(
+                            &s.io,
+                            s.parameters.as_ref(),
+                            name,
+                            &raw,
+                            &context,
+                        )?,
                     };
                     self.state_output(&s.io, None, name, &raw, result, &context)
                 })();
@@ -574,7 +751,9 @@ impl Shared {
                 match seconds {
                     Ok((effective, seconds)) => {
                         self.sleep(cursor, seconds).await;
-                        match paths::apply_filter(&s.io.output_path, &effective, &context).and_then(|o| check_size("output", name, &o).map(|_| o)) {
+                        match paths::apply_filter(&s.io.output_path, &effective, &context)
+                            .and_then(|o| check_size("output", name, &o).map(|_| o))
+                        {
                             Ok(output) => {
                                 self.exited(cursor, EventType::WaitStateExited, name, &output);
                                 transition(&s.transition, output)
@@ -598,9 +777,12 @@ impl Shared {
                             break;
                         }
                     }
-                    let next = next
-                        .or_else(|| s.default.clone())
-                        .ok_or_else(|| StateError::new(names::NO_CHOICE_MATCHED, format!("No Matches! (state '{name}')")))?;
+                    let next = next.or_else(|| s.default.clone()).ok_or_else(|| {
+                        StateError::new(
+                            names::NO_CHOICE_MATCHED,
+                            format!("No Matches! (state '{name}')"),
+                        )
+                    })?;
                     let output = paths::apply_filter(&s.io.output_path, &effective, &context)?;
                     check_size("output", name, &output)?;
                     Ok((next, output))
@@ -630,7 +812,10 @@ impl Shared {
             State::Fail(s) => {
                 let entered = self.entered(cursor, EventType::FailStateEntered, name, &raw);
                 let context = self.context(name, entered, 0, map_item);
-                let text = |literal: &Option<String>, path: &Option<String>, field: &str| -> Result<String, StateError> {
+                let text = |literal: &Option<String>,
+                            path: &Option<String>,
+                            field: &str|
+                 -> Result<String, StateError> {
                     match (literal, path) {
                         (Some(l), _) => Ok(l.clone()),
                         (None, Some(p)) => match paths::read(p, &raw, &context)? {
@@ -640,7 +825,8 @@ impl Shared {
                         (None, None) => Ok(String::new()),
                     }
                 };
-                let error = text(&s.error, &s.error_path, "Error").and_then(|e| Ok(StateError::new(e, text(&s.cause, &s.cause_path, "Cause")?)));
+                let error = text(&s.error, &s.error_path, "Error")
+                    .and_then(|e| Ok(StateError::new(e, text(&s.cause, &s.cause_path, "Cause")?)));
                 match error {
                     Ok(e) => StateOutcome::Failed(e, None),
                     Err(e) => StateOutcome::Failed(e, None),
@@ -650,8 +836,20 @@ impl Shared {
     }
 
     /// Decide what happens after an error: retry (after sleeping), catch, or fail.
-    async fn handle_error(&self, retriers: &[Retrier], catchers: &[Catcher], counts: &mut [u32], error: &StateError, raw: &Value, cursor: &mut Cursor) -> Handling {
-        if let Some((i, retrier)) = retriers.iter().enumerate().find(|(_, r)| error.matches(&r.error_equals)) {
+    async fn handle_error(
+        &self,
+        retriers: &[Retrier],
+        catchers: &[Catcher],
+        counts: &mut [u32],
+        error: &StateError,
+        raw: &Value,
+        cursor: &mut Cursor,
+    ) -> Handling {
+        if let Some((i, retrier)) = retriers
+            .iter()
+            .enumerate()
+            .find(|(_, r)| error.matches(&r.error_equals))
+        {
             if counts[i] < retrier.max_attempts() {
                 let mut delay = retrier.interval() * retrier.backoff().powi(counts[i] as i32);
                 if let Some(max) = retrier.max_delay_seconds {
@@ -666,18 +864,30 @@ impl Shared {
             }
         }
         match catchers.iter().find(|c| error.matches(&c.error_equals)) {
-            Some(catcher) => match paths::apply_result_path(&catcher.result_path, raw, error.to_output()) {
-                Ok(output) => match check_size("output", "catcher", &output) {
-                    Ok(()) => Handling::Caught { next: catcher.next.clone(), output },
+            Some(catcher) => {
+                match paths::apply_result_path(&catcher.result_path, raw, error.to_output()) {
+                    Ok(output) => match check_size("output", "catcher", &output) {
+                        Ok(()) => Handling::Caught {
+                            next: catcher.next.clone(),
+                            output,
+                        },
+                        Err(e) => Handling::Fail(e),
+                    },
                     Err(e) => Handling::Fail(e),
-                },
-                Err(e) => Handling::Fail(e),
-            },
+                }
+            }
             None => Handling::Fail(error.clone()),
         }
     }
 
-    async fn run_task(&self, name: &str, s: &TaskState, raw: Value, cursor: &mut Cursor, map_item: Option<&(usize, Value)>) -> StateOutcome {
+    async fn run_task(
+        &self,
+        name: &str,
+        s: &TaskState,
+        raw: Value,
+        cursor: &mut Cursor,
+        map_item: Option<&(usize, Value)>,
+    ) -> StateOutcome {
         let entered = self.entered(cursor, EventType::TaskStateEntered, name, &raw);
         if let Err(e) = check_size("input", name, &raw) {
             return StateOutcome::Failed(e, None);
@@ -686,14 +896,20 @@ impl Shared {
         let mut attempt = 0u32;
         loop {
             let context = self.context(name, entered, attempt, map_item);
-            let error = match self.task_attempt(name, s, &raw, &context, attempt, cursor).await {
+            let error = match self
+                .task_attempt(name, s, &raw, &context, attempt, cursor)
+                .await
+            {
                 Ok(output) => {
                     self.exited(cursor, EventType::TaskStateExited, name, &output);
                     return transition(&s.transition, output);
                 }
                 Err(e) => e,
             };
-            match self.handle_error(&s.retry, &s.catch, &mut counts, &error, &raw, cursor).await {
+            match self
+                .handle_error(&s.retry, &s.catch, &mut counts, &error, &raw, cursor)
+                .await
+            {
                 Handling::Retry => attempt += 1,
                 Handling::Caught { next, output } => {
                     self.exited(cursor, EventType::TaskStateExited, name, &output);
@@ -704,7 +920,15 @@ impl Shared {
         }
     }
 
-    async fn task_attempt(&self, name: &str, s: &TaskState, raw: &Value, context: &Value, attempt: u32, cursor: &mut Cursor) -> Result<Value, StateError> {
+    async fn task_attempt(
+        &self,
+        name: &str,
+        s: &TaskState,
+        raw: &Value,
+        context: &Value,
+        attempt: u32,
+        cursor: &mut Cursor,
+    ) -> Result<Value, StateError> {
         let effective = self.effective_input(&s.io, s.parameters.as_ref(), name, raw, context)?;
         let timeout = match &s.timeout_seconds_path {
             Some(p) => match paths::read(p, &effective, context)? {
@@ -714,12 +938,23 @@ impl Shared {
             None => s.timeout_seconds,
         };
         let (kind, function_name, payload) = if is_lambda_arn(&s.resource) {
-            (TaskKind::LambdaFunction, Some(s.resource.clone()), effective.clone())
+            (
+                TaskKind::LambdaFunction,
+                Some(s.resource.clone()),
+                effective.clone(),
+            )
         } else if integration(&s.resource) == Some(("lambda", "invoke")) {
             let function = effective.get("FunctionName").and_then(Value::as_str).ok_or_else(|| {
                 StateError::runtime(format!("The Task state '{name}' uses lambda:invoke without a string Parameters.FunctionName"))
             })?;
-            (TaskKind::LambdaInvoke, Some(function.to_string()), effective.get("Payload").cloned().unwrap_or_else(|| json!({})))
+            (
+                TaskKind::LambdaInvoke,
+                Some(function.to_string()),
+                effective
+                    .get("Payload")
+                    .cloned()
+                    .unwrap_or_else(|| json!({})),
+            )
         } else {
             (TaskKind::Service, None, effective.clone())
         };
@@ -750,7 +985,10 @@ impl Shared {
                 })
             });
             self.emit(cursor, EventType::TaskStarted, |e| {
-                e.task_started_event_details = Some(TaskStartedDetails { resource_type: resource_type.clone(), resource: resource.clone() })
+                e.task_started_event_details = Some(TaskStartedDetails {
+                    resource_type: resource_type.clone(),
+                    resource: resource.clone(),
+                })
             });
         }
         let call = TaskCall {
@@ -764,24 +1002,50 @@ impl Shared {
         };
         let invocation = self.invoker.invoke(call);
         let outcome = match timeout {
-            Some(seconds) => match tokio::time::timeout(std::time::Duration::from_secs(seconds), invocation).await {
-                Ok(r) => r.map_err(|f| StateError::new(f.error, f.cause)),
-                Err(_) => Err(StateError::new(names::TIMEOUT, format!("The task '{name}' did not finish within {seconds} seconds."))),
-            },
-            None => invocation.await.map_err(|f| StateError::new(f.error, f.cause)),
+            Some(seconds) => {
+                match tokio::time::timeout(std::time::Duration::from_secs(seconds), invocation)
+                    .await
+                {
+                    Ok(r) => r.map_err(|f| StateError::new(f.error, f.cause)),
+                    Err(_) => Err(StateError::new(
+                        names::TIMEOUT,
+                        format!("The task '{name}' did not finish within {seconds} seconds."),
+                    )),
+                }
+            }
+            None => invocation
+                .await
+                .map_err(|f| StateError::new(f.error, f.cause)),
         };
-        let outcome = outcome.and_then(|result| check_size("result", name, &result).map(|_| result));
+        let outcome =
+            outcome.and_then(|result| check_size("result", name, &result).map(|_| result));
         let result = match outcome {
             Ok(result) => result,
             Err(error) => {
                 let timed_out = error.error == names::TIMEOUT;
-                let details = ErrorDetails { error: Some(error.error.clone()), cause: Some(error.cause.clone()) };
-                let task_details = TaskFailedDetails { resource_type, resource, error: details.error.clone(), cause: details.cause.clone() };
+                let details = ErrorDetails {
+                    error: Some(error.error.clone()),
+                    cause: Some(error.cause.clone()),
+                };
+                let task_details = TaskFailedDetails {
+                    resource_type,
+                    resource,
+                    error: details.error.clone(),
+                    cause: details.cause.clone(),
+                };
                 match (lambda, timed_out) {
-                    (true, true) => self.emit(cursor, EventType::LambdaFunctionTimedOut, |e| e.lambda_function_timed_out_event_details = Some(details)),
-                    (true, false) => self.emit(cursor, EventType::LambdaFunctionFailed, |e| e.lambda_function_failed_event_details = Some(details)),
-                    (false, true) => self.emit(cursor, EventType::TaskTimedOut, |e| e.task_timed_out_event_details = Some(task_details)),
-                    (false, false) => self.emit(cursor, EventType::TaskFailed, |e| e.task_failed_event_details = Some(task_details)),
+                    (true, true) => self.emit(cursor, EventType::LambdaFunctionTimedOut, |e| {
+                        e.lambda_function_timed_out_event_details = Some(details)
+                    }),
+                    (true, false) => self.emit(cursor, EventType::LambdaFunctionFailed, |e| {
+                        e.lambda_function_failed_event_details = Some(details)
+                    }),
+                    (false, true) => self.emit(cursor, EventType::TaskTimedOut, |e| {
+                        e.task_timed_out_event_details = Some(task_details)
+                    }),
+                    (false, false) => self.emit(cursor, EventType::TaskFailed, |e| {
+                        e.task_failed_event_details = Some(task_details)
+                    }),
                 };
                 return Err(error);
             }
@@ -803,17 +1067,40 @@ impl Shared {
         };
         if lambda {
             self.emit(cursor, EventType::LambdaFunctionSucceeded, |e| {
-                e.lambda_function_succeeded_event_details = Some(OutputDetails { output: Some(json_text(&result)), output_details: Some(DataDetails::default()) })
+                e.lambda_function_succeeded_event_details = Some(OutputDetails {
+                    output: Some(json_text(&result)),
+                    output_details: Some(DataDetails::default()),
+                })
             });
         } else {
             self.emit(cursor, EventType::TaskSucceeded, |e| {
-                e.task_succeeded_event_details = Some(TaskSucceededDetails { resource_type, resource, output: Some(json_text(&result)), output_details: Some(DataDetails::default()) })
+                e.task_succeeded_event_details = Some(TaskSucceededDetails {
+                    resource_type,
+                    resource,
+                    output: Some(json_text(&result)),
+                    output_details: Some(DataDetails::default()),
+                })
             });
         }
-        self.state_output(&s.io, s.result_selector.as_ref(), name, raw, result, context)
+        self.state_output(
+            &s.io,
+            s.result_selector.as_ref(),
+            name,
+            raw,
+            result,
+            context,
+        )
     }
 
-    async fn run_map(&self, name: &str, s: &MapState, raw: Value, mut children: Option<Vec<ChildCheckpoint>>, cursor: &mut Cursor, map_item: Option<&(usize, Value)>) -> StateOutcome {
+    async fn run_map(
+        &self,
+        name: &str,
+        s: &MapState,
+        raw: Value,
+        mut children: Option<Vec<ChildCheckpoint>>,
+        cursor: &mut Cursor,
+        map_item: Option<&(usize, Value)>,
+    ) -> StateOutcome {
         let entered = self.entered(cursor, EventType::MapStateEntered, name, &raw);
         if let Err(e) = check_size("input", name, &raw) {
             return StateOutcome::Failed(e, None);
@@ -822,14 +1109,20 @@ impl Shared {
         let mut attempt = 0;
         loop {
             let context = self.context(name, entered, attempt, map_item);
-            let (error, checkpoints) = match self.map_attempt(name, s, &raw, &context, children.take(), cursor).await {
+            let (error, checkpoints) = match self
+                .map_attempt(name, s, &raw, &context, children.take(), cursor)
+                .await
+            {
                 Ok(output) => {
                     self.exited(cursor, EventType::MapStateExited, name, &output);
                     return transition(&s.transition, output);
                 }
                 Err(failure) => failure,
             };
-            match self.handle_error(&s.retry, &s.catch, &mut counts, &error, &raw, cursor).await {
+            match self
+                .handle_error(&s.retry, &s.catch, &mut counts, &error, &raw, cursor)
+                .await
+            {
                 Handling::Retry => attempt += 1,
                 Handling::Caught { next, output } => {
                     self.exited(cursor, EventType::MapStateExited, name, &output);
@@ -840,17 +1133,34 @@ impl Shared {
         }
     }
 
-    fn read_count(&self, path: &Option<String>, fixed: Option<f64>, effective: &Value, context: &Value, field: &str) -> Result<Option<f64>, StateError> {
+    fn read_count(
+        &self,
+        path: &Option<String>,
+        fixed: Option<f64>,
+        effective: &Value,
+        context: &Value,
+        field: &str,
+    ) -> Result<Option<f64>, StateError> {
         match path {
             Some(p) => match paths::read(p, effective, context)? {
                 Value::Number(n) if n.as_f64().is_some_and(|v| v >= 0.0) => Ok(n.as_f64()),
-                other => Err(StateError::runtime(format!("{field} '{p}' must select a non-negative number, got {other}"))),
+                other => Err(StateError::runtime(format!(
+                    "{field} '{p}' must select a non-negative number, got {other}"
+                ))),
             },
             None => Ok(fixed),
         }
     }
 
-    async fn map_attempt(&self, name: &str, s: &MapState, raw: &Value, context: &Value, prior: Option<Vec<ChildCheckpoint>>, cursor: &mut Cursor) -> Result<Value, (StateError, Option<Vec<ChildCheckpoint>>)> {
+    async fn map_attempt(
+        &self,
+        name: &str,
+        s: &MapState,
+        raw: &Value,
+        context: &Value,
+        prior: Option<Vec<ChildCheckpoint>>,
+        cursor: &mut Cursor,
+    ) -> Result<Value, (StateError, Option<Vec<ChildCheckpoint>>)> {
         let setup = (|| -> Result<_, StateError> {
             let effective = paths::apply_filter(&s.io.input_path, raw, context)?;
             let items = match &s.items_path {
@@ -858,68 +1168,153 @@ impl Shared {
                 _ => effective.clone(),
             };
             let Value::Array(items) = items else {
-                return Err(StateError::runtime(format!("Map state '{name}': the ItemsPath must select an array, got {}", json_text(&items))));
+                return Err(StateError::runtime(format!(
+                    "Map state '{name}': the ItemsPath must select an array, got {}",
+                    json_text(&items)
+                )));
             };
-            let max = self.read_count(&s.max_concurrency_path, Some(s.max_concurrency as f64), &effective, context, "MaxConcurrencyPath")?.unwrap_or(0.0) as usize;
-            let limit = if max == 0 { INLINE_MAP_CONCURRENCY_LIMIT } else { max.min(INLINE_MAP_CONCURRENCY_LIMIT) };
-            let count = self.read_count(&s.tolerated_failure_count_path, s.tolerated_failure_count.map(|c| c as f64), &effective, context, "ToleratedFailureCountPath")?;
-            let percentage = self.read_count(&s.tolerated_failure_percentage_path, s.tolerated_failure_percentage, &effective, context, "ToleratedFailurePercentagePath")?;
+            let max = self
+                .read_count(
+                    &s.max_concurrency_path,
+                    Some(s.max_concurrency as f64),
+                    &effective,
+                    context,
+                    "MaxConcurrencyPath",
+                )?
+                .unwrap_or(0.0) as usize;
+            let limit = if max == 0 {
+                INLINE_MAP_CONCURRENCY_LIMIT
+            } else {
+                max.min(INLINE_MAP_CONCURRENCY_LIMIT)
+            };
+            let count = self.read_count(
+                &s.tolerated_failure_count_path,
+                s.tolerated_failure_count.map(|c| c as f64),
+                &effective,
+                context,
+                "ToleratedFailureCountPath",
+            )?;
+            let percentage = self.read_count(
+                &s.tolerated_failure_percentage_path,
+                s.tolerated_failure_percentage,
+                &effective,
+                context,
+                "ToleratedFailurePercentagePath",
+            )?;
             Ok((effective, items, limit, count, percentage))
         })();
-        let (effective, items, limit, tolerated_count, tolerated_percentage) = setup.map_err(|e| (e, None))?;
-        self.emit(cursor, EventType::MapStateStarted, |e| e.map_state_started_event_details = Some(MapStateStartedDetails { length: items.len() }));
+        let (effective, items, limit, tolerated_count, tolerated_percentage) =
+            setup.map_err(|e| (e, None))?;
+        self.emit(cursor, EventType::MapStateStarted, |e| {
+            e.map_state_started_event_details = Some(MapStateStartedDetails {
+                length: items.len(),
+            })
+        });
         let started = cursor.clone();
         let prior = prior.filter(|p| p.len() == items.len());
         let stop = AtomicBool::new(false);
         let failures = std::sync::atomic::AtomicUsize::new(0);
         let total = items.len();
-        let tolerance = Tolerance { count: tolerated_count, percentage: tolerated_percentage, total };
+        let tolerance = Tolerance {
+            count: tolerated_count,
+            percentage: tolerated_percentage,
+            total,
+        };
         let tolerance = &tolerance;
-        let iterations: Vec<_> = items.iter().enumerate().map(|(index, item)| {
-            let prior = prior.as_ref().map(|p| p[index].clone());
-            let (stop, failures, started, effective) = (&stop, &failures, started.clone(), &effective);
-            async move {
-                if let Some(ChildCheckpoint::Succeeded { output }) = prior {
-                    return (index, ChildCheckpoint::Succeeded { output }, None, started.now);
-                }
-                if stop.load(Ordering::SeqCst) {
-                    return (index, ChildCheckpoint::NotStarted, None, started.now);
-                }
-                let mut icursor = started;
-                let iteration = MapIterationDetails { name: name.to_string(), index };
-                self.emit(&mut icursor, EventType::MapIterationStarted, |e| e.map_iteration_started_event_details = Some(iteration.clone()));
-                let map_item = (index, item.clone());
-                let item_context = self.context(name, icursor.now, 0, Some(&map_item));
-                let item_input = match &s.item_selector {
-                    Some(selector) => paths::evaluate_template(selector, effective, &item_context),
-                    None => Ok(item.clone()),
-                };
-                let resume = match prior {
-                    Some(ChildCheckpoint::Failed { checkpoint }) => Some(checkpoint),
-                    _ => None,
-                };
-                let result = match item_input {
-                    Ok(input) => self.run_scope(&s.processor, input, resume, &mut icursor, Some(map_item)).await,
-                    Err(e) => ScopeResult::Failed(e, ScopeCheckpoint { state: s.processor.start_at.clone(), input: item.clone(), children: None }),
-                };
-                match result {
-                    ScopeResult::Succeeded(output) => {
-                        self.emit(&mut icursor, EventType::MapIterationSucceeded, |e| e.map_iteration_succeeded_event_details = Some(iteration));
-                        (index, ChildCheckpoint::Succeeded { output }, None, icursor.now)
+        let iterations: Vec<_> = items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let prior = prior.as_ref().map(|p| p[index].clone());
+                let (stop, failures, started, effective) =
+                    (&stop, &failures, started.clone(), &effective);
+                async move {
+                    if let Some(ChildCheckpoint::Succeeded { output }) = prior {
+                        return (
+                            index,
+                            ChildCheckpoint::Succeeded { output },
+                            None,
+                            started.now,
+                        );
                     }
-                    ScopeResult::Failed(error, checkpoint) => {
-                        self.emit(&mut icursor, EventType::MapIterationFailed, |e| e.map_iteration_failed_event_details = Some(iteration));
-                        let failed = failures.fetch_add(1, Ordering::SeqCst) + 1;
-                        if tolerance.exceeded(failed) || error.is_terminal() {
-                            stop.store(true, Ordering::SeqCst);
+                    if stop.load(Ordering::SeqCst) {
+                        return (index, ChildCheckpoint::NotStarted, None, started.now);
+                    }
+                    let mut icursor = started;
+                    let iteration = MapIterationDetails {
+                        name: name.to_string(),
+                        index,
+                    };
+                    self.emit(&mut icursor, EventType::MapIterationStarted, |e| {
+                        e.map_iteration_started_event_details = Some(iteration.clone())
+                    });
+                    let map_item = (index, item.clone());
+                    let item_context = self.context(name, icursor.now, 0, Some(&map_item));
+                    let item_input = match &s.item_selector {
+                        Some(selector) => {
+                            paths::evaluate_template(selector, effective, &item_context)
                         }
-                        (index, ChildCheckpoint::Failed { checkpoint }, Some(error), icursor.now)
+                        None => Ok(item.clone()),
+                    };
+                    let resume = match prior {
+                        Some(ChildCheckpoint::Failed { checkpoint }) => Some(checkpoint),
+                        _ => None,
+                    };
+                    let result = match item_input {
+                        Ok(input) => {
+                            self.run_scope(
+                                &s.processor,
+                                input,
+                                resume,
+                                &mut icursor,
+                                Some(map_item),
+                            )
+                            .await
+                        }
+                        Err(e) => ScopeResult::Failed(
+                            e,
+                            ScopeCheckpoint {
+                                state: s.processor.start_at.clone(),
+                                input: item.clone(),
+                                children: None,
+                            },
+                        ),
+                    };
+                    match result {
+                        ScopeResult::Succeeded(output) => {
+                            self.emit(&mut icursor, EventType::MapIterationSucceeded, |e| {
+                                e.map_iteration_succeeded_event_details = Some(iteration)
+                            });
+                            (
+                                index,
+                                ChildCheckpoint::Succeeded { output },
+                                None,
+                                icursor.now,
+                            )
+                        }
+                        ScopeResult::Failed(error, checkpoint) => {
+                            self.emit(&mut icursor, EventType::MapIterationFailed, |e| {
+                                e.map_iteration_failed_event_details = Some(iteration)
+                            });
+                            let failed = failures.fetch_add(1, Ordering::SeqCst) + 1;
+                            if tolerance.exceeded(failed) || error.is_terminal() {
+                                stop.store(true, Ordering::SeqCst);
+                            }
+                            (
+                                index,
+                                ChildCheckpoint::Failed { checkpoint },
+                                Some(error),
+                                icursor.now,
+                            )
+                        }
                     }
                 }
-            }
-        })
-        .collect();
-        let mut results: Vec<_> = futures::stream::iter(iterations).buffer_unordered(limit).collect().await;
+            })
+            .collect();
+        let mut results: Vec<_> = futures::stream::iter(iterations)
+            .buffer_unordered(limit)
+            .collect()
+            .await;
         results.sort_by_key(|r| r.0);
         let mut first_error: Option<StateError> = None;
         let mut terminal_error: Option<StateError> = None;
@@ -950,16 +1345,33 @@ impl Shared {
             None
         };
         let output = Value::Array(outputs);
-        let failure = failure.or_else(|| check_size("output (all Map iterations together)", name, &output).err());
+        let failure = failure
+            .or_else(|| check_size("output (all Map iterations together)", name, &output).err());
         if let Some(error) = failure {
             self.emit(cursor, EventType::MapStateFailed, |_| {});
             return Err((error, Some(checkpoints)));
         }
         self.emit(cursor, EventType::MapStateSucceeded, |_| {});
-        self.state_output(&s.io, s.result_selector.as_ref(), name, raw, output, context).map_err(|e| (e, None))
+        self.state_output(
+            &s.io,
+            s.result_selector.as_ref(),
+            name,
+            raw,
+            output,
+            context,
+        )
+        .map_err(|e| (e, None))
     }
 
-    async fn run_parallel(&self, name: &str, s: &ParallelState, raw: Value, mut children: Option<Vec<ChildCheckpoint>>, cursor: &mut Cursor, map_item: Option<&(usize, Value)>) -> StateOutcome {
+    async fn run_parallel(
+        &self,
+        name: &str,
+        s: &ParallelState,
+        raw: Value,
+        mut children: Option<Vec<ChildCheckpoint>>,
+        cursor: &mut Cursor,
+        map_item: Option<&(usize, Value)>,
+    ) -> StateOutcome {
         let entered = self.entered(cursor, EventType::ParallelStateEntered, name, &raw);
         if let Err(e) = check_size("input", name, &raw) {
             return StateOutcome::Failed(e, None);
@@ -968,14 +1380,20 @@ impl Shared {
         let mut attempt = 0;
         loop {
             let context = self.context(name, entered, attempt, map_item);
-            let (error, checkpoints) = match self.parallel_attempt(name, s, &raw, &context, children.take(), cursor).await {
+            let (error, checkpoints) = match self
+                .parallel_attempt(name, s, &raw, &context, children.take(), cursor)
+                .await
+            {
                 Ok(output) => {
                     self.exited(cursor, EventType::ParallelStateExited, name, &output);
                     return transition(&s.transition, output);
                 }
                 Err(failure) => failure,
             };
-            match self.handle_error(&s.retry, &s.catch, &mut counts, &error, &raw, cursor).await {
+            match self
+                .handle_error(&s.retry, &s.catch, &mut counts, &error, &raw, cursor)
+                .await
+            {
                 Handling::Retry => attempt += 1,
                 Handling::Caught { next, output } => {
                     self.exited(cursor, EventType::ParallelStateExited, name, &output);
@@ -986,26 +1404,52 @@ impl Shared {
         }
     }
 
-    async fn parallel_attempt(&self, name: &str, s: &ParallelState, raw: &Value, context: &Value, prior: Option<Vec<ChildCheckpoint>>, cursor: &mut Cursor) -> Result<Value, (StateError, Option<Vec<ChildCheckpoint>>)> {
-        let effective = self.effective_input(&s.io, s.parameters.as_ref(), name, raw, context).map_err(|e| (e, None))?;
+    async fn parallel_attempt(
+        &self,
+        name: &str,
+        s: &ParallelState,
+        raw: &Value,
+        context: &Value,
+        prior: Option<Vec<ChildCheckpoint>>,
+        cursor: &mut Cursor,
+    ) -> Result<Value, (StateError, Option<Vec<ChildCheckpoint>>)> {
+        let effective = self
+            .effective_input(&s.io, s.parameters.as_ref(), name, raw, context)
+            .map_err(|e| (e, None))?;
         self.emit(cursor, EventType::ParallelStateStarted, |_| {});
         let started = cursor.clone();
         let prior = prior.filter(|p| p.len() == s.branches.len());
-        let branches: Vec<_> = s.branches.iter().enumerate().map(|(index, branch)| {
-            let prior = prior.as_ref().map(|p| p[index].clone());
-            let (mut bcursor, effective) = (started.clone(), effective.clone());
-            async move {
-                let resume = match prior {
-                    Some(ChildCheckpoint::Succeeded { output }) => return (ChildCheckpoint::Succeeded { output }, None, bcursor.now),
-                    Some(ChildCheckpoint::Failed { checkpoint }) => Some(checkpoint),
-                    _ => None,
-                };
-                match self.run_scope(branch, effective, resume, &mut bcursor, None).await {
-                    ScopeResult::Succeeded(output) => (ChildCheckpoint::Succeeded { output }, None, bcursor.now),
-                    ScopeResult::Failed(error, checkpoint) => (ChildCheckpoint::Failed { checkpoint }, Some(error), bcursor.now),
+        let branches: Vec<_> = s
+            .branches
+            .iter()
+            .enumerate()
+            .map(|(index, branch)| {
+                let prior = prior.as_ref().map(|p| p[index].clone());
+                let (mut bcursor, effective) = (started.clone(), effective.clone());
+                async move {
+                    let resume = match prior {
+                        Some(ChildCheckpoint::Succeeded { output }) => {
+                            return (ChildCheckpoint::Succeeded { output }, None, bcursor.now)
+                        }
+                        Some(ChildCheckpoint::Failed { checkpoint }) => Some(checkpoint),
+                        _ => None,
+                    };
+                    match self
+                        .run_scope(branch, effective, resume, &mut bcursor, None)
+                        .await
+                    {
+                        ScopeResult::Succeeded(output) => {
+                            (ChildCheckpoint::Succeeded { output }, None, bcursor.now)
+                        }
+                        ScopeResult::Failed(error, checkpoint) => (
+                            ChildCheckpoint::Failed { checkpoint },
+                            Some(error),
+                            bcursor.now,
+                        ),
+                    }
                 }
-            }
-        }).collect();
+            })
+            .collect();
         let results = futures::future::join_all(branches).await;
         let mut outputs = Vec::new();
         let mut failure = None;
@@ -1027,6 +1471,14 @@ impl Shared {
             return Err((error, Some(results.into_iter().map(|r| r.0).collect())));
         }
         self.emit(cursor, EventType::ParallelStateSucceeded, |_| {});
-        self.state_output(&s.io, s.result_selector.as_ref(), name, raw, output, context).map_err(|e| (e, None))
+        self.state_output(
+            &s.io,
+            s.result_selector.as_ref(),
+            name,
+            raw,
+            output,
+            context,
+        )
+        .map_err(|e| (e, None))
     }
 }

@@ -52,7 +52,10 @@ pub struct StateError {
 
 impl StateError {
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
-        Self { error: error.into(), cause: cause.into() }
+        Self {
+            error: error.into(),
+            cause: cause.into(),
+        }
     }
 
     /// A `States.Runtime` error: bad paths and other data problems. AWS never retries or catches
@@ -108,6 +111,9 @@ pub enum DefinitionError {
 
 impl DefinitionError {
     pub fn invalid(location: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid { location: location.into(), message: message.into() }
+        Self::Invalid {
+            location: location.into(),
+            message: message.into(),
+        }
     }
 }

@@ -279,8 +279,18 @@ history_event! {
 impl HistoryEvent {
     /// The error and cause this event reports, if it reports one.
     pub fn error(&self) -> Option<(String, String)> {
-        let from = |d: &ErrorDetails| (d.error.clone().unwrap_or_default(), d.cause.clone().unwrap_or_default());
-        let from_task = |d: &TaskFailedDetails| (d.error.clone().unwrap_or_default(), d.cause.clone().unwrap_or_default());
+        let from = |d: &ErrorDetails| {
+            (
+                d.error.clone().unwrap_or_default(),
+                d.cause.clone().unwrap_or_default(),
+            )
+        };
+        let from_task = |d: &TaskFailedDetails| {
+            (
+                d.error.clone().unwrap_or_default(),
+                d.cause.clone().unwrap_or_default(),
+            )
+        };
         self.execution_failed_event_details
             .as_ref()
             .or(self.execution_timed_out_event_details.as_ref())
@@ -331,7 +341,10 @@ pub fn state_rows(events: &[HistoryEvent]) -> Vec<StateRow> {
         let previous_row = row_of.get(&event.previous_event_id).copied();
         let iteration = iteration_of.get(&event.previous_event_id).copied();
         if let Some(state_type) = event.event_type.entered_state_type() {
-            let details = event.state_entered_event_details.clone().unwrap_or_default();
+            let details = event
+                .state_entered_event_details
+                .clone()
+                .unwrap_or_default();
             let starts_scope = matches!(
                 type_of.get(&event.previous_event_id),
                 Some(EventType::MapIterationStarted | EventType::ParallelStateStarted)
@@ -344,9 +357,18 @@ pub fn state_rows(events: &[HistoryEvent]) -> Vec<StateRow> {
             rows.push(StateRow {
                 name: details.name,
                 state_type: state_type.to_string(),
-                status: if state_type == "Fail" { "FAILED".into() } else { "RUNNING".into() },
+                status: if state_type == "Fail" {
+                    "FAILED".into()
+                } else {
+                    "RUNNING".into()
+                },
                 depth,
-                iteration: if starts_scope || previous_row.is_some_and(|p| rows[p].parent == parent) { iteration } else { None },
+                iteration: if starts_scope || previous_row.is_some_and(|p| rows[p].parent == parent)
+                {
+                    iteration
+                } else {
+                    None
+                },
                 entered: event.timestamp,
                 exited: None,
                 attempts: 0,
@@ -361,12 +383,23 @@ pub fn state_rows(events: &[HistoryEvent]) -> Vec<StateRow> {
             }
             continue;
         }
-        let Some(mut row) = previous_row else { continue };
-        if matches!(event.event_type, EventType::MapIterationSucceeded | EventType::MapIterationFailed | EventType::MapIterationAborted)
-            && rows[row].state_type != "Map"
+        let Some(mut row) = previous_row else {
+            continue;
+        };
+        if matches!(
+            event.event_type,
+            EventType::MapIterationSucceeded
+                | EventType::MapIterationFailed
+                | EventType::MapIterationAborted
+        ) && rows[row].state_type != "Map"
         {
             row = rows[row].parent.unwrap_or(row);
-        } else if matches!(event.event_type, EventType::MapIterationSucceeded | EventType::MapIterationFailed | EventType::MapIterationAborted) {
+        } else if matches!(
+            event.event_type,
+            EventType::MapIterationSucceeded
+                | EventType::MapIterationFailed
+                | EventType::MapIterationAborted
+        ) {
             // The iteration's last state was itself a Map: its parent is the one this event closes.
             row = rows[row].parent.unwrap_or(row);
         }
@@ -386,11 +419,20 @@ pub fn state_rows(events: &[HistoryEvent]) -> Vec<StateRow> {
             EventType::LambdaFunctionScheduled | EventType::TaskScheduled => r.attempts += 1,
             t if t.is_state_exited() => {
                 r.exited = Some(event.timestamp);
-                r.output = event.state_exited_event_details.as_ref().and_then(|d| d.output.clone());
-                r.status = if r.error.is_some() { "CAUGHT".into() } else { "SUCCEEDED".into() };
+                r.output = event
+                    .state_exited_event_details
+                    .as_ref()
+                    .and_then(|d| d.output.clone());
+                r.status = if r.error.is_some() {
+                    "CAUGHT".into()
+                } else {
+                    "SUCCEEDED".into()
+                };
             }
             EventType::MapIterationStarted | EventType::MapIterationSucceeded => {}
-            EventType::ExecutionFailed | EventType::ExecutionTimedOut | EventType::ExecutionAborted => {
+            EventType::ExecutionFailed
+            | EventType::ExecutionTimedOut
+            | EventType::ExecutionAborted => {
                 if r.error.is_none() {
                     r.error = event.error();
                 }
@@ -399,7 +441,9 @@ pub fn state_rows(events: &[HistoryEvent]) -> Vec<StateRow> {
                     r.exited = Some(event.timestamp);
                 }
             }
-            EventType::MapStateFailed | EventType::ParallelStateFailed | EventType::MapIterationFailed => {
+            EventType::MapStateFailed
+            | EventType::ParallelStateFailed
+            | EventType::MapIterationFailed => {
                 r.status = "FAILED".into();
             }
             _ => {
@@ -415,7 +459,19 @@ pub fn state_rows(events: &[HistoryEvent]) -> Vec<StateRow> {
             let last_attempt_failed = events
                 .iter()
                 .rev()
-                .find(|e| row_of.get(&e.id) == Some(&row) && matches!(e.event_type, EventType::LambdaFunctionSucceeded | EventType::TaskSucceeded | EventType::LambdaFunctionFailed | EventType::TaskFailed | EventType::LambdaFunctionTimedOut | EventType::TaskTimedOut) && e.id < event.id)
+                .find(|e| {
+                    row_of.get(&e.id) == Some(&row)
+                        && matches!(
+                            e.event_type,
+                            EventType::LambdaFunctionSucceeded
+                                | EventType::TaskSucceeded
+                                | EventType::LambdaFunctionFailed
+                                | EventType::TaskFailed
+                                | EventType::LambdaFunctionTimedOut
+                                | EventType::TaskTimedOut
+                        )
+                        && e.id < event.id
+                })
                 .is_some_and(|e| e.error().is_some());
             let r = &mut rows[row];
             if !last_attempt_failed {
@@ -427,11 +483,19 @@ pub fn state_rows(events: &[HistoryEvent]) -> Vec<StateRow> {
 }
 
 fn abbreviate(text: &str, width: usize) -> String {
-    let flat: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if flat.chars().count() <= width {
         flat
     } else {
-        format!("{}…", flat.chars().take(width.saturating_sub(1)).collect::<String>())
+        format!(
+            "{}…",
+            flat.chars()
+                .take(width.saturating_sub(1))
+                .collect::<String>()
+        )
     }
 }
 
@@ -453,7 +517,9 @@ fn format_duration(start: OffsetDateTime, end: Option<OffsetDateTime>) -> String
 /// input, output), as the console's "Table view" shows it.
 pub fn render_table(events: &[HistoryEvent]) -> String {
     let rows = state_rows(events);
-    let header = ["STATE", "TYPE", "STATUS", "DURATION", "RETRIES", "ERROR", "INPUT", "OUTPUT"];
+    let header = [
+        "STATE", "TYPE", "STATUS", "DURATION", "RETRIES", "ERROR", "INPUT", "OUTPUT",
+    ];
     let mut table: Vec<[String; 8]> = vec![header.map(String::from)];
     for row in &rows {
         let name = match row.iteration {
@@ -466,24 +532,60 @@ pub fn render_table(events: &[HistoryEvent]) -> String {
             row.status.clone(),
             format_duration(row.entered, row.exited),
             row.attempts.saturating_sub(1).to_string(),
-            row.error.as_ref().map(|(e, c)| abbreviate(&if c.is_empty() { e.clone() } else { format!("{e}: {c}") }, 48)).unwrap_or_default(),
-            row.input.as_deref().map(|t| abbreviate(t, 40)).unwrap_or_default(),
-            row.output.as_deref().map(|t| abbreviate(t, 40)).unwrap_or_default(),
+            row.error
+                .as_ref()
+                .map(|(e, c)| {
+                    abbreviate(
+                        &if c.is_empty() {
+                            e.clone()
+                        } else {
+                            format!("{e}: {c}")
+                        },
+                        48,
+                    )
+                })
+                .unwrap_or_default(),
+            row.input
+                .as_deref()
+                .map(|t| abbreviate(t, 40))
+                .unwrap_or_default(),
+            row.output
+                .as_deref()
+                .map(|t| abbreviate(t, 40))
+                .unwrap_or_default(),
         ]);
     }
-    let widths: Vec<usize> = (0..8).map(|c| table.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..8)
+        .map(|c| {
+            table
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut out = String::new();
     for r in &table {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
     if let Some(last) = events.last() {
         match last.event_type {
             EventType::ExecutionSucceeded => out.push_str("Execution SUCCEEDED\n"),
-            EventType::ExecutionFailed | EventType::ExecutionTimedOut | EventType::ExecutionAborted => {
+            EventType::ExecutionFailed
+            | EventType::ExecutionTimedOut
+            | EventType::ExecutionAborted => {
                 let (error, cause) = last.error().unwrap_or_default();
-                out.push_str(&format!("Execution {:?}: {error} {}\n", last.event_type, abbreviate(&cause, 200)));
+                out.push_str(&format!(
+                    "Execution {:?}: {error} {}\n",
+                    last.event_type,
+                    abbreviate(&cause, 200)
+                ));
             }
             _ => out.push_str("Execution RUNNING\n"),
         }

@@ -9,7 +9,10 @@ use crate::error::{names, StateError};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arg {
     /// A string literal; `escaped_braces` marks `\{`/`\}` positions so States.Format keeps them literal.
-    Str { text: String, literal_braces: Vec<usize> },
+    Str {
+        text: String,
+        literal_braces: Vec<usize>,
+    },
     Literal(Value),
     Path(String),
     Call(Call),
@@ -22,10 +25,24 @@ pub struct Call {
 }
 
 const FUNCTIONS: &[&str] = &[
-    "States.Format", "States.StringToJson", "States.JsonToString", "States.Array", "States.ArrayPartition",
-    "States.ArrayContains", "States.ArrayRange", "States.ArrayGetItem", "States.ArrayLength", "States.ArrayUnique",
-    "States.Base64Encode", "States.Base64Decode", "States.Hash", "States.JsonMerge", "States.MathRandom",
-    "States.MathAdd", "States.StringSplit", "States.UUID",
+    "States.Format",
+    "States.StringToJson",
+    "States.JsonToString",
+    "States.Array",
+    "States.ArrayPartition",
+    "States.ArrayContains",
+    "States.ArrayRange",
+    "States.ArrayGetItem",
+    "States.ArrayLength",
+    "States.ArrayUnique",
+    "States.Base64Encode",
+    "States.Base64Decode",
+    "States.Hash",
+    "States.JsonMerge",
+    "States.MathRandom",
+    "States.MathAdd",
+    "States.StringSplit",
+    "States.UUID",
 ];
 
 struct Parser<'a> {
@@ -36,7 +53,11 @@ struct Parser<'a> {
 
 /// Parse an intrinsic function expression.
 pub fn parse(expression: &str) -> Result<Call, String> {
-    let mut parser = Parser { chars: expression.chars().collect(), pos: 0, source: expression };
+    let mut parser = Parser {
+        chars: expression.chars().collect(),
+        pos: 0,
+        source: expression,
+    };
     let call = parser.call()?;
     parser.skip_ws();
     if parser.pos != parser.chars.len() {
@@ -47,7 +68,10 @@ pub fn parse(expression: &str) -> Result<Call, String> {
 
 impl Parser<'_> {
     fn error(&self, why: &str) -> String {
-        format!("invalid intrinsic function {:?} at character {}: {why}", self.source, self.pos)
+        format!(
+            "invalid intrinsic function {:?} at character {}: {why}",
+            self.source, self.pos
+        )
     }
     fn skip_ws(&mut self) {
         while self.chars.get(self.pos).is_some_and(|c| c.is_whitespace()) {
@@ -57,7 +81,11 @@ impl Parser<'_> {
     fn call(&mut self) -> Result<Call, String> {
         self.skip_ws();
         let start = self.pos;
-        while self.chars.get(self.pos).is_some_and(|c| c.is_alphanumeric() || *c == '.') {
+        while self
+            .chars
+            .get(self.pos)
+            .is_some_and(|c| c.is_alphanumeric() || *c == '.')
+        {
             self.pos += 1;
         }
         let name: String = self.chars[start..self.pos].iter().collect();
@@ -100,10 +128,16 @@ impl Parser<'_> {
                         None => return Err(self.error("unterminated string")),
                         Some('\'') => {
                             self.pos += 1;
-                            return Ok(Arg::Str { text, literal_braces });
+                            return Ok(Arg::Str {
+                                text,
+                                literal_braces,
+                            });
                         }
                         Some('\\') => {
-                            let escaped = *self.chars.get(self.pos + 1).ok_or_else(|| self.error("dangling \"\\\""))?;
+                            let escaped = *self
+                                .chars
+                                .get(self.pos + 1)
+                                .ok_or_else(|| self.error("dangling \"\\\""))?;
                             if escaped == '{' || escaped == '}' {
                                 literal_braces.push(text.chars().count());
                             }
@@ -140,23 +174,38 @@ impl Parser<'_> {
                     }
                     self.pos += 1;
                 }
-                let path: String = self.chars[start..self.pos].iter().collect::<String>().trim().to_string();
+                let path: String = self.chars[start..self.pos]
+                    .iter()
+                    .collect::<String>()
+                    .trim()
+                    .to_string();
                 crate::paths::check_path(&path)?;
                 Ok(Arg::Path(path))
             }
             Some(c) if c.is_ascii_digit() || *c == '-' => {
                 let start = self.pos;
-                while self.chars.get(self.pos).is_some_and(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E')) {
+                while self
+                    .chars
+                    .get(self.pos)
+                    .is_some_and(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E'))
+                {
                     self.pos += 1;
                 }
                 let text: String = self.chars[start..self.pos].iter().collect();
-                let value: Value = serde_json::from_str(&text).map_err(|_| self.error(&format!("bad number {text:?}")))?;
+                let value: Value = serde_json::from_str(&text)
+                    .map_err(|_| self.error(&format!("bad number {text:?}")))?;
                 Ok(Arg::Literal(value))
             }
             Some(_) => {
-                for (word, value) in [("true", Value::Bool(true)), ("false", Value::Bool(false)), ("null", Value::Null)] {
+                for (word, value) in [
+                    ("true", Value::Bool(true)),
+                    ("false", Value::Bool(false)),
+                    ("null", Value::Null),
+                ] {
                     let end = self.pos + word.len();
-                    if end <= self.chars.len() && self.chars[self.pos..end].iter().collect::<String>() == word {
+                    if end <= self.chars.len()
+                        && self.chars[self.pos..end].iter().collect::<String>() == word
+                    {
                         self.pos = end;
                         return Ok(Arg::Literal(value));
                     }
@@ -175,7 +224,10 @@ pub fn evaluate(expression: &str, data: &Value, context: &Value) -> Result<Value
 }
 
 fn fail(function: &str, why: impl std::fmt::Display) -> StateError {
-    StateError::new(names::INTRINSIC_FAILURE, format!("Invalid arguments in {function}: {why}"))
+    StateError::new(
+        names::INTRINSIC_FAILURE,
+        format!("Invalid arguments in {function}: {why}"),
+    )
 }
 
 fn eval_arg(arg: &Arg, data: &Value, context: &Value) -> Result<Value, StateError> {
@@ -189,25 +241,36 @@ fn eval_arg(arg: &Arg, data: &Value, context: &Value) -> Result<Value, StateErro
 
 fn as_int(function: &str, v: &Value) -> Result<i64, StateError> {
     match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
         _ => None,
     }
     .ok_or_else(|| fail(function, format!("{v} is not an integer")))
 }
 
 fn as_str<'a>(function: &str, v: &'a Value) -> Result<&'a str, StateError> {
-    v.as_str().ok_or_else(|| fail(function, format!("{v} is not a string")))
+    v.as_str()
+        .ok_or_else(|| fail(function, format!("{v} is not a string")))
 }
 
 fn as_array<'a>(function: &str, v: &'a Value) -> Result<&'a Vec<Value>, StateError> {
-    v.as_array().ok_or_else(|| fail(function, format!("{v} is not an array")))
+    v.as_array()
+        .ok_or_else(|| fail(function, format!("{v} is not an array")))
 }
 
-fn arity(function: &str, args: &[Value], expected: std::ops::RangeInclusive<usize>) -> Result<(), StateError> {
+fn arity(
+    function: &str,
+    args: &[Value],
+    expected: std::ops::RangeInclusive<usize>,
+) -> Result<(), StateError> {
     if expected.contains(&args.len()) {
         Ok(())
     } else {
-        Err(fail(function, format!("expected {expected:?} arguments, got {}", args.len())))
+        Err(fail(
+            function,
+            format!("expected {expected:?} arguments, got {}", args.len()),
+        ))
     }
 }
 
@@ -216,7 +279,11 @@ fn eval_call(call: &Call, data: &Value, context: &Value) -> Result<Value, StateE
     if f == "States.Format" {
         return format(call, data, context);
     }
-    let args = call.args.iter().map(|a| eval_arg(a, data, context)).collect::<Result<Vec<_>, _>>()?;
+    let args = call
+        .args
+        .iter()
+        .map(|a| eval_arg(a, data, context))
+        .collect::<Result<Vec<_>, _>>()?;
     match f {
         "States.StringToJson" => {
             arity(f, &args, 1..=1)?;
@@ -233,7 +300,12 @@ fn eval_call(call: &Call, data: &Value, context: &Value) -> Result<Value, StateE
             if size <= 0 {
                 return Err(fail(f, "the chunk size must be a positive integer"));
             }
-            Ok(Value::Array(as_array(f, &args[0])?.chunks(size as usize).map(|c| Value::Array(c.to_vec())).collect()))
+            Ok(Value::Array(
+                as_array(f, &args[0])?
+                    .chunks(size as usize)
+                    .map(|c| Value::Array(c.to_vec()))
+                    .collect(),
+            ))
         }
         "States.ArrayContains" => {
             arity(f, &args, 2..=2)?;
@@ -241,21 +313,35 @@ fn eval_call(call: &Call, data: &Value, context: &Value) -> Result<Value, StateE
         }
         "States.ArrayRange" => {
             arity(f, &args, 3..=3)?;
-            let (start, end, step) = (as_int(f, &args[0])?, as_int(f, &args[1])?, as_int(f, &args[2])?);
+            let (start, end, step) = (
+                as_int(f, &args[0])?,
+                as_int(f, &args[1])?,
+                as_int(f, &args[2])?,
+            );
             if step == 0 {
                 return Err(fail(f, "the step must not be 0"));
             }
-            let count = if (step > 0 && start > end) || (step < 0 && start < end) { 0 } else { (end - start) / step + 1 };
+            let count = if (step > 0 && start > end) || (step < 0 && start < end) {
+                0
+            } else {
+                (end - start) / step + 1
+            };
             if count > 1000 {
                 return Err(fail(f, "the range has more than 1000 items"));
             }
-            Ok(Value::Array((0..count).map(|i| Value::from(start + i * step)).collect()))
+            Ok(Value::Array(
+                (0..count).map(|i| Value::from(start + i * step)).collect(),
+            ))
         }
         "States.ArrayGetItem" => {
             arity(f, &args, 2..=2)?;
             let index = as_int(f, &args[1])?;
             let items = as_array(f, &args[0])?;
-            usize::try_from(index).ok().and_then(|i| items.get(i)).cloned().ok_or_else(|| fail(f, format!("index {index} is out of bounds")))
+            usize::try_from(index)
+                .ok()
+                .and_then(|i| items.get(i))
+                .cloned()
+                .ok_or_else(|| fail(f, format!("index {index} is out of bounds")))
         }
         "States.ArrayLength" => {
             arity(f, &args, 1..=1)?;
@@ -277,7 +363,9 @@ fn eval_call(call: &Call, data: &Value, context: &Value) -> Result<Value, StateE
             if text.chars().count() > 10_000 {
                 return Err(fail(f, "the input is longer than 10000 characters"));
             }
-            Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(text)))
+            Ok(Value::String(
+                base64::engine::general_purpose::STANDARD.encode(text),
+            ))
         }
         "States.Base64Decode" => {
             arity(f, &args, 1..=1)?;
@@ -285,8 +373,12 @@ fn eval_call(call: &Call, data: &Value, context: &Value) -> Result<Value, StateE
             if text.chars().count() > 10_000 {
                 return Err(fail(f, "the input is longer than 10000 characters"));
             }
-            let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| fail(f, e))?;
-            String::from_utf8(bytes).map(Value::String).map_err(|e| fail(f, e))
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| fail(f, e))?;
+            String::from_utf8(bytes)
+                .map(Value::String)
+                .map_err(|e| fail(f, e))
         }
         "States.Hash" => {
             arity(f, &args, 2..=2)?;
@@ -298,20 +390,31 @@ fn eval_call(call: &Call, data: &Value, context: &Value) -> Result<Value, StateE
                 return Err(fail(f, "the input is longer than 10000 characters"));
             }
             use sha2::Digest;
-            let digest: Vec<u8> = match as_str(f, &args[1])? {
-                "MD5" => md5::Md5::digest(input.as_bytes()).to_vec(),
-                "SHA-1" => sha1::Sha1::digest(input.as_bytes()).to_vec(),
-                "SHA-256" => sha2::Sha256::digest(input.as_bytes()).to_vec(),
-                "SHA-384" => sha2::Sha384::digest(input.as_bytes()).to_vec(),
-                "SHA-512" => sha2::Sha512::digest(input.as_bytes()).to_vec(),
-                other => return Err(fail(f, format!("unknown algorithm {other:?} (MD5, SHA-1, SHA-256, SHA-384, SHA-512)"))),
-            };
-            Ok(Value::String(digest.iter().map(|b| format!("{b:02x}")).collect()))
+            let digest: Vec<u8> =
+                match as_str(f, &args[1])? {
+                    "MD5" => md5::Md5::digest(input.as_bytes()).to_vec(),
+                    "SHA-1" => sha1::Sha1::digest(input.as_bytes()).to_vec(),
+                    "SHA-256" => sha2::Sha256::digest(input.as_bytes()).to_vec(),
+                    "SHA-384" => sha2::Sha384::digest(input.as_bytes()).to_vec(),
+                    "SHA-512" => sha2::Sha512::digest(input.as_bytes()).to_vec(),
+                    other => return Err(fail(
+                        f,
+                        format!(
+                            "unknown algorithm {other:?} (MD5, SHA-1, SHA-256, SHA-384, SHA-512)"
+                        ),
+                    )),
+                };
+            Ok(Value::String(
+                digest.iter().map(|b| format!("{b:02x}")).collect(),
+            ))
         }
         "States.JsonMerge" => {
             arity(f, &args, 3..=3)?;
             if args[2] != Value::Bool(false) {
-                return Err(fail(f, "only shallow merges (false) are supported, as on AWS"));
+                return Err(fail(
+                    f,
+                    "only shallow merges (false) are supported, as on AWS",
+                ));
             }
             let (Value::Object(a), Value::Object(b)) = (&args[0], &args[1]) else {
                 return Err(fail(f, "both arguments must be objects"));
@@ -328,21 +431,28 @@ fn eval_call(call: &Call, data: &Value, context: &Value) -> Result<Value, StateE
             }
             use rand::{Rng, SeedableRng};
             let value = match args.get(2) {
-                Some(seed) => rand::rngs::StdRng::seed_from_u64(as_int(f, seed)? as u64).gen_range(start..end),
+                Some(seed) => {
+                    rand::rngs::StdRng::seed_from_u64(as_int(f, seed)? as u64).gen_range(start..end)
+                }
                 None => rand::thread_rng().gen_range(start..end),
             };
             Ok(Value::from(value))
         }
         "States.MathAdd" => {
             arity(f, &args, 2..=2)?;
-            let sum = as_int(f, &args[0])?.checked_add(as_int(f, &args[1])?).ok_or_else(|| fail(f, "the sum overflows"))?;
+            let sum = as_int(f, &args[0])?
+                .checked_add(as_int(f, &args[1])?)
+                .ok_or_else(|| fail(f, "the sum overflows"))?;
             Ok(Value::Number(Number::from(sum)))
         }
         "States.StringSplit" => {
             arity(f, &args, 2..=2)?;
             let (text, delimiters) = (as_str(f, &args[0])?, as_str(f, &args[1])?);
             Ok(Value::Array(
-                text.split(|c| delimiters.contains(c)).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_string())).collect(),
+                text.split(|c| delimiters.contains(c))
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Value::String(s.to_string()))
+                    .collect(),
             ))
         }
         "States.UUID" => {
@@ -356,7 +466,10 @@ fn eval_call(call: &Call, data: &Value, context: &Value) -> Result<Value, StateE
 fn format(call: &Call, data: &Value, context: &Value) -> Result<Value, StateError> {
     let f = "States.Format";
     let (template, literal_braces) = match call.args.first() {
-        Some(Arg::Str { text, literal_braces }) => (text, literal_braces),
+        Some(Arg::Str {
+            text,
+            literal_braces,
+        }) => (text, literal_braces),
         Some(other) => match eval_arg(other, data, context)? {
             Value::String(s) => return format_with(f, &s, &[], &call.args[1..], data, context),
             v => return Err(fail(f, format!("the template {v} is not a string"))),
@@ -366,18 +479,35 @@ fn format(call: &Call, data: &Value, context: &Value) -> Result<Value, StateErro
     format_with(f, template, literal_braces, &call.args[1..], data, context)
 }
 
-fn format_with(f: &str, template: &str, literal_braces: &[usize], args: &[Arg], data: &Value, context: &Value) -> Result<Value, StateError> {
-    let values = args.iter().map(|a| eval_arg(a, data, context)).collect::<Result<Vec<_>, _>>()?;
+fn format_with(
+    f: &str,
+    template: &str,
+    literal_braces: &[usize],
+    args: &[Arg],
+    data: &Value,
+    context: &Value,
+) -> Result<Value, StateError> {
+    let values = args
+        .iter()
+        .map(|a| eval_arg(a, data, context))
+        .collect::<Result<Vec<_>, _>>()?;
     let chars: Vec<char> = template.chars().collect();
     let mut out = String::new();
     let mut next = 0;
     let mut i = 0;
     while i < chars.len() {
         if chars[i] == '{' && chars.get(i + 1) == Some(&'}') && !literal_braces.contains(&i) {
-            let value = values.get(next).ok_or_else(|| fail(f, "more placeholders than arguments"))?;
+            let value = values
+                .get(next)
+                .ok_or_else(|| fail(f, "more placeholders than arguments"))?;
             match value {
                 Value::String(s) => out.push_str(s),
-                Value::Array(_) | Value::Object(_) => return Err(fail(f, "arguments must be strings, numbers, booleans or null")),
+                Value::Array(_) | Value::Object(_) => {
+                    return Err(fail(
+                        f,
+                        "arguments must be strings, numbers, booleans or null",
+                    ))
+                }
                 other => out.push_str(&other.to_string()),
             }
             next += 1;
@@ -399,30 +529,70 @@ mod tests {
     use serde_json::json;
 
     fn eval(expression: &str) -> Result<Value, StateError> {
-        evaluate(expression, &json!({"s": "a,b,,c", "n": 3, "arr": [1, 2, 2, 3], "o": {"a": 1}}), &json!({"Execution": {"Name": "ex"}}))
+        evaluate(
+            expression,
+            &json!({"s": "a,b,,c", "n": 3, "arr": [1, 2, 2, 3], "o": {"a": 1}}),
+            &json!({"Execution": {"Name": "ex"}}),
+        )
     }
 
     #[test]
     fn every_function_computes_what_aws_documents() {
-        assert_eq!(eval("States.Format('Hello, {} #{} \\{}', $$.Execution.Name, $.n)").unwrap(), json!("Hello, ex #3 {}"));
-        assert_eq!(eval("States.StringToJson('{\"x\": [1]}')").unwrap(), json!({"x": [1]}));
-        assert_eq!(eval("States.JsonToString($.o)").unwrap(), json!("{\"a\":1}"));
-        assert_eq!(eval("States.Array('a', 1, true, null, $.o)").unwrap(), json!(["a", 1, true, null, {"a": 1}]));
-        assert_eq!(eval("States.ArrayPartition($.arr, 3)").unwrap(), json!([[1, 2, 2], [3]]));
+        assert_eq!(
+            eval("States.Format('Hello, {} #{} \\{}', $$.Execution.Name, $.n)").unwrap(),
+            json!("Hello, ex #3 {}")
+        );
+        assert_eq!(
+            eval("States.StringToJson('{\"x\": [1]}')").unwrap(),
+            json!({"x": [1]})
+        );
+        assert_eq!(
+            eval("States.JsonToString($.o)").unwrap(),
+            json!("{\"a\":1}")
+        );
+        assert_eq!(
+            eval("States.Array('a', 1, true, null, $.o)").unwrap(),
+            json!(["a", 1, true, null, {"a": 1}])
+        );
+        assert_eq!(
+            eval("States.ArrayPartition($.arr, 3)").unwrap(),
+            json!([[1, 2, 2], [3]])
+        );
         assert_eq!(eval("States.ArrayContains($.arr, 3)").unwrap(), json!(true));
-        assert_eq!(eval("States.ArrayRange(1, 9, 2)").unwrap(), json!([1, 3, 5, 7, 9]));
+        assert_eq!(
+            eval("States.ArrayRange(1, 9, 2)").unwrap(),
+            json!([1, 3, 5, 7, 9])
+        );
         assert_eq!(eval("States.ArrayGetItem($.arr, 3)").unwrap(), json!(3));
         assert_eq!(eval("States.ArrayLength($.arr)").unwrap(), json!(4));
         assert_eq!(eval("States.ArrayUnique($.arr)").unwrap(), json!([1, 2, 3]));
-        assert_eq!(eval("States.Base64Encode('Data to encode')").unwrap(), json!("RGF0YSB0byBlbmNvZGU="));
-        assert_eq!(eval("States.Base64Decode('RGF0YSB0byBlbmNvZGU=')").unwrap(), json!("Data to encode"));
-        assert_eq!(eval("States.Hash('input data', 'SHA-1')").unwrap(), json!("aaff4a450a104cd177d28d18d74485e8cae074b7"));
-        assert_eq!(eval("States.JsonMerge($.o, States.StringToJson('{\"b\":2}'), false)").unwrap(), json!({"a": 1, "b": 2}));
+        assert_eq!(
+            eval("States.Base64Encode('Data to encode')").unwrap(),
+            json!("RGF0YSB0byBlbmNvZGU=")
+        );
+        assert_eq!(
+            eval("States.Base64Decode('RGF0YSB0byBlbmNvZGU=')").unwrap(),
+            json!("Data to encode")
+        );
+        assert_eq!(
+            eval("States.Hash('input data', 'SHA-1')").unwrap(),
+            json!("aaff4a450a104cd177d28d18d74485e8cae074b7")
+        );
+        assert_eq!(
+            eval("States.JsonMerge($.o, States.StringToJson('{\"b\":2}'), false)").unwrap(),
+            json!({"a": 1, "b": 2})
+        );
         assert_eq!(eval("States.MathAdd($.n, -1)").unwrap(), json!(2));
-        assert_eq!(eval("States.StringSplit($.s, ',')").unwrap(), json!(["a", "b", "c"]));
+        assert_eq!(
+            eval("States.StringSplit($.s, ',')").unwrap(),
+            json!(["a", "b", "c"])
+        );
         let r = eval("States.MathRandom(1, 5)").unwrap().as_i64().unwrap();
         assert!((1..5).contains(&r));
-        assert_eq!(eval("States.MathRandom(1, 1000, 7)").unwrap(), eval("States.MathRandom(1, 1000, 7)").unwrap());
+        assert_eq!(
+            eval("States.MathRandom(1, 1000, 7)").unwrap(),
+            eval("States.MathRandom(1, 1000, 7)").unwrap()
+        );
         assert_eq!(eval("States.UUID()").unwrap().as_str().unwrap().len(), 36);
     }
 
@@ -438,7 +608,11 @@ mod tests {
             "States.Nope(1)",
             "States.Array(1",
         ] {
-            assert_eq!(eval(bad).unwrap_err().error, names::INTRINSIC_FAILURE, "{bad}");
+            assert_eq!(
+                eval(bad).unwrap_err().error,
+                names::INTRINSIC_FAILURE,
+                "{bad}"
+            );
         }
     }
 }

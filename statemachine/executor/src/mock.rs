@@ -25,9 +25,17 @@ pub enum MockError {
     #[error("mock config has no state machine {0:?} (it has: {1})")]
     NoStateMachine(String, String),
     #[error("state machine {machine:?} has no test case {case:?} (it has: {available})")]
-    NoTestCase { machine: String, case: String, available: String },
+    NoTestCase {
+        machine: String,
+        case: String,
+        available: String,
+    },
     #[error("test case {case:?} maps state {state:?} to mocked response {response:?}, which MockedResponses does not define")]
-    UnknownResponse { case: String, state: String, response: String },
+    UnknownResponse {
+        case: String,
+        state: String,
+        response: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -69,32 +77,52 @@ impl MockedResponse {
                 None => (key.trim().parse::<u32>(), key.trim().parse::<u32>()),
             };
             let (Ok(first), Ok(last)) = (first, last) else {
-                return Err(bad(format!("key {key:?} is not an invocation number or range like \"0-2\"")));
+                return Err(bad(format!(
+                    "key {key:?} is not an invocation number or range like \"0-2\""
+                )));
             };
             if first > last {
                 return Err(bad(format!("range {key:?} runs backwards")));
             }
-            let object = answer.as_object().filter(|o| o.len() == 1).ok_or_else(|| bad(format!("{key:?} needs exactly one of \"Return\" or \"Throw\"")))?;
+            let object = answer.as_object().filter(|o| o.len() == 1).ok_or_else(|| {
+                bad(format!(
+                    "{key:?} needs exactly one of \"Return\" or \"Throw\""
+                ))
+            })?;
             let answer = match (object.get("Return"), object.get("Throw")) {
                 (Some(value), None) => MockAnswer::Return(value.clone()),
                 (None, Some(throw)) => {
                     let field = |f: &str| throw.get(f).and_then(Value::as_str).map(str::to_string);
-                    let error = field("Error").ok_or_else(|| bad(format!("{key:?}: Throw needs a string \"Error\"")))?;
-                    MockAnswer::Throw { error, cause: field("Cause").unwrap_or_default() }
+                    let error = field("Error")
+                        .ok_or_else(|| bad(format!("{key:?}: Throw needs a string \"Error\"")))?;
+                    MockAnswer::Throw {
+                        error,
+                        cause: field("Cause").unwrap_or_default(),
+                    }
                 }
-                _ => return Err(bad(format!("{key:?} needs exactly one of \"Return\" or \"Throw\""))),
+                _ => {
+                    return Err(bad(format!(
+                        "{key:?} needs exactly one of \"Return\" or \"Throw\""
+                    )))
+                }
             };
             ranges.push((first, last, answer));
         }
         ranges.sort_by_key(|r| r.0);
         if let Some(w) = ranges.windows(2).find(|w| w[1].0 <= w[0].1) {
-            return Err(bad(format!("invocation ranges overlap at invocation {}", w[1].0)));
+            return Err(bad(format!(
+                "invocation ranges overlap at invocation {}",
+                w[1].0
+            )));
         }
         Ok(Self { ranges })
     }
 
     pub fn answer(&self, invocation: u32) -> Option<&MockAnswer> {
-        self.ranges.iter().find(|(a, b, _)| (*a..=*b).contains(&invocation)).map(|r| &r.2)
+        self.ranges
+            .iter()
+            .find(|(a, b, _)| (*a..=*b).contains(&invocation))
+            .map(|r| &r.2)
     }
 }
 
@@ -106,7 +134,8 @@ pub struct MockConfig {
 
 impl MockConfig {
     pub fn from_json(text: &str) -> Result<Self, MockError> {
-        let raw: RawConfig = serde_json::from_str(text).map_err(|e| MockError::Invalid(e.to_string()))?;
+        let raw: RawConfig =
+            serde_json::from_str(text).map_err(|e| MockError::Invalid(e.to_string()))?;
         for (name, response) in &raw.mocked_responses {
             MockedResponse::parse(name, response)?;
         }
@@ -114,29 +143,53 @@ impl MockConfig {
     }
 
     pub fn test_cases(&self, machine: &str) -> Vec<String> {
-        self.raw.state_machines.get(machine).map(|m| m.test_cases.keys().cloned().collect()).unwrap_or_default()
+        self.raw
+            .state_machines
+            .get(machine)
+            .map(|m| m.test_cases.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The invoker for one test case of one state machine.
     pub fn invoker(&self, machine: &str, case: &str) -> Result<MockInvoker, MockError> {
         let m = self.raw.state_machines.get(machine).ok_or_else(|| {
-            MockError::NoStateMachine(machine.to_string(), self.raw.state_machines.keys().cloned().collect::<Vec<_>>().join(", "))
+            MockError::NoStateMachine(
+                machine.to_string(),
+                self.raw
+                    .state_machines
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
         })?;
-        let states = m.test_cases.get(case).ok_or_else(|| MockError::NoTestCase {
-            machine: machine.to_string(),
-            case: case.to_string(),
-            available: m.test_cases.keys().cloned().collect::<Vec<_>>().join(", "),
-        })?;
+        let states = m
+            .test_cases
+            .get(case)
+            .ok_or_else(|| MockError::NoTestCase {
+                machine: machine.to_string(),
+                case: case.to_string(),
+                available: m.test_cases.keys().cloned().collect::<Vec<_>>().join(", "),
+            })?;
         let mut responses = HashMap::new();
         for (state, response) in states {
-            let raw = self.raw.mocked_responses.get(response).ok_or_else(|| MockError::UnknownResponse {
-                case: case.to_string(),
-                state: state.clone(),
-                response: response.clone(),
+            let raw = self.raw.mocked_responses.get(response).ok_or_else(|| {
+                MockError::UnknownResponse {
+                    case: case.to_string(),
+                    state: state.clone(),
+                    response: response.clone(),
+                }
             })?;
-            responses.insert(state.clone(), (response.clone(), MockedResponse::parse(response, raw)?));
+            responses.insert(
+                state.clone(),
+                (response.clone(), MockedResponse::parse(response, raw)?),
+            );
         }
-        Ok(MockInvoker { case: case.to_string(), responses, invocations: Mutex::new(HashMap::new()) })
+        Ok(MockInvoker {
+            case: case.to_string(),
+            responses,
+            invocations: Mutex::new(HashMap::new()),
+        })
     }
 }
 
@@ -152,12 +205,18 @@ impl MockInvoker {
     /// Task states of the definition (nested ones included) that this test case does not mock.
     pub fn unmocked_tasks(&self, machine: &StateMachine) -> Vec<String> {
         let mut missing = Vec::new();
-        fn walk(machine: &StateMachine, responses: &HashMap<String, (String, MockedResponse)>, missing: &mut Vec<String>) {
+        fn walk(
+            machine: &StateMachine,
+            responses: &HashMap<String, (String, MockedResponse)>,
+            missing: &mut Vec<String>,
+        ) {
             for (name, state) in &machine.states {
                 match state {
                     State::Task(_) if !responses.contains_key(name) => missing.push(name.clone()),
                     State::Map(m) => walk(&m.processor, responses, missing),
-                    State::Parallel(p) => p.branches.iter().for_each(|b| walk(b, responses, missing)),
+                    State::Parallel(p) => {
+                        p.branches.iter().for_each(|b| walk(b, responses, missing))
+                    }
                     _ => {}
                 }
             }
@@ -168,7 +227,10 @@ impl MockInvoker {
 
     /// How many times each state has been invoked so far.
     pub fn invocation_counts(&self) -> HashMap<String, u32> {
-        self.invocations.lock().expect("counter lock is never poisoned").clone()
+        self.invocations
+            .lock()
+            .expect("counter lock is never poisoned")
+            .clone()
     }
 }
 
@@ -176,14 +238,23 @@ impl MockInvoker {
 impl TaskInvoker for MockInvoker {
     async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
         let invocation = {
-            let mut counts = self.invocations.lock().expect("counter lock is never poisoned");
+            let mut counts = self
+                .invocations
+                .lock()
+                .expect("counter lock is never poisoned");
             let count = counts.entry(call.state_name.clone()).or_insert(0);
             *count += 1;
             *count - 1
         };
         // A missing mock is a test-setup mistake, not a task failure: States.Runtime is never caught.
         let Some((response_name, response)) = self.responses.get(&call.state_name) else {
-            return Err(TaskFailure::new(names::RUNTIME, format!("test case {:?} has no mocked response for Task state {:?}", self.case, call.state_name)));
+            return Err(TaskFailure::new(
+                names::RUNTIME,
+                format!(
+                    "test case {:?} has no mocked response for Task state {:?}",
+                    self.case, call.state_name
+                ),
+            ));
         };
         match response.answer(invocation) {
             None => Err(TaskFailure::new(

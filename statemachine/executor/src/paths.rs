@@ -42,10 +42,14 @@ fn compile(path: &str) -> Result<JsonPath, String> {
 
 /// Check that a string is a JSONPath this executor can evaluate (`$…` or `$$…`).
 pub fn check_path(path: &str) -> Result<(), String> {
-    let body = path.strip_prefix('$').map(|rest| rest.strip_prefix('$').unwrap_or(rest));
+    let body = path
+        .strip_prefix('$')
+        .map(|rest| rest.strip_prefix('$').unwrap_or(rest));
     match body {
         Some(rest) => compile(&format!("${rest}")).map(|_| ()),
-        None => Err(format!("invalid JSONPath {path:?}: a path starts with \"$\"")),
+        None => Err(format!(
+            "invalid JSONPath {path:?}: a path starts with \"$\""
+        )),
     }
 }
 
@@ -57,7 +61,9 @@ pub fn try_read(path: &str, data: &Value, context: &Value) -> Result<Option<Valu
         None => (data, path.to_string()),
     };
     if !path.starts_with('$') {
-        return Err(format!("invalid JSONPath {path:?}: a path starts with \"$\""));
+        return Err(format!(
+            "invalid JSONPath {path:?}: a path starts with \"$\""
+        ));
     }
     let compiled = compile(&path)?;
     let nodes = compiled.query(target).all();
@@ -90,7 +96,11 @@ fn abbreviate(value: &Value) -> String {
 }
 
 /// Apply `InputPath`/`OutputPath`: absent keeps everything, `null` gives `{}`.
-pub fn apply_filter(field: &crate::definition::PathField, data: &Value, context: &Value) -> Result<Value, StateError> {
+pub fn apply_filter(
+    field: &crate::definition::PathField,
+    data: &Value,
+    context: &Value,
+) -> Result<Value, StateError> {
     use crate::definition::PathField;
     match field {
         PathField::Default => Ok(data.clone()),
@@ -111,7 +121,9 @@ pub fn parse_reference(path: &str) -> Result<Vec<Step>, String> {
     let bad = |why: &str| format!("invalid reference path {path:?}: {why}");
     let chars: Vec<char> = path.chars().collect();
     if chars.first() != Some(&'$') || chars.get(1) == Some(&'$') {
-        return Err(bad("it must start with \"$\" and cannot use the context object"));
+        return Err(bad(
+            "it must start with \"$\" and cannot use the context object",
+        ));
     }
     let mut steps = Vec::new();
     let mut i = 1;
@@ -131,7 +143,11 @@ pub fn parse_reference(path: &str) -> Result<Vec<Step>, String> {
                 i = end;
             }
             '[' => {
-                let close = chars[i..].iter().position(|&c| c == ']').map(|p| p + i).ok_or_else(|| bad("unclosed \"[\""))?;
+                let close = chars[i..]
+                    .iter()
+                    .position(|&c| c == ']')
+                    .map(|p| p + i)
+                    .ok_or_else(|| bad("unclosed \"[\""))?;
                 let inner: String = chars[i + 1..close].iter().collect();
                 let inner = inner.trim();
                 if let Some(q) = inner.chars().next().filter(|c| *c == '\'' || *c == '"') {
@@ -140,7 +156,9 @@ pub fn parse_reference(path: &str) -> Result<Vec<Step>, String> {
                     }
                     steps.push(Step::Field(inner[1..inner.len() - 1].to_string()));
                 } else {
-                    let index = inner.parse::<usize>().map_err(|_| bad("only field names and non-negative indexes are allowed"))?;
+                    let index = inner.parse::<usize>().map_err(|_| {
+                        bad("only field names and non-negative indexes are allowed")
+                    })?;
                     steps.push(Step::Index(index));
                 }
                 i = close + 1;
@@ -152,7 +170,11 @@ pub fn parse_reference(path: &str) -> Result<Vec<Step>, String> {
 }
 
 /// Apply `ResultPath`: place `result` into `input` at the reference path, creating missing objects.
-pub fn apply_result_path(field: &crate::definition::PathField, input: &Value, result: Value) -> Result<Value, StateError> {
+pub fn apply_result_path(
+    field: &crate::definition::PathField,
+    input: &Value,
+    result: Value,
+) -> Result<Value, StateError> {
     use crate::definition::PathField;
     let path = match field {
         PathField::Default => return Ok(result),
@@ -164,7 +186,12 @@ pub fn apply_result_path(field: &crate::definition::PathField, input: &Value, re
         return Ok(result);
     }
     let mut output = input.clone();
-    let fail = || StateError::runtime(format!("Unable to apply ReferencePath {path} to input '{}'", abbreviate(input)));
+    let fail = || {
+        StateError::runtime(format!(
+            "Unable to apply ReferencePath {path} to input '{}'",
+            abbreviate(input)
+        ))
+    };
     let mut cursor = &mut output;
     for (n, step) in steps.iter().enumerate() {
         let last = n + 1 == steps.len();
@@ -175,10 +202,15 @@ pub fn apply_result_path(field: &crate::definition::PathField, input: &Value, re
                     object.insert(name.clone(), result);
                     return Ok(output);
                 }
-                object.entry(name.clone()).or_insert_with(|| Value::Object(Map::new()))
+                object
+                    .entry(name.clone())
+                    .or_insert_with(|| Value::Object(Map::new()))
             }
             Step::Index(index) => {
-                let slot = cursor.as_array_mut().and_then(|a| a.get_mut(*index)).ok_or_else(fail)?;
+                let slot = cursor
+                    .as_array_mut()
+                    .and_then(|a| a.get_mut(*index))
+                    .ok_or_else(fail)?;
                 if last {
                     *slot = result;
                     return Ok(output);
@@ -192,7 +224,11 @@ pub fn apply_result_path(field: &crate::definition::PathField, input: &Value, re
 
 /// Evaluate a payload template: keys ending in `.$` take the value of a path (`$…`, `$$…`) or an
 /// intrinsic function; everything else is copied, nested objects and arrays included.
-pub fn evaluate_template(template: &Value, data: &Value, context: &Value) -> Result<Value, StateError> {
+pub fn evaluate_template(
+    template: &Value,
+    data: &Value,
+    context: &Value,
+) -> Result<Value, StateError> {
     match template {
         Value::Object(object) => {
             let mut out = Map::new();
@@ -222,7 +258,11 @@ pub fn evaluate_template(template: &Value, data: &Value, context: &Value) -> Res
             }
             Ok(Value::Object(out))
         }
-        Value::Array(items) => items.iter().map(|v| evaluate_template(v, data, context)).collect::<Result<Vec<_>, _>>().map(Value::Array),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| evaluate_template(v, data, context))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
         other => Ok(other.clone()),
     }
 }
@@ -244,7 +284,9 @@ pub fn check_template(template: &Value, problems: &mut Vec<String>) {
                                 problems.push(format!("field \"{key}\": {p}"));
                             }
                         }
-                        None => problems.push(format!("field \"{key}\" must be a string path or intrinsic function")),
+                        None => problems.push(format!(
+                            "field \"{key}\" must be a string path or intrinsic function"
+                        )),
                     }
                 } else {
                     check_template(value, problems);
@@ -269,21 +311,42 @@ mod tests {
         assert_eq!(read("$.a[0].x", &data, &ctx).unwrap(), json!(1));
         assert_eq!(read("$['b']['c d']", &data, &ctx).unwrap(), json!(3));
         assert_eq!(read("$.a[*].x", &data, &ctx).unwrap(), json!([1, 2]));
-        assert_eq!(read("$.a[?(@.x > 1)]", &data, &ctx).unwrap(), json!([{"x": 2}]));
+        assert_eq!(
+            read("$.a[?(@.x > 1)]", &data, &ctx).unwrap(),
+            json!([{"x": 2}])
+        );
         assert_eq!(read("$$.Execution.Name", &data, &ctx).unwrap(), json!("n"));
-        assert_eq!(read("$.missing", &data, &ctx).unwrap_err().error, "States.Runtime");
+        assert_eq!(
+            read("$.missing", &data, &ctx).unwrap_err().error,
+            "States.Runtime"
+        );
     }
 
     #[test]
     fn result_path_creates_nested_objects_and_replaces_values() {
         let input = json!({"a": {"keep": true}, "list": [1, 2]});
         let set = |p: &str, r: Value| apply_result_path(&PathField::Path(p.into()), &input, r);
-        assert_eq!(set("$.a.b.c", json!(5)).unwrap(), json!({"a": {"keep": true, "b": {"c": 5}}, "list": [1, 2]}));
-        assert_eq!(set("$.list[1]", json!("x")).unwrap(), json!({"a": {"keep": true}, "list": [1, "x"]}));
+        assert_eq!(
+            set("$.a.b.c", json!(5)).unwrap(),
+            json!({"a": {"keep": true, "b": {"c": 5}}, "list": [1, 2]})
+        );
+        assert_eq!(
+            set("$.list[1]", json!("x")).unwrap(),
+            json!({"a": {"keep": true}, "list": [1, "x"]})
+        );
         assert_eq!(set("$", json!(7)).unwrap(), json!(7));
-        assert_eq!(set("$.list.x", json!(7)).unwrap_err().error, "States.Runtime");
-        assert_eq!(set("$.list[5]", json!(7)).unwrap_err().error, "States.Runtime");
-        assert_eq!(apply_result_path(&PathField::Null, &input, json!(1)).unwrap(), input);
+        assert_eq!(
+            set("$.list.x", json!(7)).unwrap_err().error,
+            "States.Runtime"
+        );
+        assert_eq!(
+            set("$.list[5]", json!(7)).unwrap_err().error,
+            "States.Runtime"
+        );
+        assert_eq!(
+            apply_result_path(&PathField::Null, &input, json!(1)).unwrap(),
+            input
+        );
         assert!(parse_reference("$.a[*]").is_err());
         assert!(parse_reference("$$.a").is_err());
     }
@@ -308,7 +371,13 @@ mod tests {
 
     #[test]
     fn input_and_output_path_null_give_an_empty_object() {
-        assert_eq!(apply_filter(&PathField::Null, &json!({"a": 1}), &json!({})).unwrap(), json!({}));
-        assert_eq!(apply_filter(&PathField::Default, &json!({"a": 1}), &json!({})).unwrap(), json!({"a": 1}));
+        assert_eq!(
+            apply_filter(&PathField::Null, &json!({"a": 1}), &json!({})).unwrap(),
+            json!({})
+        );
+        assert_eq!(
+            apply_filter(&PathField::Default, &json!({"a": 1}), &json!({})).unwrap(),
+            json!({"a": 1})
+        );
     }
 }

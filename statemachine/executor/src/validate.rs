@@ -28,32 +28,75 @@ pub fn validate(machine: &StateMachine) -> Vec<Problem> {
 }
 
 fn check_machine(machine: &StateMachine, scope: &str, problems: &mut Vec<Problem>) {
-    let at = |name: &str| if scope.is_empty() { format!("state {name:?}") } else { format!("{scope} > state {name:?}") };
-    let scope_location = if scope.is_empty() { "definition".to_string() } else { scope.to_string() };
+    let at = |name: &str| {
+        if scope.is_empty() {
+            format!("state {name:?}")
+        } else {
+            format!("{scope} > state {name:?}")
+        }
+    };
+    let scope_location = if scope.is_empty() {
+        "definition".to_string()
+    } else {
+        scope.to_string()
+    };
     let mut push = |location: String, message: String| problems.push(Problem { location, message });
     if !machine.states.contains_key(&machine.start_at) {
-        push(scope_location.clone(), format!("StartAt {:?} is not a state", machine.start_at));
+        push(
+            scope_location.clone(),
+            format!("StartAt {:?} is not a state", machine.start_at),
+        );
     }
     for (name, state) in &machine.states {
         for next in state.successors() {
             if !machine.states.contains_key(next) {
-                push(at(name), format!("transition to {next:?}, which is not a state in this scope"));
+                push(
+                    at(name),
+                    format!("transition to {next:?}, which is not a state in this scope"),
+                );
             }
         }
         for (i, retrier) in state.retriers().iter().enumerate() {
-            check_error_equals(&retrier.error_equals, i + 1 == state.retriers().len(), &format!("Retry[{i}]"), &at(name), &mut push);
+            check_error_equals(
+                &retrier.error_equals,
+                i + 1 == state.retriers().len(),
+                &format!("Retry[{i}]"),
+                &at(name),
+                &mut push,
+            );
             if retrier.backoff_rate.is_some_and(|b| b < 1.0) {
-                push(at(name), format!("Retry[{i}]: BackoffRate must be at least 1.0"));
+                push(
+                    at(name),
+                    format!("Retry[{i}]: BackoffRate must be at least 1.0"),
+                );
             }
-            if retrier.interval_seconds.is_some_and(|s| s < 1.0 || s.fract() != 0.0) {
-                push(at(name), format!("Retry[{i}]: IntervalSeconds must be a positive integer"));
+            if retrier
+                .interval_seconds
+                .is_some_and(|s| s < 1.0 || s.fract() != 0.0)
+            {
+                push(
+                    at(name),
+                    format!("Retry[{i}]: IntervalSeconds must be a positive integer"),
+                );
             }
-            if retrier.max_delay_seconds.is_some_and(|s| s < 1.0 || s.fract() != 0.0) {
-                push(at(name), format!("Retry[{i}]: MaxDelaySeconds must be a positive integer"));
+            if retrier
+                .max_delay_seconds
+                .is_some_and(|s| s < 1.0 || s.fract() != 0.0)
+            {
+                push(
+                    at(name),
+                    format!("Retry[{i}]: MaxDelaySeconds must be a positive integer"),
+                );
             }
         }
         for (i, catcher) in state.catchers().iter().enumerate() {
-            check_error_equals(&catcher.error_equals, i + 1 == state.catchers().len(), &format!("Catch[{i}]"), &at(name), &mut push);
+            check_error_equals(
+                &catcher.error_equals,
+                i + 1 == state.catchers().len(),
+                &format!("Catch[{i}]"),
+                &at(name),
+                &mut push,
+            );
             if let PathField::Path(p) = &catcher.result_path {
                 if let Err(e) = crate::paths::parse_reference(p) {
                     push(at(name), format!("Catch[{i}].ResultPath: {e}"));
@@ -73,26 +116,40 @@ fn check_machine(machine: &StateMachine, scope: &str, problems: &mut Vec<Problem
             State::Task(s) => {
                 check_path("InputPath", &s.io.input_path);
                 check_path("OutputPath", &s.io.output_path);
-                s.parameters.iter().for_each(|t| templates.push(("Parameters", t)));
-                s.result_selector.iter().for_each(|t| templates.push(("ResultSelector", t)));
+                s.parameters
+                    .iter()
+                    .for_each(|t| templates.push(("Parameters", t)));
+                s.result_selector
+                    .iter()
+                    .for_each(|t| templates.push(("ResultSelector", t)));
             }
             State::Map(s) => {
                 check_path("InputPath", &s.io.input_path);
                 check_path("OutputPath", &s.io.output_path);
                 check_path("ItemsPath", &s.items_path);
-                s.item_selector.iter().for_each(|t| templates.push(("ItemSelector", t)));
-                s.result_selector.iter().for_each(|t| templates.push(("ResultSelector", t)));
+                s.item_selector
+                    .iter()
+                    .for_each(|t| templates.push(("ItemSelector", t)));
+                s.result_selector
+                    .iter()
+                    .for_each(|t| templates.push(("ResultSelector", t)));
             }
             State::Parallel(s) => {
                 check_path("InputPath", &s.io.input_path);
                 check_path("OutputPath", &s.io.output_path);
-                s.parameters.iter().for_each(|t| templates.push(("Parameters", t)));
-                s.result_selector.iter().for_each(|t| templates.push(("ResultSelector", t)));
+                s.parameters
+                    .iter()
+                    .for_each(|t| templates.push(("Parameters", t)));
+                s.result_selector
+                    .iter()
+                    .for_each(|t| templates.push(("ResultSelector", t)));
             }
             State::Pass(s) => {
                 check_path("InputPath", &s.io.input_path);
                 check_path("OutputPath", &s.io.output_path);
-                s.parameters.iter().for_each(|t| templates.push(("Parameters", t)));
+                s.parameters
+                    .iter()
+                    .for_each(|t| templates.push(("Parameters", t)));
             }
             State::Wait(s) => {
                 check_path("InputPath", &s.io.input_path);
@@ -139,10 +196,18 @@ fn check_machine(machine: &StateMachine, scope: &str, problems: &mut Vec<Problem
         match state {
             State::Parallel(s) => {
                 for (i, branch) in s.branches.iter().enumerate() {
-                    check_machine(branch, &format!("{} > Branches[{i}]", at(name)), &mut nested);
+                    check_machine(
+                        branch,
+                        &format!("{} > Branches[{i}]", at(name)),
+                        &mut nested,
+                    );
                 }
             }
-            State::Map(s) => check_machine(&s.processor, &format!("{} > ItemProcessor", at(name)), &mut nested),
+            State::Map(s) => check_machine(
+                &s.processor,
+                &format!("{} > ItemProcessor", at(name)),
+                &mut nested,
+            ),
             _ => {}
         }
         for n in nested {
@@ -175,25 +240,47 @@ fn check_machine(machine: &StateMachine, scope: &str, problems: &mut Vec<Problem
         State::Choice(_) => false,
     });
     if !terminal {
-        push(scope_location, "no terminal state (End: true, Succeed or Fail): the machine can never finish".to_string());
+        push(
+            scope_location,
+            "no terminal state (End: true, Succeed or Fail): the machine can never finish"
+                .to_string(),
+        );
     }
 }
 
-fn check_error_equals(list: &[String], is_last: bool, field: &str, location: &str, push: &mut impl FnMut(String, String)) {
+fn check_error_equals(
+    list: &[String],
+    is_last: bool,
+    field: &str,
+    location: &str,
+    push: &mut impl FnMut(String, String),
+) {
     if list.is_empty() {
-        push(location.to_string(), format!("{field}: ErrorEquals must not be empty"));
+        push(
+            location.to_string(),
+            format!("{field}: ErrorEquals must not be empty"),
+        );
     }
     if list.iter().any(|e| e == names::ALL) {
         if list.len() != 1 {
-            push(location.to_string(), format!("{field}: States.ALL must appear alone in ErrorEquals"));
+            push(
+                location.to_string(),
+                format!("{field}: States.ALL must appear alone in ErrorEquals"),
+            );
         }
         if !is_last {
-            push(location.to_string(), format!("{field}: the rule with States.ALL must be the last one"));
+            push(
+                location.to_string(),
+                format!("{field}: the rule with States.ALL must be the last one"),
+            );
         }
     }
     for e in list {
         if e.starts_with("States.") && !names::KNOWN.contains(&e.as_str()) {
-            push(location.to_string(), format!("{field}: unknown error name {e:?}"));
+            push(
+                location.to_string(),
+                format!("{field}: unknown error name {e:?}"),
+            );
         }
     }
 }

@@ -24,15 +24,30 @@ impl TaskInvoker for CaseInvoker {
             *n += 1;
             *n - 1
         };
-        let answers = self.tasks.get(&call.state_name).and_then(Value::as_array).cloned().unwrap_or_default();
+        let answers = self
+            .tasks
+            .get(&call.state_name)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let Some(answer) = answers.get(n.min(answers.len().saturating_sub(1))) else {
-            return Err(TaskFailure::new("Conformance.NoAnswer", format!("no answer for {}", call.state_name)));
+            return Err(TaskFailure::new(
+                "Conformance.NoAnswer",
+                format!("no answer for {}", call.state_name),
+            ));
         };
         if let Some(throw) = answer.get("throw") {
-            return Err(TaskFailure::new(throw["error"].as_str().unwrap(), throw["cause"].as_str().unwrap()));
+            return Err(TaskFailure::new(
+                throw["error"].as_str().unwrap(),
+                throw["cause"].as_str().unwrap(),
+            ));
         }
         let value = answer["return"].clone();
-        Ok(if answer.get("echo") == Some(&json!(true)) { json!({"echo": call.input, "value": value}) } else { value })
+        Ok(if answer.get("echo") == Some(&json!(true)) {
+            json!({"echo": call.input, "value": value})
+        } else {
+            value
+        })
     }
 }
 
@@ -44,10 +59,16 @@ async fn run_ours(case: &Value) -> Value {
     let machine = StateMachine::from_value(&case["definition"]).expect("case definition parses");
     let problems = validate(&machine);
     assert!(problems.is_empty(), "{problems:?}");
-    let invoker = Arc::new(CaseInvoker { tasks: case["tasks"].clone(), counts: Mutex::new(HashMap::new()) });
+    let invoker = Arc::new(CaseInvoker {
+        tasks: case["tasks"].clone(),
+        counts: Mutex::new(HashMap::new()),
+    });
     let record = Executor::new(machine, invoker)
         .with_time_mode(TimeMode::Simulated)
-        .start(ExecutionOptions::local("conformance", "case"), case["input"].clone())
+        .start(
+            ExecutionOptions::local("conformance", "case"),
+            case["input"].clone(),
+        )
         .await;
     match record.status {
         ExecutionStatus::Succeeded => json!({"status": "SUCCEEDED", "output": record.output}),
@@ -64,7 +85,8 @@ fn agree(ours: &Value, reference: &Value) -> bool {
     }
     // Causes of States.* errors are prose that differs between implementations; compare names.
     let error = ours["error"].as_str().unwrap_or_default();
-    ours["error"] == reference["error"] && (error.starts_with("States.") || ours["cause"] == reference["cause"])
+    ours["error"] == reference["error"]
+        && (error.starts_with("States.") || ours["cause"] == reference["cause"])
 }
 
 #[tokio::test]
@@ -79,26 +101,49 @@ async fn executor_agrees_with_aws_local_stepfunctions_on_every_case() {
         "statemachine/conformance/node_modules is missing: run `npm ci --prefix statemachine/conformance` first \
          (or set FERROTYPE_SKIP_CONFORMANCE=1 to skip this comparison)"
     );
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("cases")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("cases"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
     files.sort();
-    assert!(files.len() >= 20, "expected the conformance cases, found {}", files.len());
+    assert!(
+        files.len() >= 20,
+        "expected the conformance cases, found {}",
+        files.len()
+    );
     let output = std::process::Command::new("node")
         .current_dir(&dir)
         .arg("run-cases.mjs")
         .args(&files)
         .output()
         .expect("node runs (Node.js >= 20 is needed for the conformance check)");
-    assert!(output.status.success(), "run-cases.mjs failed: {}", String::from_utf8_lossy(&output.stderr));
-    let reference: Value = serde_json::from_slice(&output.stdout).expect("run-cases.mjs prints JSON");
+    assert!(
+        output.status.success(),
+        "run-cases.mjs failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reference: Value =
+        serde_json::from_slice(&output.stdout).expect("run-cases.mjs prints JSON");
     let mut disagreements = Vec::new();
     for file in &files {
         let name = file.file_stem().unwrap().to_str().unwrap();
         let case: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
         let ours = run_ours(&case).await;
-        let expected = case.get("aws").cloned().unwrap_or_else(|| reference[name].clone());
+        let expected = case
+            .get("aws")
+            .cloned()
+            .unwrap_or_else(|| reference[name].clone());
         if !agree(&ours, &expected) {
-            disagreements.push(format!("{name}:\n  ours:      {ours}\n  reference: {expected}"));
+            disagreements.push(format!(
+                "{name}:\n  ours:      {ours}\n  reference: {expected}"
+            ));
         }
     }
-    assert!(disagreements.is_empty(), "{} case(s) disagree:\n{}", disagreements.len(), disagreements.join("\n"));
+    assert!(
+        disagreements.is_empty(),
+        "{} case(s) disagree:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
 }

@@ -21,10 +21,15 @@ struct Scripted {
 }
 
 impl Scripted {
-    fn new(answer: impl Fn(&TaskCall, u32) -> Result<Value, TaskFailure> + Send + Sync + 'static) -> Arc<Self> {
+    fn new(
+        answer: impl Fn(&TaskCall, u32) -> Result<Value, TaskFailure> + Send + Sync + 'static,
+    ) -> Arc<Self> {
         Arc::new(Self::build(answer, None))
     }
-    fn build(answer: impl Fn(&TaskCall, u32) -> Result<Value, TaskFailure> + Send + Sync + 'static, delay: Option<std::time::Duration>) -> Self {
+    fn build(
+        answer: impl Fn(&TaskCall, u32) -> Result<Value, TaskFailure> + Send + Sync + 'static,
+        delay: Option<std::time::Duration>,
+    ) -> Self {
         Self {
             answer: Box::new(answer),
             calls: Mutex::new(Vec::new()),
@@ -62,7 +67,11 @@ impl TaskInvoker for Scripted {
 const FN: &str = "arn:aws:lambda:us-east-1:123456789012:function:work";
 
 fn start_time() -> OffsetDateTime {
-    OffsetDateTime::parse("2026-01-01T00:00:00Z", &time::format_description::well_known::Rfc3339).unwrap()
+    OffsetDateTime::parse(
+        "2026-01-01T00:00:00Z",
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
 }
 
 async fn run(definition: Value, invoker: Arc<dyn TaskInvoker>, input: Value) -> ExecutionRecord {
@@ -71,7 +80,10 @@ async fn run(definition: Value, invoker: Arc<dyn TaskInvoker>, input: Value) -> 
     assert!(problems.is_empty(), "{problems:?}");
     let mut options = ExecutionOptions::local("test", "exec-1");
     options.start_time = Some(start_time());
-    Executor::new(machine, invoker).with_time_mode(TimeMode::Simulated).start(options, input).await
+    Executor::new(machine, invoker)
+        .with_time_mode(TimeMode::Simulated)
+        .start(options, input)
+        .await
 }
 
 fn types(record: &ExecutionRecord) -> Vec<EventType> {
@@ -80,26 +92,44 @@ fn types(record: &ExecutionRecord) -> Vec<EventType> {
 
 fn task(extra: Value) -> Value {
     let mut t = json!({"Type": "Task", "Resource": FN, "End": true});
-    t.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    t.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     t
 }
 
 #[tokio::test]
 async fn a_lambda_task_records_aws_history_events_in_order() {
     let invoker = Scripted::new(|call, _| Ok(json!({"got": call.input.clone()})));
-    let record = run(json!({"StartAt": "Work", "States": {"Work": task(json!({}))}}), invoker.clone(), json!({"k": 1})).await;
+    let record = run(
+        json!({"StartAt": "Work", "States": {"Work": task(json!({}))}}),
+        invoker.clone(),
+        json!({"k": 1}),
+    )
+    .await;
     assert_eq!(record.status, ExecutionStatus::Succeeded);
     assert_eq!(record.output, Some(json!({"got": {"k": 1}})));
     use EventType::*;
     assert_eq!(
         types(&record),
-        vec![ExecutionStarted, TaskStateEntered, LambdaFunctionScheduled, LambdaFunctionStarted, LambdaFunctionSucceeded, TaskStateExited, ExecutionSucceeded]
+        vec![
+            ExecutionStarted,
+            TaskStateEntered,
+            LambdaFunctionScheduled,
+            LambdaFunctionStarted,
+            LambdaFunctionSucceeded,
+            TaskStateExited,
+            ExecutionSucceeded
+        ]
     );
     for (i, e) in record.history.iter().enumerate() {
         assert_eq!(e.id, i as u64 + 1);
         assert_eq!(e.previous_event_id, i as u64);
     }
-    let scheduled = record.history[2].lambda_function_scheduled_event_details.as_ref().unwrap();
+    let scheduled = record.history[2]
+        .lambda_function_scheduled_event_details
+        .as_ref()
+        .unwrap();
     assert_eq!(scheduled.resource, FN);
     assert_eq!(scheduled.input.as_deref(), Some("{\"k\":1}"));
     let call = &invoker.calls()[0];
@@ -107,10 +137,17 @@ async fn a_lambda_task_records_aws_history_events_in_order() {
     assert_eq!(call.function_name.as_deref(), Some(FN));
     assert_eq!(call.context["State"]["Name"], "Work");
     assert_eq!(call.context["Execution"]["Name"], "exec-1");
-    assert_eq!(call.context["Execution"]["StartTime"], "2026-01-01T00:00:00.000Z");
+    assert_eq!(
+        call.context["Execution"]["StartTime"],
+        "2026-01-01T00:00:00.000Z"
+    );
     // The history serializes in the API's camelCase shape and reads back identically.
     let text = serde_json::to_string(&record.history).unwrap();
-    assert!(text.contains("\"lambdaFunctionScheduledEventDetails\"") && text.contains("\"previousEventId\""), "{text}");
+    assert!(
+        text.contains("\"lambdaFunctionScheduledEventDetails\"")
+            && text.contains("\"previousEventId\""),
+        "{text}"
+    );
     let back: Vec<HistoryEvent> = serde_json::from_str(&text).unwrap();
     assert_eq!(back, record.history);
 }
@@ -123,18 +160,47 @@ async fn lambda_invoke_integration_wraps_the_result_and_records_task_events() {
         "Parameters": {"FunctionName": "my-fn", "Payload": {"x.$": "$.x"}},
         "ResultSelector": {"body.$": "$.Payload", "code.$": "$.StatusCode"}, "End": true}}});
     let record = run(definition, invoker.clone(), json!({"x": 7})).await;
-    assert_eq!(record.output, Some(json!({"body": {"echo": {"x": 7}}, "code": 200})));
+    assert_eq!(
+        record.output,
+        Some(json!({"body": {"echo": {"x": 7}}, "code": 200}))
+    );
     use EventType::*;
-    assert_eq!(types(&record), vec![ExecutionStarted, TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited, ExecutionSucceeded]);
-    let scheduled = record.history[2].task_scheduled_event_details.as_ref().unwrap();
-    assert_eq!((scheduled.resource_type.as_str(), scheduled.resource.as_str()), ("lambda", "invoke"));
+    assert_eq!(
+        types(&record),
+        vec![
+            ExecutionStarted,
+            TaskStateEntered,
+            TaskScheduled,
+            TaskStarted,
+            TaskSucceeded,
+            TaskStateExited,
+            ExecutionSucceeded
+        ]
+    );
+    let scheduled = record.history[2]
+        .task_scheduled_event_details
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (
+            scheduled.resource_type.as_str(),
+            scheduled.resource.as_str()
+        ),
+        ("lambda", "invoke")
+    );
     assert_eq!(invoker.calls()[0].function_name.as_deref(), Some("my-fn"));
     assert_eq!(invoker.calls()[0].kind, TaskKind::LambdaInvoke);
 }
 
 #[tokio::test]
 async fn retries_count_attempts_and_back_off_in_simulated_time() {
-    let invoker = Scripted::new(|_, n| if n < 3 { Err(TaskFailure::new("Lambda.ServiceException", "flaky")) } else { Ok(json!("ok")) });
+    let invoker = Scripted::new(|_, n| {
+        if n < 3 {
+            Err(TaskFailure::new("Lambda.ServiceException", "flaky"))
+        } else {
+            Ok(json!("ok"))
+        }
+    });
     let definition = json!({"StartAt": "Work", "States": {"Work": task(json!({
         "Retry": [{"ErrorEquals": ["Lambda.ServiceException"], "IntervalSeconds": 2, "BackoffRate": 3, "MaxAttempts": 3, "MaxDelaySeconds": 10}]
     }))}});
@@ -142,12 +208,20 @@ async fn retries_count_attempts_and_back_off_in_simulated_time() {
     assert_eq!(record.status, ExecutionStatus::Succeeded);
     let attempts: Vec<u32> = invoker.calls().iter().map(|c| c.attempt).collect();
     assert_eq!(attempts, vec![0, 1, 2, 3]);
-    let retry_counts: Vec<Value> = invoker.calls().iter().map(|c| c.context["State"]["RetryCount"].clone()).collect();
+    let retry_counts: Vec<Value> = invoker
+        .calls()
+        .iter()
+        .map(|c| c.context["State"]["RetryCount"].clone())
+        .collect();
     assert_eq!(retry_counts, vec![json!(0), json!(1), json!(2), json!(3)]);
     // Delays 2, 6, then 18 capped at 10.
     let elapsed = record.stop_date.unwrap() - start_time();
     assert_eq!(elapsed.whole_seconds(), 18);
-    let failed = record.history.iter().filter(|e| e.event_type == EventType::LambdaFunctionFailed).count();
+    let failed = record
+        .history
+        .iter()
+        .filter(|e| e.event_type == EventType::LambdaFunctionFailed)
+        .count();
     assert_eq!(failed, 3);
 }
 
@@ -159,8 +233,15 @@ async fn retries_run_out_and_max_attempts_zero_never_retries() {
     }))}});
     let record = run(definition, invoker.clone(), json!({})).await;
     assert_eq!(record.status, ExecutionStatus::Failed);
-    assert_eq!((record.error.as_deref(), record.cause.as_deref()), (Some("Boom"), Some("always")));
-    assert_eq!(invoker.calls().len(), 1, "the first matching retrier has MaxAttempts 0");
+    assert_eq!(
+        (record.error.as_deref(), record.cause.as_deref()),
+        (Some("Boom"), Some("always"))
+    );
+    assert_eq!(
+        invoker.calls().len(),
+        1,
+        "the first matching retrier has MaxAttempts 0"
+    );
 }
 
 #[tokio::test]
@@ -176,7 +257,10 @@ async fn catch_routes_with_result_path_and_task_failed_skips_timeouts() {
     }});
     let record = run(definition, invoker, json!({"key": "a.jpg"})).await;
     assert_eq!(record.status, ExecutionStatus::Succeeded);
-    assert_eq!(record.output, Some(json!({"key": "a.jpg", "failure": {"Error": "Custom.Error", "Cause": "bad input"}})));
+    assert_eq!(
+        record.output,
+        Some(json!({"key": "a.jpg", "failure": {"Error": "Custom.Error", "Cause": "bad input"}}))
+    );
 }
 
 #[tokio::test]
@@ -210,7 +294,10 @@ async fn oversized_results_fail_with_data_limit_exceeded_even_with_states_all() 
 
 #[tokio::test(start_paused = true)]
 async fn task_timeouts_fail_with_states_timeout() {
-    let invoker = Arc::new(Scripted::build(|_, _| Ok(json!("late")), Some(std::time::Duration::from_secs(30))));
+    let invoker = Arc::new(Scripted::build(
+        |_, _| Ok(json!("late")),
+        Some(std::time::Duration::from_secs(30)),
+    ));
     let definition = json!({"StartAt": "Work", "States": {
         "Work": task(json!({"TimeoutSeconds": 5, "Catch": [{"ErrorEquals": ["States.TaskFailed"], "Next": "No"}]})),
         "No": {"Type": "Succeed"}
@@ -226,19 +313,36 @@ fn map_definition(extra: Value) -> Value {
         "ItemSelector": {"value.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index", "prefix.$": "$.prefix"},
         "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Work", "States": {"Work": task(json!({}))}}
     });
-    map.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    map.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     json!({"StartAt": "Each", "States": {"Each": map}})
 }
 
 #[tokio::test(start_paused = true)]
 async fn map_runs_iterations_concurrently_up_to_max_concurrency() {
     for (max, expected) in [(2, 2), (0, 40), (100, 40)] {
-        let invoker = Arc::new(Scripted::build(|call, _| Ok(call.input["value"].clone()), Some(std::time::Duration::from_millis(10))));
+        let invoker = Arc::new(Scripted::build(
+            |call, _| Ok(call.input["value"].clone()),
+            Some(std::time::Duration::from_millis(10)),
+        ));
         let items: Vec<u32> = (0..50).collect();
-        let record = run(map_definition(json!({"MaxConcurrency": max})), invoker.clone(), json!({"items": items, "prefix": "p"})).await;
+        let record = run(
+            map_definition(json!({"MaxConcurrency": max})),
+            invoker.clone(),
+            json!({"items": items, "prefix": "p"}),
+        )
+        .await;
         assert_eq!(record.output, Some(json!(items)));
-        assert_eq!(invoker.max_running.load(Ordering::SeqCst), expected, "MaxConcurrency {max}");
-        assert_eq!(invoker.calls()[0].input, json!({"value": 0, "index": 0, "prefix": "p"}));
+        assert_eq!(
+            invoker.max_running.load(Ordering::SeqCst),
+            expected,
+            "MaxConcurrency {max}"
+        );
+        assert_eq!(
+            invoker.calls()[0].input,
+            json!({"value": 0, "index": 0, "prefix": "p"})
+        );
     }
 }
 
@@ -252,17 +356,39 @@ async fn map_tolerates_failures_up_to_the_threshold() {
         }
     };
     let items: Vec<u32> = (0..10).collect();
-    let record = run(map_definition(json!({"ToleratedFailureCount": 2, "MaxConcurrency": 1})), Scripted::new(fails_on_odd), json!({"items": items, "prefix": ""})).await;
+    let record = run(
+        map_definition(json!({"ToleratedFailureCount": 2, "MaxConcurrency": 1})),
+        Scripted::new(fails_on_odd),
+        json!({"items": items, "prefix": ""}),
+    )
+    .await;
     assert_eq!(record.status, ExecutionStatus::Succeeded);
     let output = record.output.unwrap();
     assert_eq!(output[1], json!({"Error": "Item.Bad", "Cause": "odd one"}));
     assert_eq!(output[2], json!(2));
 
-    let record = run(map_definition(json!({"ToleratedFailurePercentage": 10, "MaxConcurrency": 1})), Scripted::new(fails_on_odd), json!({"items": items, "prefix": ""})).await;
-    assert_eq!(record.error.as_deref(), Some("States.ExceedToleratedFailureThreshold"));
+    let record = run(
+        map_definition(json!({"ToleratedFailurePercentage": 10, "MaxConcurrency": 1})),
+        Scripted::new(fails_on_odd),
+        json!({"items": items, "prefix": ""}),
+    )
+    .await;
+    assert_eq!(
+        record.error.as_deref(),
+        Some("States.ExceedToleratedFailureThreshold")
+    );
 
-    let record = run(map_definition(json!({})), Scripted::new(fails_on_odd), json!({"items": items, "prefix": ""})).await;
-    assert_eq!(record.error.as_deref(), Some("Item.Bad"), "without tolerance the iteration's error fails the Map");
+    let record = run(
+        map_definition(json!({})),
+        Scripted::new(fails_on_odd),
+        json!({"items": items, "prefix": ""}),
+    )
+    .await;
+    assert_eq!(
+        record.error.as_deref(),
+        Some("Item.Bad"),
+        "without tolerance the iteration's error fails the Map"
+    );
 }
 
 #[tokio::test]
@@ -273,13 +399,24 @@ async fn redrive_resumes_failed_iterations_only_and_across_a_serialized_record()
         if call.input["value"] == json!(1) && flag.load(Ordering::SeqCst) {
             Err(TaskFailure::new("Render.Failed", "disk full"))
         } else {
-            Ok(json!({"v": call.input["value"], "redrives": call.context["Execution"]["RedriveCount"]}))
+            Ok(
+                json!({"v": call.input["value"], "redrives": call.context["Execution"]["RedriveCount"]}),
+            )
         }
     });
     let definition = map_definition(json!({"MaxConcurrency": 1}));
-    let record = run(definition.clone(), invoker.clone(), json!({"items": [0, 1, 2], "prefix": ""})).await;
+    let record = run(
+        definition.clone(),
+        invoker.clone(),
+        json!({"items": [0, 1, 2], "prefix": ""}),
+    )
+    .await;
     assert_eq!(record.status, ExecutionStatus::Failed);
-    assert_eq!(invoker.calls().len(), 2, "with MaxConcurrency 1 the failure stops item 2 from starting");
+    assert_eq!(
+        invoker.calls().len(),
+        2,
+        "with MaxConcurrency 1 the failure stops item 2 from starting"
+    );
 
     // Persist and reload, as the local runner does between processes.
     let saved = serde_json::to_string(&record).unwrap();
@@ -291,16 +428,39 @@ async fn redrive_resumes_failed_iterations_only_and_across_a_serialized_record()
     assert_eq!(redriven.status, ExecutionStatus::Succeeded);
     assert_eq!(redriven.redrive_count, 1);
     let calls = invoker.calls();
-    let rerun: Vec<Value> = calls[2..].iter().map(|c| c.input["value"].clone()).collect();
-    assert_eq!(rerun, vec![json!(1), json!(2)], "the succeeded iteration 0 is not rerun");
+    let rerun: Vec<Value> = calls[2..]
+        .iter()
+        .map(|c| c.input["value"].clone())
+        .collect();
+    assert_eq!(
+        rerun,
+        vec![json!(1), json!(2)],
+        "the succeeded iteration 0 is not rerun"
+    );
     assert_eq!(
         redriven.output,
         Some(json!([{"v": 0, "redrives": 0}, {"v": 1, "redrives": 1}, {"v": 2, "redrives": 1}]))
     );
-    assert!(redriven.history.iter().any(|e| e.event_type == EventType::ExecutionRedriven));
-    assert_eq!(redriven.history.iter().filter(|e| e.event_type == EventType::ExecutionStarted).count(), 1);
-    assert_eq!(redriven.history.last().unwrap().event_type, EventType::ExecutionSucceeded);
-    assert!(executor.redrive(redriven).await.is_err(), "a succeeded execution cannot be redriven");
+    assert!(redriven
+        .history
+        .iter()
+        .any(|e| e.event_type == EventType::ExecutionRedriven));
+    assert_eq!(
+        redriven
+            .history
+            .iter()
+            .filter(|e| e.event_type == EventType::ExecutionStarted)
+            .count(),
+        1
+    );
+    assert_eq!(
+        redriven.history.last().unwrap().event_type,
+        EventType::ExecutionSucceeded
+    );
+    assert!(
+        executor.redrive(redriven).await.is_err(),
+        "a succeeded execution cannot be redriven"
+    );
 }
 
 #[tokio::test]
@@ -308,7 +468,9 @@ async fn redrive_does_not_rerun_succeeded_states_before_the_failure() {
     let calls_to_b = Arc::new(AtomicUsize::new(0));
     let counter = calls_to_b.clone();
     let invoker = Scripted::new(move |call, _| match call.state_name.as_str() {
-        "B" if counter.fetch_add(1, Ordering::SeqCst) == 0 => Err(TaskFailure::new("Once", "first time")),
+        "B" if counter.fetch_add(1, Ordering::SeqCst) == 0 => {
+            Err(TaskFailure::new("Once", "first time"))
+        }
         _ => Ok(json!({"from": call.state_name})),
     });
     let definition = json!({"StartAt": "A", "States": {
@@ -316,13 +478,27 @@ async fn redrive_does_not_rerun_succeeded_states_before_the_failure() {
         "B": task(json!({"ResultPath": "$.b"}))
     }});
     let mut definition = definition;
-    definition["States"]["A"].as_object_mut().unwrap().remove("End");
+    definition["States"]["A"]
+        .as_object_mut()
+        .unwrap()
+        .remove("End");
     let record = run(definition.clone(), invoker.clone(), json!({})).await;
     assert_eq!(record.checkpoint.as_ref().unwrap().state, "B");
-    let executor = Executor::new(StateMachine::from_value(&definition).unwrap(), invoker.clone()).with_time_mode(TimeMode::Simulated);
+    let executor = Executor::new(
+        StateMachine::from_value(&definition).unwrap(),
+        invoker.clone(),
+    )
+    .with_time_mode(TimeMode::Simulated);
     let redriven = executor.redrive(record).await.unwrap();
-    assert_eq!(redriven.output, Some(json!({"a": {"from": "A"}, "b": {"from": "B"}})));
-    let states: Vec<String> = invoker.calls().iter().map(|c| c.state_name.clone()).collect();
+    assert_eq!(
+        redriven.output,
+        Some(json!({"a": {"from": "A"}, "b": {"from": "B"}}))
+    );
+    let states: Vec<String> = invoker
+        .calls()
+        .iter()
+        .map(|c| c.state_name.clone())
+        .collect();
     assert_eq!(states, vec!["A", "B", "B"]);
 }
 
@@ -341,13 +517,28 @@ async fn pass_choice_parallel_wait_and_fail_states_follow_aws_semantics() {
         ], "ResultPath": "$.both", "OutputPath": "$.both", "Next": "Done"},
         "Done": {"Type": "Succeed"}
     }});
-    let record = run(definition.clone(), invoker.clone(), json!({"size": 120, "id": "x"})).await;
+    let record = run(
+        definition.clone(),
+        invoker.clone(),
+        json!({"size": 120, "id": "x"}),
+    )
+    .await;
     assert_eq!(record.output, Some(json!([1, "x"])));
-    assert_eq!((record.stop_date.unwrap() - start_time()).whole_seconds(), 120, "the Wait advanced simulated time");
+    assert_eq!(
+        (record.stop_date.unwrap() - start_time()).whole_seconds(),
+        120,
+        "the Wait advanced simulated time"
+    );
     let record = run(definition, invoker, json!({"size": 5, "id": "y"})).await;
-    assert_eq!((record.error.as_deref(), record.cause.as_deref()), (Some("img-y"), Some("too small")));
+    assert_eq!(
+        (record.error.as_deref(), record.cause.as_deref()),
+        (Some("img-y"), Some("too small"))
+    );
     let table = render_table(&record.history);
-    assert!(table.contains("TooSmall") && table.contains("FAILED") && table.contains("img-y"), "{table}");
+    assert!(
+        table.contains("TooSmall") && table.contains("FAILED") && table.contains("img-y"),
+        "{table}"
+    );
 }
 
 #[tokio::test]
@@ -360,7 +551,10 @@ async fn execution_timeout_times_out_the_execution() {
     let record = run(definition, invoker, json!({})).await;
     assert_eq!(record.status, ExecutionStatus::TimedOut);
     assert_eq!(record.error.as_deref(), Some("States.Timeout"));
-    assert_eq!(record.history.last().unwrap().event_type, EventType::ExecutionTimedOut);
+    assert_eq!(
+        record.history.last().unwrap().event_type,
+        EventType::ExecutionTimedOut
+    );
 }
 
 #[tokio::test]
@@ -369,7 +563,12 @@ async fn no_choice_matched_is_catchable_only_as_an_error_of_the_execution() {
         "Pick": {"Type": "Choice", "Choices": [{"Variable": "$.a", "StringEquals": "x", "Next": "Done"}]},
         "Done": {"Type": "Succeed"}
     }});
-    let record = run(definition, Scripted::new(|_, _| Ok(json!(null))), json!({"a": "y"})).await;
+    let record = run(
+        definition,
+        Scripted::new(|_, _| Ok(json!(null))),
+        json!({"a": "y"}),
+    )
+    .await;
     assert_eq!(record.error.as_deref(), Some("States.NoChoiceMatched"));
 }
 
@@ -389,15 +588,26 @@ async fn mock_config_answers_by_invocation_number_including_retries() {
     let definition = json!({"StartAt": "Work", "States": {"Work": task(json!({"Retry": [{"ErrorEquals": ["Lambda.ServiceException"], "MaxAttempts": 3}]}))}});
     let invoker = Arc::new(config.invoker("test", "Flaky").unwrap());
     let record = run(definition.clone(), invoker.clone(), json!({})).await;
-    assert_eq!(record.output, Some(json!({"ok": true})), "plain-ARN Lambda results are the unwrapped Payload");
+    assert_eq!(
+        record.output,
+        Some(json!({"ok": true})),
+        "plain-ARN Lambda results are the unwrapped Payload"
+    );
     assert_eq!(invoker.invocation_counts()["Work"], 3);
 
     let missing = Arc::new(config.invoker("test", "Missing").unwrap());
-    assert_eq!(missing.unmocked_tasks(&StateMachine::from_value(&definition).unwrap()), vec!["Work".to_string()]);
+    assert_eq!(
+        missing.unmocked_tasks(&StateMachine::from_value(&definition).unwrap()),
+        vec!["Work".to_string()]
+    );
     let record = run(definition, missing, json!({})).await;
     assert_eq!(record.error.as_deref(), Some("States.Runtime"));
     assert!(record.cause.unwrap().contains("no mocked response"));
-    assert!(config.invoker("test", "Nope").unwrap_err().to_string().contains("Flaky"));
+    assert!(config
+        .invoker("test", "Nope")
+        .unwrap_err()
+        .to_string()
+        .contains("Flaky"));
 }
 
 #[test]
@@ -413,20 +623,35 @@ fn validate_reports_every_problem_with_its_state() {
     .unwrap();
     let problems: Vec<String> = validate(&machine).iter().map(ToString::to_string).collect();
     let has = |needle: &str| problems.iter().any(|p| p.contains(needle));
-    assert!(has("state \"A\": transition to \"Nowhere\""), "{problems:#?}");
+    assert!(
+        has("state \"A\": transition to \"Nowhere\""),
+        "{problems:#?}"
+    );
     assert!(has("States.ALL must be the last"), "{problems:#?}");
     assert!(has("unknown function"), "{problems:#?}");
     assert!(has("ResultPath"), "{problems:#?}");
     assert!(has("state \"Lonely\": unreachable"), "{problems:#?}");
-    assert!(has("state \"M\" > ItemProcessor > state \"Inner\": transition to \"Gone\""), "{problems:#?}");
+    assert!(
+        has("state \"M\" > ItemProcessor > state \"Inner\": transition to \"Gone\""),
+        "{problems:#?}"
+    );
 }
 
 #[test]
 fn parsing_errors_name_the_state() {
-    let err = StateMachine::from_value(&json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B", "End": true}}})).unwrap_err();
+    let err = StateMachine::from_value(
+        &json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B", "End": true}}}),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("state \"A\""), "{err}");
-    let err = StateMachine::from_value(&json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Resource": "x", "End": true}}})).unwrap_err();
-    assert!(err.to_string().contains("\"Resource\" is not allowed"), "{err}");
+    let err = StateMachine::from_value(
+        &json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Resource": "x", "End": true}}}),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("\"Resource\" is not allowed"),
+        "{err}"
+    );
     let err = StateMachine::from_json("{").unwrap_err();
     assert!(matches!(err, DefinitionError::Json(_)));
 }
@@ -437,20 +662,38 @@ fn substitutions_fill_placeholders_and_reject_unknown_ones() {
     values.insert("ValidateArn".to_string(), FN.to_string());
     let text = substitute(r#"{"Resource": "${ValidateArn}"}"#, &values).unwrap();
     assert_eq!(text, format!(r#"{{"Resource": "{FN}"}}"#));
-    assert!(substitute(r#"{"Resource": "${Other}"}"#, &values).unwrap_err().to_string().contains("${Other}"));
+    assert!(substitute(r#"{"Resource": "${Other}"}"#, &values)
+        .unwrap_err()
+        .to_string()
+        .contains("${Other}"));
 }
 
 #[tokio::test]
 async fn the_table_view_shows_retries_and_map_iterations() {
-    let invoker = Scripted::new(|call, n| if call.input["value"] == json!(1) && n < 2 { Err(TaskFailure::new("Flaky", "again")) } else { Ok(json!(1)) });
+    let invoker = Scripted::new(|call, n| {
+        if call.input["value"] == json!(1) && n < 2 {
+            Err(TaskFailure::new("Flaky", "again"))
+        } else {
+            Ok(json!(1))
+        }
+    });
     let mut definition = map_definition(json!({"MaxConcurrency": 1}));
-    definition["States"]["Each"]["ItemProcessor"]["States"]["Work"]["Retry"] = json!([{"ErrorEquals": ["Flaky"]}]);
+    definition["States"]["Each"]["ItemProcessor"]["States"]["Work"]["Retry"] =
+        json!([{"ErrorEquals": ["Flaky"]}]);
     let record = run(definition, invoker, json!({"items": [0, 1], "prefix": ""})).await;
     let table = render_table(&record.history);
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("STATE"), "{table}");
-    assert!(lines.iter().any(|l| l.starts_with("Each ") && l.contains("Map") && l.contains("SUCCEEDED")), "{table}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Each ") && l.contains("Map") && l.contains("SUCCEEDED")),
+        "{table}"
+    );
     let retried = lines.iter().find(|l| l.contains("Work [1]")).expect(&table);
-    assert!(retried.contains("SUCCEEDED") && retried.contains("Flaky"), "{table}");
+    assert!(
+        retried.contains("SUCCEEDED") && retried.contains("Flaky"),
+        "{table}"
+    );
     assert!(table.ends_with("Execution SUCCEEDED\n"), "{table}");
 }
