@@ -167,6 +167,13 @@ pub struct ExecutionRecord {
     pub checkpoint: Option<ScopeCheckpoint>,
 }
 
+impl ExecutionRecord {
+    /// The console-like state-by-state table of this execution's history.
+    pub fn history_table(&self) -> String {
+        crate::history::render_table(&self.history)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RedriveError {
     #[error("only FAILED, TIMED_OUT or ABORTED executions can be redriven; this one is {0:?}")]

@@ -390,20 +390,21 @@ fn eval_call(call: &Call, data: &Value, context: &Value) -> Result<Value, StateE
                 return Err(fail(f, "the input is longer than 10000 characters"));
             }
             use sha2::Digest;
-            let digest: Vec<u8> =
-                match as_str(f, &args[1])? {
-                    "MD5" => md5::Md5::digest(input.as_bytes()).to_vec(),
-                    "SHA-1" => sha1::Sha1::digest(input.as_bytes()).to_vec(),
-                    "SHA-256" => sha2::Sha256::digest(input.as_bytes()).to_vec(),
-                    "SHA-384" => sha2::Sha384::digest(input.as_bytes()).to_vec(),
-                    "SHA-512" => sha2::Sha512::digest(input.as_bytes()).to_vec(),
-                    other => return Err(fail(
+            let digest: Vec<u8> = match as_str(f, &args[1])? {
+                "MD5" => md5::Md5::digest(input.as_bytes()).to_vec(),
+                "SHA-1" => sha1::Sha1::digest(input.as_bytes()).to_vec(),
+                "SHA-256" => sha2::Sha256::digest(input.as_bytes()).to_vec(),
+                "SHA-384" => sha2::Sha384::digest(input.as_bytes()).to_vec(),
+                "SHA-512" => sha2::Sha512::digest(input.as_bytes()).to_vec(),
+                other => {
+                    return Err(fail(
                         f,
                         format!(
                             "unknown algorithm {other:?} (MD5, SHA-1, SHA-256, SHA-384, SHA-512)"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             Ok(Value::String(
                 digest.iter().map(|b| format!("{b:02x}")).collect(),
             ))

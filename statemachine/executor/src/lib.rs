@@ -4,6 +4,33 @@
 //! Choice rules, Retry/Catch, Map/Parallel, payload limits), records history in the shape of
 //! `GetExecutionHistory`, and redrives failed executions. Task states are answered by a
 //! [`TaskInvoker`]: the local runner's Lambda handlers, or a Step Functions Local mock config.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ferrotype_executor::*;
+//! use serde_json::{json, Value};
+//!
+//! struct Upper;
+//! #[async_trait::async_trait]
+//! impl TaskInvoker for Upper {
+//!     async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
+//!         let text = call.input["text"].as_str().ok_or_else(|| TaskFailure::new("Bad.Input", "no text"))?;
+//!         Ok(json!(text.to_uppercase()))
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let machine = StateMachine::from_json(r#"{"StartAt": "Shout", "States": {"Shout": {
+//!     "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:shout",
+//!     "ResultPath": "$.loud", "End": true}}}"#).unwrap();
+//! assert!(validate(&machine).is_empty());
+//! let executor = Executor::new(machine, Arc::new(Upper)).with_time_mode(TimeMode::Simulated);
+//! let record = executor.start(ExecutionOptions::local("demo", "run-1"), json!({"text": "hi"})).await;
+//! assert_eq!(record.output, Some(json!({"text": "hi", "loud": "HI"})));
+//! println!("{}", record.history_table());
+//! // A FAILED record (persisted with serde in between, if need be) resumes with `executor.redrive(record)`.
+//! # });
+//! ```
 
 pub mod choice;
 pub mod definition;

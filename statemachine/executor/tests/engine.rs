@@ -697,3 +697,54 @@ async fn the_table_view_shows_retries_and_map_iterations() {
     );
     assert!(table.ends_with("Execution SUCCEEDED\n"), "{table}");
 }
+
+#[tokio::test]
+async fn redrive_reruns_only_the_failed_parallel_branch() {
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = broken.clone();
+    let invoker = Scripted::new(move |call, _| {
+        if call.state_name == "Right" && flag.load(Ordering::SeqCst) {
+            Err(TaskFailure::new("Right.Broken", "not yet"))
+        } else {
+            Ok(json!(call.state_name))
+        }
+    });
+    let definition = json!({"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "End": true, "Branches": [
+        {"StartAt": "Left", "States": {"Left": task(json!({}))}},
+        {"StartAt": "Right", "States": {"Right": task(json!({}))}}
+    ]}}});
+    let record = run(definition.clone(), invoker.clone(), json!({})).await;
+    assert_eq!(record.error.as_deref(), Some("Right.Broken"));
+    broken.store(false, Ordering::SeqCst);
+    let executor = Executor::new(
+        StateMachine::from_value(&definition).unwrap(),
+        invoker.clone(),
+    )
+    .with_time_mode(TimeMode::Simulated);
+    let redriven = executor.redrive(record).await.unwrap();
+    assert_eq!(redriven.output, Some(json!(["Left", "Right"])));
+    let states: Vec<String> = invoker
+        .calls()
+        .iter()
+        .map(|c| c.state_name.clone())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| *s == "Left").count(),
+        1,
+        "the succeeded branch is not rerun: {states:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn real_time_mode_really_waits() {
+    let definition =
+        json!({"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 30, "End": true}}});
+    let machine = StateMachine::from_value(&definition).unwrap();
+    let executor = Executor::new(machine, Scripted::new(|_, _| Ok(json!(null))));
+    let before = tokio::time::Instant::now();
+    let record = executor
+        .start(ExecutionOptions::local("test", "real"), json!({"a": 1}))
+        .await;
+    assert_eq!(record.output, Some(json!({"a": 1})));
+    assert!(tokio::time::Instant::now() - before >= std::time::Duration::from_secs(30));
+}
