@@ -1267,25 +1267,28 @@ impl Shared {
                         Some(ChildCheckpoint::Failed { checkpoint }) => Some(checkpoint),
                         _ => None,
                     };
-                    let result = match item_input {
+                    // A failed ItemSelector leaves nothing to resume: a redrive reruns the whole iteration.
+                    let (result, rerun_from_start) = match item_input {
                         Ok(input) => {
-                            self.run_scope(
-                                &s.processor,
-                                input,
-                                resume,
-                                &mut icursor,
-                                Some(map_item),
-                            )
-                            .await
+                            let result = self
+                                .run_scope(
+                                    &s.processor,
+                                    input,
+                                    resume,
+                                    &mut icursor,
+                                    Some(map_item),
+                                )
+                                .await;
+                            (result, false)
                         }
-                        Err(e) => ScopeResult::Failed(
-                            e,
-                            ScopeCheckpoint {
+                        Err(e) => {
+                            let checkpoint = ScopeCheckpoint {
                                 state: s.processor.start_at.clone(),
                                 input: item.clone(),
                                 children: None,
-                            },
-                        ),
+                            };
+                            (ScopeResult::Failed(e, checkpoint), true)
+                        }
                     };
                     match result {
                         ScopeResult::Succeeded(output) => {
@@ -1309,7 +1312,11 @@ impl Shared {
                             }
                             (
                                 index,
-                                ChildCheckpoint::Failed { checkpoint },
+                                if rerun_from_start {
+                                    ChildCheckpoint::NotStarted
+                                } else {
+                                    ChildCheckpoint::Failed { checkpoint }
+                                },
                                 Some(error),
                                 icursor.now,
                             )

@@ -748,3 +748,46 @@ async fn real_time_mode_really_waits() {
     assert_eq!(record.output, Some(json!({"a": 1})));
     assert!(tokio::time::Instant::now() - before >= std::time::Duration::from_secs(30));
 }
+
+#[tokio::test]
+async fn the_data_limit_applies_to_a_maps_whole_collected_output() {
+    let invoker = Scripted::new(|_, _| Ok(json!("x".repeat(100_000))));
+    let record = run(
+        map_definition(json!({})),
+        invoker,
+        json!({"items": [1, 2, 3], "prefix": ""}),
+    )
+    .await;
+    assert_eq!(record.error.as_deref(), Some("States.DataLimitExceeded"));
+    assert!(types(&record).contains(&EventType::MapStateFailed));
+    assert_eq!(
+        types(&record)
+            .iter()
+            .filter(|t| **t == EventType::MapIterationSucceeded)
+            .count(),
+        3,
+        "each item alone is within the limit"
+    );
+}
+
+#[test]
+fn mock_configs_with_bad_invocation_keys_are_rejected() {
+    let config = |responses: Value| {
+        MockConfig::from_json(
+            &json!({"StateMachines": {}, "MockedResponses": {"R": responses}}).to_string(),
+        )
+    };
+    assert!(config(json!({"0-1": {"Return": 1}, "1": {"Return": 2}}))
+        .unwrap_err()
+        .to_string()
+        .contains("overlap"));
+    assert!(config(json!({"first": {"Return": 1}}))
+        .unwrap_err()
+        .to_string()
+        .contains("invocation number"));
+    assert!(config(json!({"0": {"Return": 1, "Throw": {"Error": "E"}}})).is_err());
+    assert!(config(json!({"0": {"Throw": {"Cause": "no error name"}}})).is_err());
+    assert!(
+        config(json!({"0": {"Return": 1}, "1-3": {"Throw": {"Error": "E", "Cause": "c"}}})).is_ok()
+    );
+}
