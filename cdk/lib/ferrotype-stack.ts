@@ -11,6 +11,7 @@ import {
   Validations,
 } from 'aws-cdk-lib';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
+import * as cxapi from 'aws-cdk-lib/cx-api';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -97,6 +98,9 @@ export class FerrotypeStack extends Stack {
 
   constructor(scope: Construct, id: string, props: FerrotypeStackProps) {
     super(scope, id, props);
+    // Log delivery by bucket policy is the only way that works with BucketOwnerEnforced (no ACLs);
+    // set here so the stack does not depend on cdk.json carrying the flag.
+    this.node.setContext(cxapi.S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY, true);
     const config = props.config;
     const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const lambdasDir = props.lambdasDir ?? path.join(REPO_ROOT, 'target', 'lambda');

@@ -25,7 +25,7 @@ export function configVariant(change: (config: any) => void): FerrotypeConfig {
 }
 
 /** The feature flags of cdk.json, so tests build the app exactly as `cdk synth` does. */
-function cdkJsonContext(): Record<string, unknown> {
+export function cdkJsonContext(): Record<string, unknown> {
   return JSON.parse(fs.readFileSync(path.join(CDK_DIR, 'cdk.json'), 'utf8')).context;
 }
 
