@@ -26,9 +26,11 @@ fn pipeline() -> StateMachine {
         .expect("the pipeline parses")
 }
 
+type Answer = Box<dyn Fn(&str, &Value) -> Result<Value, TaskFailure> + Send + Sync>;
+
 /// Answers each function by name; records which functions ran with what input.
 struct Functions {
-    answer: Box<dyn Fn(&str, &Value) -> Result<Value, TaskFailure> + Send + Sync>,
+    answer: Answer,
     calls: Mutex<Vec<(String, Value)>>,
 }
 
