@@ -581,9 +581,13 @@ pub fn render_table(events: &[HistoryEvent]) -> String {
             | EventType::ExecutionTimedOut
             | EventType::ExecutionAborted => {
                 let (error, cause) = last.error().unwrap_or_default();
+                let status = match last.event_type {
+                    EventType::ExecutionFailed => "FAILED",
+                    EventType::ExecutionTimedOut => "TIMED_OUT",
+                    _ => "ABORTED",
+                };
                 out.push_str(&format!(
-                    "Execution {:?}: {error} {}\n",
-                    last.event_type,
+                    "Execution {status}: {error}: {}\n",
                     abbreviate(&cause, 200)
                 ));
             }

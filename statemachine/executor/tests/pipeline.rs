@@ -163,6 +163,12 @@ async fn a_failed_variant_is_the_only_work_a_redrive_repeats() {
         .start(ExecutionOptions::local("ferrotype", "redrive"), json!({}))
         .await;
     assert_eq!(record.error.as_deref(), Some("Render.EncodeFailed"));
+    let table = record.history_table();
+    assert!(
+        table.contains("RenderVariant [1]")
+            && table.ends_with("Execution FAILED: Render.EncodeFailed: disk full\n"),
+        "{table}"
+    );
     broken.store(false, std::sync::atomic::Ordering::SeqCst);
     let before = functions.calls.lock().unwrap().len();
     let record = executor.redrive(record).await.unwrap();
