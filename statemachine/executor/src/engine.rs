@@ -1228,13 +1228,15 @@ impl Shared {
             total,
         };
         let tolerance = &tolerance;
+        let started_ids: Mutex<std::collections::HashMap<usize, u64>> =
+            Mutex::new(std::collections::HashMap::new());
         let iterations: Vec<_> = items
             .iter()
             .enumerate()
             .map(|(index, item)| {
                 let prior = prior.as_ref().map(|p| p[index].clone());
-                let (stop, failures, started, effective) =
-                    (&stop, &failures, started.clone(), &effective);
+                let (stop, failures, started, effective, started_ids) =
+                    (&stop, &failures, started.clone(), &effective, &started_ids);
                 async move {
                     if let Some(ChildCheckpoint::Succeeded { output }) = prior {
                         return (
@@ -1252,9 +1254,13 @@ impl Shared {
                         name: name.to_string(),
                         index,
                     };
-                    self.emit(&mut icursor, EventType::MapIterationStarted, |e| {
+                    let started_id = self.emit(&mut icursor, EventType::MapIterationStarted, |e| {
                         e.map_iteration_started_event_details = Some(iteration.clone())
                     });
+                    started_ids
+                        .lock()
+                        .expect("started-id lock is never poisoned")
+                        .insert(index, started_id);
                     let map_item = (index, item.clone());
                     let item_context = self.context(name, icursor.now, 0, Some(&map_item));
                     let item_input = match &s.item_selector {
@@ -1325,11 +1331,57 @@ impl Shared {
                 }
             })
             .collect();
-        let mut results: Vec<_> = futures::stream::iter(iterations)
-            .buffer_unordered(limit)
-            .collect()
-            .await;
-        results.sort_by_key(|r| r.0);
+        // Run up to `limit` at once. Once the Map has failed, in-flight iterations are aborted
+        // (dropped) and the rest never start, as AWS does; a redrive runs both kinds again.
+        let mut waiting = iterations.into_iter();
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut finished = Vec::with_capacity(total);
+        loop {
+            while running.len() < limit && !stop.load(Ordering::SeqCst) {
+                match waiting.next() {
+                    Some(iteration) => running.push(iteration),
+                    None => break,
+                }
+            }
+            match running.next().await {
+                Some(result) => finished.push(result),
+                None => break,
+            }
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        drop(running);
+        drop(waiting);
+        let mut slots: Vec<Option<_>> = (0..total).map(|_| None).collect();
+        for result in finished {
+            let index = result.0;
+            slots[index] = Some(result);
+        }
+        let started_ids = started_ids
+            .into_inner()
+            .expect("started-id lock is never poisoned");
+        let mut results = Vec::with_capacity(total);
+        for (index, slot) in slots.into_iter().enumerate() {
+            match slot {
+                Some(result) => results.push(result),
+                None => {
+                    if let Some(&started_id) = started_ids.get(&index) {
+                        let mut aborted = Cursor {
+                            now: started.now,
+                            last_event: started_id,
+                        };
+                        self.emit(&mut aborted, EventType::MapIterationAborted, |e| {
+                            e.map_iteration_aborted_event_details = Some(MapIterationDetails {
+                                name: name.to_string(),
+                                index,
+                            })
+                        });
+                    }
+                    results.push((index, ChildCheckpoint::NotStarted, None, started.now));
+                }
+            }
+        }
         let mut first_error: Option<StateError> = None;
         let mut terminal_error: Option<StateError> = None;
         let mut outputs = Vec::with_capacity(total);
@@ -1464,7 +1516,26 @@ impl Shared {
                 }
             })
             .collect();
-        let results = futures::future::join_all(branches).await;
+        // The first failed branch fails the state: the others are aborted (dropped), as on AWS,
+        // and a redrive runs them again from their start.
+        let mut running: futures::stream::FuturesUnordered<_> = branches
+            .into_iter()
+            .enumerate()
+            .map(|(index, branch)| async move { (index, branch.await) })
+            .collect();
+        let mut slots = vec![None; s.branches.len()];
+        while let Some((index, result)) = running.next().await {
+            let failed = result.1.is_some();
+            slots[index] = Some(result);
+            if failed {
+                break;
+            }
+        }
+        drop(running);
+        let results: Vec<_> = slots
+            .into_iter()
+            .map(|slot| slot.unwrap_or((ChildCheckpoint::NotStarted, None, started.now)))
+            .collect();
         let mut outputs = Vec::new();
         let mut failure = None;
         for (child, error, end) in &results {

@@ -791,3 +791,102 @@ fn mock_configs_with_bad_invocation_keys_are_rejected() {
         config(json!({"0": {"Return": 1}, "1-3": {"Throw": {"Error": "E", "Cause": "c"}}})).is_ok()
     );
 }
+
+/// Item 0 fails after a second; item 1 would take a minute; the rest wait for a free slot.
+struct SlowSecond {
+    fixed: std::sync::atomic::AtomicBool,
+    calls: Mutex<Vec<Value>>,
+}
+
+#[async_trait::async_trait]
+impl TaskInvoker for SlowSecond {
+    async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
+        let value = call.input["value"].clone();
+        self.calls.lock().unwrap().push(value.clone());
+        if self.fixed.load(Ordering::SeqCst) {
+            return Ok(value);
+        }
+        match value.as_u64() {
+            Some(0) => {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                Err(TaskFailure::new("Item.Bad", "zero"))
+            }
+            _ => {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                Ok(value)
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_map_aborts_running_iterations_and_never_starts_the_rest() {
+    let invoker = Arc::new(SlowSecond {
+        fixed: false.into(),
+        calls: Mutex::new(Vec::new()),
+    });
+    let definition = map_definition(json!({"MaxConcurrency": 2}));
+    let record = run(
+        definition.clone(),
+        invoker.clone(),
+        json!({"items": [0, 1, 2, 3], "prefix": ""}),
+    )
+    .await;
+    assert_eq!(record.error.as_deref(), Some("Item.Bad"));
+    assert_eq!(*invoker.calls.lock().unwrap(), vec![json!(0), json!(1)]);
+    let aborted: Vec<usize> = record
+        .history
+        .iter()
+        .filter_map(|e| {
+            e.map_iteration_aborted_event_details
+                .as_ref()
+                .map(|d| d.index)
+        })
+        .collect();
+    assert_eq!(aborted, vec![1]);
+
+    invoker.fixed.store(true, Ordering::SeqCst);
+    let executor = Executor::new(
+        StateMachine::from_value(&definition).unwrap(),
+        invoker.clone(),
+    )
+    .with_time_mode(TimeMode::Simulated);
+    let redriven = executor.redrive(record).await.unwrap();
+    assert_eq!(redriven.output, Some(json!([0, 1, 2, 3])));
+    assert_eq!(
+        invoker.calls.lock().unwrap().len(),
+        6,
+        "the failed, the aborted and the never-started iterations run"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_parallel_branch_aborts_its_siblings() {
+    let invoker = Scripted::new(|call, _| {
+        if call.state_name == "Fast" {
+            Err(TaskFailure::new("Fast.Failed", "boom"))
+        } else {
+            Ok(json!(1))
+        }
+    });
+    let definition = json!({"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "End": true, "Branches": [
+        {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 60, "Next": "After"}, "After": task(json!({}))}},
+        {"StartAt": "Fast", "States": {"Fast": task(json!({}))}}
+    ]}}});
+    let machine = StateMachine::from_value(&definition).unwrap();
+    // Real time (paused clock): the Wait really waits, so the failing branch finishes first.
+    let record = Executor::new(machine, invoker.clone())
+        .start(ExecutionOptions::local("test", "p"), json!({}))
+        .await;
+    assert_eq!(record.error.as_deref(), Some("Fast.Failed"));
+    let states: Vec<String> = invoker
+        .calls()
+        .iter()
+        .map(|c| c.state_name.clone())
+        .collect();
+    assert_eq!(
+        states,
+        vec!["Fast"],
+        "the waiting branch was aborted before its Task"
+    );
+}
