@@ -378,7 +378,7 @@ impl Executor {
             ),
             Ok(()) => {
                 shared
-                    .run_scope(&self.machine, input.clone(), None, &mut cursor, None)
+                    .run_scope(&self.machine, input.clone(), None, &mut cursor)
                     .await
             }
         };
@@ -444,13 +444,7 @@ impl Executor {
         record.cause = None;
         record.stop_date = None;
         let result = shared
-            .run_scope(
-                &self.machine,
-                Value::Null,
-                Some(checkpoint),
-                &mut cursor,
-                None,
-            )
+            .run_scope(&self.machine, Value::Null, Some(checkpoint), &mut cursor)
             .await;
         shared.finish(&mut record, result, &mut cursor);
         Ok(record)
@@ -555,7 +549,6 @@ impl Shared {
         input: Value,
         resume: Option<ScopeCheckpoint>,
         cursor: &'a mut Cursor,
-        map_item: Option<(usize, Value)>,
     ) -> BoxFuture<'a, ScopeResult> {
         async move {
             let (mut name, mut input, mut children) = match resume {
@@ -594,14 +587,7 @@ impl Shared {
                     );
                 };
                 match self
-                    .run_state(
-                        &name,
-                        state,
-                        input.clone(),
-                        children.take(),
-                        cursor,
-                        map_item.as_ref(),
-                    )
+                    .run_state(&name, state, input.clone(), children.take(), cursor)
                     .await
                 {
                     StateOutcome::Next(next, output) => {
@@ -697,18 +683,14 @@ impl Shared {
         raw: Value,
         children: Option<Vec<ChildCheckpoint>>,
         cursor: &mut Cursor,
-        map_item: Option<&(usize, Value)>,
     ) -> StateOutcome {
         match state {
-            State::Task(s) => self.run_task(name, s, raw, cursor, map_item).await,
-            State::Map(s) => self.run_map(name, s, raw, children, cursor, map_item).await,
-            State::Parallel(s) => {
-                self.run_parallel(name, s, raw, children, cursor, map_item)
-                    .await
-            }
+            State::Task(s) => self.run_task(name, s, raw, cursor).await,
+            State::Map(s) => self.run_map(name, s, raw, children, cursor).await,
+            State::Parallel(s) => self.run_parallel(name, s, raw, children, cursor).await,
             State::Pass(s) => {
                 let entered = self.entered(cursor, EventType::PassStateEntered, name, &raw);
-                let context = self.context(name, entered, 0, map_item);
+                let context = self.context(name, entered, 0, None);
                 let result = (|| {
                     check_size("input", name, &raw)?;
                     let result = match &s.result {
@@ -733,7 +715,7 @@ impl Shared {
             }
             State::Wait(s) => {
                 let entered = self.entered(cursor, EventType::WaitStateEntered, name, &raw);
-                let context = self.context(name, entered, 0, map_item);
+                let context = self.context(name, entered, 0, None);
                 let seconds = (|| -> Result<(Value, f64), StateError> {
                     check_size("input", name, &raw)?;
                     let effective = paths::apply_filter(&s.io.input_path, &raw, &context)?;
@@ -773,7 +755,7 @@ impl Shared {
             }
             State::Choice(s) => {
                 let entered = self.entered(cursor, EventType::ChoiceStateEntered, name, &raw);
-                let context = self.context(name, entered, 0, map_item);
+                let context = self.context(name, entered, 0, None);
                 let chosen = (|| -> Result<(String, Value), StateError> {
                     check_size("input", name, &raw)?;
                     let effective = paths::apply_filter(&s.io.input_path, &raw, &context)?;
@@ -804,7 +786,7 @@ impl Shared {
             }
             State::Succeed(s) => {
                 let entered = self.entered(cursor, EventType::SucceedStateEntered, name, &raw);
-                let context = self.context(name, entered, 0, map_item);
+                let context = self.context(name, entered, 0, None);
                 let output = check_size("input", name, &raw)
                     .and_then(|_| paths::apply_filter(&s.io.input_path, &raw, &context))
                     .and_then(|v| paths::apply_filter(&s.io.output_path, &v, &context));
@@ -818,7 +800,7 @@ impl Shared {
             }
             State::Fail(s) => {
                 let entered = self.entered(cursor, EventType::FailStateEntered, name, &raw);
-                let context = self.context(name, entered, 0, map_item);
+                let context = self.context(name, entered, 0, None);
                 let text = |literal: &Option<String>,
                             path: &Option<String>,
                             field: &str|
@@ -893,7 +875,6 @@ impl Shared {
         s: &TaskState,
         raw: Value,
         cursor: &mut Cursor,
-        map_item: Option<&(usize, Value)>,
     ) -> StateOutcome {
         let entered = self.entered(cursor, EventType::TaskStateEntered, name, &raw);
         if let Err(e) = check_size("input", name, &raw) {
@@ -902,7 +883,7 @@ impl Shared {
         let mut counts = vec![0u32; s.retry.len()];
         let mut attempt = 0u32;
         loop {
-            let context = self.context(name, entered, attempt, map_item);
+            let context = self.context(name, entered, attempt, None);
             let error = match self
                 .task_attempt(name, s, &raw, &context, attempt, cursor)
                 .await
@@ -1106,7 +1087,6 @@ impl Shared {
         raw: Value,
         mut children: Option<Vec<ChildCheckpoint>>,
         cursor: &mut Cursor,
-        map_item: Option<&(usize, Value)>,
     ) -> StateOutcome {
         let entered = self.entered(cursor, EventType::MapStateEntered, name, &raw);
         if let Err(e) = check_size("input", name, &raw) {
@@ -1115,7 +1095,7 @@ impl Shared {
         let mut counts = vec![0u32; s.retry.len()];
         let mut attempt = 0;
         loop {
-            let context = self.context(name, entered, attempt, map_item);
+            let context = self.context(name, entered, attempt, None);
             let (error, checkpoints) = match self
                 .map_attempt(name, s, &raw, &context, children.take(), cursor)
                 .await
@@ -1277,13 +1257,7 @@ impl Shared {
                     let (result, rerun_from_start) = match item_input {
                         Ok(input) => {
                             let result = self
-                                .run_scope(
-                                    &s.processor,
-                                    input,
-                                    resume,
-                                    &mut icursor,
-                                    Some(map_item),
-                                )
+                                .run_scope(&s.processor, input, resume, &mut icursor)
                                 .await;
                             (result, false)
                         }
@@ -1436,7 +1410,6 @@ impl Shared {
         raw: Value,
         mut children: Option<Vec<ChildCheckpoint>>,
         cursor: &mut Cursor,
-        map_item: Option<&(usize, Value)>,
     ) -> StateOutcome {
         let entered = self.entered(cursor, EventType::ParallelStateEntered, name, &raw);
         if let Err(e) = check_size("input", name, &raw) {
@@ -1445,7 +1418,7 @@ impl Shared {
         let mut counts = vec![0u32; s.retry.len()];
         let mut attempt = 0;
         loop {
-            let context = self.context(name, entered, attempt, map_item);
+            let context = self.context(name, entered, attempt, None);
             let (error, checkpoints) = match self
                 .parallel_attempt(name, s, &raw, &context, children.take(), cursor)
                 .await
@@ -1501,7 +1474,7 @@ impl Shared {
                         _ => None,
                     };
                     match self
-                        .run_scope(branch, effective, resume, &mut bcursor, None)
+                        .run_scope(branch, effective, resume, &mut bcursor)
                         .await
                     {
                         ScopeResult::Succeeded(output) => {
