@@ -919,7 +919,8 @@ impl Shared {
     ) -> Result<Value, StateError> {
         let effective = self.effective_input(&s.io, s.parameters.as_ref(), name, raw, context)?;
         let timeout = match &s.timeout_seconds_path {
-            Some(p) => match paths::read(p, &effective, context)? {
+            // A reference path into the state input (after InputPath, before Parameters).
+            Some(p) => match paths::read(p, &paths::apply_filter(&s.io.input_path, raw, context)?, context)? {
                 Value::Number(n) if n.as_u64().is_some_and(|v| v > 0) => n.as_u64(),
                 other => return Err(StateError::runtime(format!("The TimeoutSecondsPath '{p}' of state '{name}' must select a positive integer, got {other}"))),
             },

@@ -890,3 +890,16 @@ async fn a_failed_parallel_branch_aborts_its_siblings() {
         "the waiting branch was aborted before its Task"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn timeout_seconds_path_reads_the_state_input() {
+    let invoker = Arc::new(Scripted::build(
+        |_, _| Ok(json!("late")),
+        Some(std::time::Duration::from_secs(30)),
+    ));
+    let definition = json!({"StartAt": "Work", "States": {"Work": task(json!({"TimeoutSecondsPath": "$.limit", "Parameters": {"x": 1}}))}});
+    let record = run(definition.clone(), invoker.clone(), json!({"limit": 5})).await;
+    assert_eq!(record.error.as_deref(), Some("States.Timeout"));
+    let record = run(definition, invoker, json!({"limit": 60})).await;
+    assert_eq!(record.output, Some(json!("late")));
+}
