@@ -8,6 +8,7 @@ import {
   RemovalPolicy,
   Stack,
   StackProps,
+  Token,
   Validations,
 } from 'aws-cdk-lib';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
@@ -27,7 +28,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 // cdk-nag's own renderer of a resource into a finding id (pinned version; not re-exported at the root).
 import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference';
-import { FerrotypeConfig, largestMaxPixels, uploadPrefixes, usesRekognition } from './config';
+import { ConfigError, FerrotypeConfig, largestMaxPixels, uploadPrefixes, usesRekognition } from './config';
 import { decodeMemoryMiB, LAMBDA_MAX_MEMORY_MIB, RUNTIME_OVERHEAD_MIB, DECODE_BYTES_PER_PIXEL } from './memory';
 
 /** The four pipeline stages: crate name = asset folder name under `lambdasDir`. */
@@ -176,6 +177,7 @@ export class FerrotypeStack extends Stack {
       OUTPUT_BUCKET: this.outputBucket.bucketName,
       RUST_LOG: props.rustLog ?? 'info',
     };
+    checkEnvironmentSize(environment);
     const fn = (stage: Stage, memorySize: number, statements: iam.PolicyStatement[]) =>
       this.pipelineFunction(stage, { lambdasDir, memorySize, environment, retention, statements });
 
@@ -454,6 +456,25 @@ export class FerrotypeStack extends Stack {
       }
     }
     return fn;
+  }
+}
+
+/** Lambda refuses environments over 4 KB (keys and values together), which fails only at deploy. */
+export const LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096;
+/** The longest an S3 bucket name (OUTPUT_BUCKET, unresolved at synth) can be. */
+const MAX_BUCKET_NAME_BYTES = 63;
+
+function checkEnvironmentSize(environment: Record<string, string>): void {
+  let bytes = 0;
+  for (const [key, value] of Object.entries(environment)) {
+    const valueBytes = Token.isUnresolved(value) ? MAX_BUCKET_NAME_BYTES : Buffer.byteLength(value, 'utf8');
+    bytes += Buffer.byteLength(key, 'utf8') + valueBytes;
+  }
+  if (bytes > LAMBDA_ENVIRONMENT_LIMIT_BYTES) {
+    throw new ConfigError(
+      `the Lambda environment would take ${bytes} bytes (FERROTYPE_CONFIG is the compact config), over ` +
+        `Lambda's ${LAMBDA_ENVIRONMENT_LIMIT_BYTES}-byte limit: shorten or remove profiles or variants`,
+    );
   }
 }
 

@@ -100,6 +100,16 @@ describe('render memory', () => {
   });
 });
 
+describe('environment size', () => {
+  test('a config too large for the 4 KB Lambda environment fails synth with a clear error', () => {
+    const config = configVariant((c) => {
+      for (let i = 0; i < 40; i++) c.profiles.push({ ...c.profiles[0], name: `p${i}`, prefix: `p${i}/` });
+    });
+    expect(() => build({ config })).toThrow(ConfigError);
+    expect(() => build({ config })).toThrow(/4096-byte limit/);
+  });
+});
+
 describe('config checks', () => {
   const base = () => JSON.parse(fs.readFileSync(CONFIG_PATH, 'utf8'));
   test.each([
