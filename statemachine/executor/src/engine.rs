@@ -20,6 +20,8 @@ use crate::paths;
 
 /// Maximum size of any state's input or output, and of an execution's input (UTF-8 bytes).
 pub const PAYLOAD_LIMIT_BYTES: usize = 262_144;
+/// A Standard execution's history holds at most this many events; reaching it fails the execution.
+pub const HISTORY_EVENT_LIMIT: usize = 25_000;
 /// AWS runs at most this many inline Map iterations at once, whatever MaxConcurrency says.
 pub const INLINE_MAP_CONCURRENCY_LIMIT: usize = 40;
 
@@ -198,6 +200,7 @@ struct Shared {
     region: String,
     deadline: Option<OffsetDateTime>,
     timed_out: AtomicBool,
+    history_full: AtomicBool,
 }
 
 /// A scope's position: its clock (virtual in Simulated mode) and its last history event.
@@ -349,6 +352,7 @@ impl Executor {
                 .timeout_seconds
                 .map(|s| run_start + time::Duration::seconds(s as i64)),
             timed_out: AtomicBool::new(false),
+            history_full: AtomicBool::new(false),
         }
     }
 
@@ -468,6 +472,9 @@ impl Shared {
         let now = self.now(cursor);
         let mut history = self.history.lock().expect("history lock is never poisoned");
         let id = history.len() as u64 + 1;
+        if history.len() + 1 >= HISTORY_EVENT_LIMIT {
+            self.history_full.store(true, Ordering::SeqCst);
+        }
         let mut event = HistoryEvent::new(event_type, id, cursor.last_event, now);
         fill(&mut event);
         history.push(event);
@@ -572,6 +579,19 @@ impl Shared {
                             },
                         );
                     }
+                }
+                if self.history_full.load(Ordering::SeqCst) {
+                    let error = StateError::runtime(format!(
+                        "The execution reached the limit of {HISTORY_EVENT_LIMIT} history events."
+                    ));
+                    return ScopeResult::Failed(
+                        error,
+                        ScopeCheckpoint {
+                            state: name,
+                            input,
+                            children,
+                        },
+                    );
                 }
                 let Some(state) = machine.states.get(&name) else {
                     let error = StateError::runtime(format!(

@@ -45,7 +45,8 @@ pub mod validate;
 pub use definition::{substitute, StateMachine};
 pub use engine::{
     ChildCheckpoint, ExecutionOptions, ExecutionRecord, ExecutionStatus, Executor, RedriveError,
-    ScopeCheckpoint, TaskCall, TaskFailure, TaskInvoker, TaskKind, TimeMode, PAYLOAD_LIMIT_BYTES,
+    ScopeCheckpoint, TaskCall, TaskFailure, TaskInvoker, TaskKind, TimeMode, HISTORY_EVENT_LIMIT,
+    PAYLOAD_LIMIT_BYTES,
 };
 pub use error::{DefinitionError, StateError};
 pub use history::{render_table, EventType, HistoryEvent};

@@ -903,3 +903,26 @@ async fn timeout_seconds_path_reads_the_state_input() {
     let record = run(definition, invoker, json!({"limit": 60})).await;
     assert_eq!(record.output, Some(json!("late")));
 }
+
+#[tokio::test]
+async fn an_execution_fails_when_its_history_reaches_25000_events() {
+    // 5 × 1000 iterations of 6 events each: past the limit.
+    let inner = json!({"Type": "Map", "End": true, "ItemsPath": "$.items",
+        "ItemProcessor": {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "End": true}}}});
+    let definition = json!({"StartAt": "Outer", "States": {"Outer": {"Type": "Map", "End": true, "MaxConcurrency": 1,
+        "ItemSelector": {"items.$": "States.ArrayRange(1, 1000, 1)"},
+        "ItemProcessor": {"StartAt": "Inner", "States": {"Inner": inner}}}}});
+    let record = run(
+        definition,
+        Scripted::new(|_, _| Ok(json!(null))),
+        json!([1, 2, 3, 4, 5]),
+    )
+    .await;
+    assert_eq!(record.error.as_deref(), Some("States.Runtime"));
+    assert!(record.cause.unwrap().contains("25000"));
+    assert!(
+        record.history.len() < HISTORY_EVENT_LIMIT + 100,
+        "{}",
+        record.history.len()
+    );
+}
