@@ -29,7 +29,7 @@ import { Construct } from 'constructs';
 // cdk-nag's own renderer of a resource into a finding id (pinned version; not re-exported at the root).
 import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference';
 import { ConfigError, FerrotypeConfig, largestMaxPixels, uploadPrefixes, usesRekognition } from './config';
-import { decodeMemoryMiB, LAMBDA_MAX_MEMORY_MIB, RUNTIME_OVERHEAD_MIB, DECODE_BYTES_PER_PIXEL } from './memory';
+import { decodeMemoryMiB, decodeMemoryNeededMiB, LAMBDA_MAX_MEMORY_MIB } from './memory';
 
 /** The four pipeline stages: crate name = asset folder name under `lambdasDir`. */
 export const STAGES = ['validate', 'detect-faces', 'render-variant', 'record-result'] as const;
@@ -209,7 +209,7 @@ export class FerrotypeStack extends Stack {
         new iam.PolicyStatement({ sid: 'WriteManifests', actions: ['s3:PutObject'], resources: [manifestsArn] }),
       ]),
     };
-    const neededMiB = (largestMaxPixels(config) * DECODE_BYTES_PER_PIXEL) / 2 ** 20 + RUNTIME_OVERHEAD_MIB;
+    const neededMiB = decodeMemoryNeededMiB(largestMaxPixels(config));
     if (neededMiB > LAMBDA_MAX_MEMORY_MIB) {
       Annotations.of(this.functions['render-variant']).addWarningV2(
         'ferrotype:memory-clamped',

@@ -19,8 +19,13 @@ export const LAMBDA_MIN_MEMORY_MIB = 128;
 export const LAMBDA_MAX_MEMORY_MIB = 10240;
 const MEMORY_STEP_MIB = 64;
 
+/** The unrounded, unclamped estimate: more than LAMBDA_MAX_MEMORY_MIB means the largest images may not fit. */
+export function decodeMemoryNeededMiB(maxPixels: number): number {
+  return (maxPixels * DECODE_BYTES_PER_PIXEL) / (1024 * 1024) + RUNTIME_OVERHEAD_MIB;
+}
+
 export function decodeMemoryMiB(maxPixels: number): number {
-  const needed = (maxPixels * DECODE_BYTES_PER_PIXEL) / (1024 * 1024) + RUNTIME_OVERHEAD_MIB;
+  const needed = decodeMemoryNeededMiB(maxPixels);
   const rounded = Math.ceil(needed / MEMORY_STEP_MIB) * MEMORY_STEP_MIB;
   return Math.min(LAMBDA_MAX_MEMORY_MIB, Math.max(LAMBDA_MIN_MEMORY_MIB, rounded));
 }
