@@ -1,3 +1,4 @@
+import * as fs from 'fs';
 import * as path from 'path';
 import {
   Annotations,
@@ -406,6 +407,13 @@ export class FerrotypeStack extends Stack {
     },
   ): lambda.Function {
     const name = pascal(stage);
+    const codeDir = path.join(opts.lambdasDir, stage);
+    if (!fs.existsSync(path.join(codeDir, 'bootstrap'))) {
+      throw new Error(
+        `no ${path.join(codeDir, 'bootstrap')}: build the Lambdas first (\`cargo lambda build --release --arm64\` ` +
+          'at the repo root) or point the lambdasDir context at a folder of <crate>/bootstrap builds',
+      );
+    }
     const logGroup = new logs.LogGroup(this, `${name}Logs`, {
       retention: opts.retention,
       removalPolicy: RemovalPolicy.RETAIN,
@@ -428,7 +436,7 @@ export class FerrotypeStack extends Stack {
       runtime: lambda.Runtime.PROVIDED_AL2023,
       architecture: lambda.Architecture.ARM_64,
       handler: 'bootstrap',
-      code: lambda.Code.fromAsset(path.join(opts.lambdasDir, stage)),
+      code: lambda.Code.fromAsset(codeDir),
       memorySize: opts.memorySize,
       timeout: TIMEOUT_OF[stage],
       environment: opts.environment,

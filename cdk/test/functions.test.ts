@@ -1,4 +1,5 @@
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { build, configVariant, CONFIG_PATH, FIXTURE_LAMBDAS, logicalId, repoConfig } from './helpers';
@@ -98,6 +99,11 @@ describe('render memory', () => {
     expect(decodeMemoryMiB(pixels)).toBe(mib);
     expect(mib % 64).toBe(0);
   });
+});
+
+test('a missing build names the file and how to make it', () => {
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'ferrotype-nolambdas-'));
+  expect(() => build({ lambdasDir: empty })).toThrow(/validate\/bootstrap: build the Lambdas first \(`cargo lambda build/);
 });
 
 describe('environment size', () => {
