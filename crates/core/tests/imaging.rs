@@ -1,0 +1,680 @@
+//! Behaviour of probe/render/decode_preview on fixtures generated here (never on ../shared).
+
+use std::io::Cursor;
+
+use ferrotype_core::imaging::exif::orientation_exif;
+use ferrotype_core::{
+    decode_preview, probe, render, Fit, Focus, Limits, OutputFormat, Probe, RejectionCode,
+    RenderError, Rgb, SourceFormat, VariantSpec,
+};
+use image::{DynamicImage, ImageEncoder, RgbImage, Rgba, RgbaImage};
+
+const RED: [u8; 3] = [230, 20, 20];
+const GREEN: [u8; 3] = [20, 200, 20];
+const BLUE: [u8; 3] = [20, 20, 230];
+const WHITE: [u8; 3] = [250, 250, 250];
+
+/// A 64×32 upright image with a different colour in each quadrant.
+fn quadrants() -> RgbImage {
+    RgbImage::from_fn(64, 32, |x, y| {
+        image::Rgb(match (x < 32, y < 16) {
+            (true, true) => RED,
+            (false, true) => GREEN,
+            (true, false) => BLUE,
+            (false, false) => WHITE,
+        })
+    })
+}
+
+fn jpeg_encode(
+    data: &[u8],
+    w: u32,
+    h: u32,
+    colour: jpeg_encoder::ColorType,
+    exif: Option<&[u8]>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, 95);
+    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_1_1);
+    if let Some(exif) = exif {
+        enc.add_exif_metadata(exif).unwrap();
+    }
+    enc.encode(data, w as u16, h as u16, colour).unwrap();
+    out
+}
+
+fn png_encode(img: &DynamicImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+/// The stored pixels that, under `orientation`, display as `upright`.
+fn stored_for(upright: &RgbImage, orientation: u8) -> RgbImage {
+    let (w, h) = upright.dimensions();
+    let (sw, sh) = if orientation >= 5 { (h, w) } else { (w, h) };
+    RgbImage::from_fn(sw, sh, |x, y| {
+        let (ux, uy) = match orientation {
+            1 => (x, y),
+            2 => (sw - 1 - x, y),
+            3 => (sw - 1 - x, sh - 1 - y),
+            4 => (x, sh - 1 - y),
+            5 => (y, x),
+            6 => (sh - 1 - y, x),
+            7 => (sh - 1 - y, sw - 1 - x),
+            _ => (y, sw - 1 - x),
+        };
+        *upright.get_pixel(ux, uy)
+    })
+}
+
+fn spec(w: Option<u32>, h: Option<u32>, fit: Fit, format: OutputFormat) -> VariantSpec {
+    VariantSpec {
+        fit,
+        format,
+        ..VariantSpec::new("test", w, h)
+    }
+}
+
+fn decode(bytes: &[u8]) -> DynamicImage {
+    image::load_from_memory(bytes).expect("output decodes")
+}
+
+fn close(a: &[u8], b: &[u8], tolerance: i32) -> bool {
+    a.iter()
+        .zip(b)
+        .all(|(x, y)| (i32::from(*x) - i32::from(*y)).abs() <= tolerance)
+}
+
+fn rejection_of(bytes: &[u8], limits: &Limits) -> RejectionCode {
+    match probe(bytes, bytes.len() as u64, limits) {
+        Err(r) => r.code,
+        Ok(Probe::Complete(_)) => match render(
+            bytes,
+            &spec(Some(10), Some(10), Fit::Cover, OutputFormat::Jpeg),
+            None,
+            limits,
+        ) {
+            Err(RenderError::Rejected(r)) => r.code,
+            other => panic!("expected a rejection, got {other:?}"),
+        },
+        Ok(Probe::NeedMoreBytes) => panic!("whole input reported NeedMoreBytes"),
+    }
+}
+
+#[test]
+fn all_eight_orientations_render_the_same_upright_image() {
+    let upright = quadrants();
+    let limits = Limits::default();
+    for o in 1..=8u8 {
+        let stored = stored_for(&upright, o);
+        let exif = orientation_exif(o);
+        let jpeg = jpeg_encode(
+            stored.as_raw(),
+            stored.width(),
+            stored.height(),
+            jpeg_encoder::ColorType::Rgb,
+            Some(&exif),
+        );
+        let Ok(Probe::Complete(info)) = probe(&jpeg, jpeg.len() as u64, &limits) else {
+            panic!("probe {o}")
+        };
+        assert_eq!(info.orientation, o);
+        assert_eq!(
+            (info.upright_width, info.upright_height),
+            (64, 32),
+            "orientation {o}"
+        );
+        let out = render(
+            &jpeg,
+            &spec(Some(64), Some(32), Fit::Fill, OutputFormat::Png),
+            None,
+            &limits,
+        )
+        .unwrap();
+        let img = decode(&out.bytes).to_rgb8();
+        assert_eq!(img.dimensions(), (64, 32), "orientation {o}");
+        for (x, y, want) in [(8, 4, RED), (56, 4, GREEN), (8, 28, BLUE), (56, 28, WHITE)] {
+            assert!(
+                close(&img.get_pixel(x, y).0, &want, 12),
+                "orientation {o} at ({x},{y}): {:?}",
+                img.get_pixel(x, y)
+            );
+        }
+    }
+}
+
+#[test]
+fn every_fit_mode_has_sharps_dimensions() {
+    let src = png_encode(&DynamicImage::ImageRgb8(RgbImage::from_pixel(
+        400,
+        200,
+        image::Rgb(RED),
+    )));
+    let limits = Limits::default();
+    let dims = |w, h, fit, enlarge| {
+        let s = VariantSpec {
+            enlarge,
+            ..spec(w, h, fit, OutputFormat::Png)
+        };
+        let out = render(&src, &s, None, &limits).unwrap();
+        assert_eq!(decode(&out.bytes).width(), out.width);
+        (out.width, out.height)
+    };
+    assert_eq!(dims(Some(100), Some(100), Fit::Cover, false), (100, 100));
+    assert_eq!(dims(Some(100), Some(100), Fit::Contain, false), (100, 100));
+    assert_eq!(dims(Some(100), Some(100), Fit::Fill, false), (100, 100));
+    assert_eq!(dims(Some(100), Some(100), Fit::Inside, false), (100, 50));
+    assert_eq!(dims(Some(100), Some(100), Fit::Outside, false), (200, 100));
+    assert_eq!(dims(Some(100), None, Fit::Cover, false), (100, 50));
+    assert_eq!(dims(None, Some(100), Fit::Inside, false), (200, 100));
+    assert_eq!(dims(Some(800), Some(800), Fit::Cover, false), (200, 200));
+    assert_eq!(dims(Some(800), Some(800), Fit::Inside, false), (400, 200));
+    assert_eq!(dims(Some(800), Some(800), Fit::Contain, false), (800, 800));
+    assert_eq!(dims(Some(800), Some(800), Fit::Cover, true), (800, 800));
+    assert_eq!(dims(Some(800), Some(800), Fit::Inside, true), (800, 400));
+    assert_eq!(dims(Some(800), Some(800), Fit::Outside, true), (1600, 800));
+}
+
+#[test]
+fn cover_follows_the_focus_point() {
+    // Left half red, right half blue: a square crop at focus x=0 is red, at x=1 blue, centred both.
+    let img = RgbImage::from_fn(200, 100, |x, _| {
+        image::Rgb(if x < 100 { RED } else { BLUE })
+    });
+    let src = png_encode(&DynamicImage::ImageRgb8(img));
+    let limits = Limits::default();
+    let s = spec(Some(20), Some(20), Fit::Cover, OutputFormat::Png);
+    let centre_of = |focus| {
+        decode(&render(&src, &s, focus, &limits).unwrap().bytes)
+            .to_rgb8()
+            .get_pixel(10, 10)
+            .0
+    };
+    assert!(close(&centre_of(Some(Focus::new(0.0, 0.5))), &RED, 2));
+    assert!(close(&centre_of(Some(Focus::new(1.0, 0.5))), &BLUE, 2));
+    let no_follow = VariantSpec {
+        follow_focus: false,
+        ..s.clone()
+    };
+    let out = decode(
+        &render(&src, &no_follow, Some(Focus::new(0.0, 0.5)), &limits)
+            .unwrap()
+            .bytes,
+    )
+    .to_rgb8();
+    assert!(close(&out.get_pixel(2, 10).0, &RED, 2) && close(&out.get_pixel(17, 10).0, &BLUE, 2));
+}
+
+#[test]
+fn alpha_is_flattened_for_jpeg_and_kept_for_png_and_webp() {
+    let img = RgbaImage::from_fn(40, 40, |x, _| {
+        if x < 20 {
+            Rgba([255, 0, 0, 255])
+        } else {
+            Rgba([255, 0, 0, 0])
+        }
+    });
+    let src = png_encode(&DynamicImage::ImageRgba8(img));
+    let limits = Limits::default();
+    let jpeg = VariantSpec {
+        background: Rgb(0, 0, 255),
+        ..spec(Some(40), Some(40), Fit::Fill, OutputFormat::Jpeg)
+    };
+    let out = decode(&render(&src, &jpeg, None, &limits).unwrap().bytes).to_rgb8();
+    assert!(close(&out.get_pixel(5, 20).0, &[255, 0, 0], 12));
+    assert!(close(&out.get_pixel(35, 20).0, &[0, 0, 255], 12));
+    for format in [OutputFormat::Png, OutputFormat::Webp] {
+        let out = decode(
+            &render(
+                &src,
+                &spec(Some(40), Some(40), Fit::Fill, format),
+                None,
+                &limits,
+            )
+            .unwrap()
+            .bytes,
+        )
+        .to_rgba8();
+        assert_eq!(out.get_pixel(35, 20).0[3], 0, "{format}");
+        assert_eq!(out.get_pixel(5, 20).0[3], 255, "{format}");
+    }
+    // Contain letterboxes: transparent for PNG, the background for JPEG.
+    let wide = png_encode(&DynamicImage::ImageRgb8(RgbImage::from_pixel(
+        80,
+        40,
+        image::Rgb(RED),
+    )));
+    let png = decode(
+        &render(
+            &wide,
+            &spec(Some(40), Some(40), Fit::Contain, OutputFormat::Png),
+            None,
+            &limits,
+        )
+        .unwrap()
+        .bytes,
+    )
+    .to_rgba8();
+    assert_eq!(
+        (png.get_pixel(20, 2).0[3], png.get_pixel(20, 20).0[3]),
+        (0, 255)
+    );
+    let jpeg = VariantSpec {
+        background: Rgb(0, 0, 255),
+        ..spec(Some(40), Some(40), Fit::Contain, OutputFormat::Jpeg)
+    };
+    let out = decode(&render(&wide, &jpeg, None, &limits).unwrap().bytes).to_rgb8();
+    assert!(close(&out.get_pixel(20, 2).0, &[0, 0, 255], 12));
+}
+
+#[test]
+fn cmyk_jpegs_become_rgb_with_and_without_adobe_inversion() {
+    // Pure cyan ink, no black: RGB (0, 255, 255).
+    let cmyk: Vec<u8> = [255u8, 0, 0, 0].repeat(16 * 16);
+    let adobe = jpeg_encode(&cmyk, 16, 16, jpeg_encoder::ColorType::Cmyk, None);
+    assert!(
+        adobe.windows(5).any(|w| w == b"Adobe"),
+        "jpeg-encoder writes Adobe-inverted CMYK"
+    );
+    // The same ink stored plainly (not inverted), with the Adobe segment removed.
+    let inverted: Vec<u8> = cmyk.iter().map(|v| 255 - v).collect();
+    let plain = strip_app14(&jpeg_encode(
+        &inverted,
+        16,
+        16,
+        jpeg_encoder::ColorType::Cmyk,
+        None,
+    ));
+    assert!(!plain.windows(5).any(|w| w == b"Adobe"));
+    for src in [adobe, plain] {
+        let out = render(
+            &src,
+            &spec(Some(16), Some(16), Fit::Fill, OutputFormat::Png),
+            None,
+            &Limits::default(),
+        )
+        .unwrap();
+        let img = decode(&out.bytes).to_rgb8();
+        assert!(
+            close(&img.get_pixel(8, 8).0, &[0, 255, 255], 8),
+            "{:?}",
+            img.get_pixel(8, 8)
+        );
+    }
+}
+
+fn strip_app14(jpeg: &[u8]) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    let mut i = 2;
+    while jpeg[i] == 0xFF && jpeg[i + 1] != 0xDA {
+        let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
+        if jpeg[i + 1] != 0xEE {
+            out.extend_from_slice(&jpeg[i..i + 2 + len]);
+        }
+        i += 2 + len;
+    }
+    out.extend_from_slice(&jpeg[i..]);
+    out
+}
+
+#[test]
+fn sixteen_bit_and_grey_inputs() {
+    let limits = Limits::default();
+    let deep =
+        image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(30, 30, image::Rgb([65535, 32768, 0]));
+    let src = png_encode(&DynamicImage::ImageRgb16(deep));
+    let out = decode(
+        &render(
+            &src,
+            &spec(Some(10), Some(10), Fit::Cover, OutputFormat::Png),
+            None,
+            &limits,
+        )
+        .unwrap()
+        .bytes,
+    );
+    assert_eq!(out.color(), image::ColorType::Rgb8);
+    assert!(close(&out.to_rgb8().get_pixel(5, 5).0, &[255, 128, 0], 1));
+
+    let grey = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(30, 30, image::Luma([90])));
+    let src = png_encode(&grey);
+    for format in [OutputFormat::Png, OutputFormat::Jpeg] {
+        let out = decode(
+            &render(
+                &src,
+                &spec(Some(10), Some(10), Fit::Cover, format),
+                None,
+                &limits,
+            )
+            .unwrap()
+            .bytes,
+        );
+        assert_eq!(
+            out.color(),
+            image::ColorType::L8,
+            "grey stays grey in {format}"
+        );
+        assert!((i32::from(out.to_luma8().get_pixel(5, 5).0[0]) - 90).abs() <= 2);
+    }
+}
+
+#[test]
+fn icc_tagged_input_is_converted_to_srgb() {
+    let p3 = moxcms::ColorProfile::new_display_p3().encode().unwrap();
+    let colour = [40u8, 160, 90];
+    let mut src = Vec::new();
+    let mut enc = image::codecs::png::PngEncoder::new(&mut src);
+    enc.set_icc_profile(p3.clone()).unwrap();
+    enc.write_image(
+        &colour.repeat(16 * 16),
+        16,
+        16,
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
+    let transform = moxcms::ColorProfile::new_from_slice(&p3)
+        .unwrap()
+        .create_transform_8bit(
+            moxcms::Layout::Rgb,
+            &moxcms::ColorProfile::new_srgb(),
+            moxcms::Layout::Rgb,
+            Default::default(),
+        )
+        .unwrap();
+    let mut expected = [0u8; 3];
+    transform.transform(&colour, &mut expected).unwrap();
+    assert!(
+        !close(&expected, &colour, 3),
+        "P3 and sRGB differ for this colour"
+    );
+    let out = decode(
+        &render(
+            &src,
+            &spec(Some(8), Some(8), Fit::Cover, OutputFormat::Png),
+            None,
+            &Limits::default(),
+        )
+        .unwrap()
+        .bytes,
+    );
+    assert!(
+        close(&out.to_rgb8().get_pixel(4, 4).0, &expected, 1),
+        "{:?} vs {expected:?}",
+        out.to_rgb8().get_pixel(4, 4)
+    );
+}
+
+#[test]
+fn each_rejection_code_on_crafted_files() {
+    let limits = Limits::default();
+    assert_eq!(rejection_of(b"", &limits), RejectionCode::Empty);
+    assert_eq!(
+        rejection_of(b"hello, this is a text file named photo.jpg\n", &limits),
+        RejectionCode::NotAnImage
+    );
+    let jpeg = jpeg_encode(
+        quadrants().as_raw(),
+        64,
+        32,
+        jpeg_encoder::ColorType::Rgb,
+        None,
+    );
+    assert_eq!(
+        rejection_of(&jpeg[..jpeg.len() / 2], &limits),
+        RejectionCode::Corrupt
+    );
+    assert_eq!(rejection_of(&jpeg[..20], &limits), RejectionCode::Corrupt);
+    // A PNG header claiming 65536×65536 over a tiny body.
+    let mut huge = png_encode(&DynamicImage::ImageRgb8(RgbImage::new(1, 1)));
+    huge[16..20].copy_from_slice(&65536u32.to_be_bytes());
+    huge[20..24].copy_from_slice(&65536u32.to_be_bytes());
+    assert_eq!(rejection_of(&huge, &limits), RejectionCode::TooManyPixels);
+    assert_eq!(
+        rejection_of(
+            &jpeg,
+            &Limits {
+                max_pixels: 64 * 32 - 1,
+                ..Limits::default()
+            }
+        ),
+        RejectionCode::TooManyPixels
+    );
+    assert_eq!(
+        rejection_of(
+            &jpeg,
+            &Limits {
+                max_bytes: 100,
+                ..Limits::default()
+            }
+        ),
+        RejectionCode::TooLarge
+    );
+    assert_eq!(
+        rejection_of(
+            &jpeg,
+            &Limits {
+                formats: vec![SourceFormat::Png],
+                ..Limits::default()
+            }
+        ),
+        RejectionCode::UnsupportedFormat
+    );
+    let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic\0\0\0\0\0\0\0\0\0\0\0\0";
+    let avif = b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf\0\0\0\0\0\0\0\0\0\0\0\0";
+    let svg = b"<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"></svg>";
+    for bytes in [&heic[..], &avif[..], &svg[..]] {
+        assert_eq!(
+            rejection_of(bytes, &limits),
+            RejectionCode::UnsupportedFormat
+        );
+    }
+}
+
+#[test]
+fn probe_asks_for_more_bytes_when_the_header_is_beyond_the_prefix() {
+    let big_app = vec![b'x'; 70_000];
+    let mut jpeg = jpeg_encode(
+        quadrants().as_raw(),
+        64,
+        32,
+        jpeg_encoder::ColorType::Rgb,
+        None,
+    );
+    // Insert two large APP2 segments before the frame header.
+    let mut segments = Vec::new();
+    for chunk in big_app.chunks(60_000) {
+        segments.extend_from_slice(&[0xFF, 0xE2]);
+        segments.extend_from_slice(&((chunk.len() + 2) as u16).to_be_bytes());
+        segments.extend_from_slice(chunk);
+    }
+    jpeg.splice(2..2, segments);
+    let limits = Limits::default();
+    let total = jpeg.len() as u64;
+    assert_eq!(
+        probe(&jpeg[..65_536], total, &limits),
+        Ok(Probe::NeedMoreBytes)
+    );
+    assert_eq!(probe(&jpeg[..10], total, &limits), Ok(Probe::NeedMoreBytes));
+    let Ok(Probe::Complete(info)) = probe(&jpeg, total, &limits) else {
+        panic!("whole file probes")
+    };
+    assert_eq!(
+        (info.format, info.width, info.height),
+        (SourceFormat::Jpeg, 64, 32)
+    );
+}
+
+#[test]
+fn garbage_never_panics() {
+    let limits = Limits::default();
+    let seeds = [
+        jpeg_encode(
+            quadrants().as_raw(),
+            64,
+            32,
+            jpeg_encoder::ColorType::Rgb,
+            Some(&orientation_exif(6)),
+        ),
+        png_encode(&DynamicImage::ImageRgba8(RgbaImage::from_pixel(
+            20,
+            20,
+            Rgba([1, 2, 3, 4]),
+        ))),
+        {
+            let mut out = Vec::new();
+            DynamicImage::ImageRgb8(quadrants())
+                .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Gif)
+                .unwrap();
+            out
+        },
+    ];
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let s = spec(Some(16), Some(16), Fit::Cover, OutputFormat::Jpeg);
+    for seed in &seeds {
+        for _ in 0..150 {
+            let mut bytes = seed.clone();
+            for _ in 0..1 + next() % 8 {
+                let at = (next() as usize) % bytes.len();
+                bytes[at] = next() as u8;
+            }
+            if next() % 4 == 0 {
+                bytes.truncate((next() as usize) % bytes.len());
+            }
+            // Either outcome is fine; a panic or hang is not.
+            let _ = probe(&bytes, bytes.len() as u64, &limits);
+            let _ = render(&bytes, &s, None, &limits);
+        }
+    }
+}
+
+#[test]
+fn animated_gif_renders_its_first_frame() {
+    let mut gif = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new(&mut gif);
+        enc.set_repeat(image::codecs::gif::Repeat::Infinite)
+            .unwrap();
+        for colour in [[255, 0, 0, 255], [0, 0, 255, 255]] {
+            let frame = image::Frame::new(RgbaImage::from_pixel(20, 20, Rgba(colour)));
+            enc.encode_frame(frame).unwrap();
+        }
+    }
+    let Ok(Probe::Complete(info)) = probe(&gif, gif.len() as u64, &Limits::default()) else {
+        panic!()
+    };
+    assert!(info.animated);
+    let out = decode(
+        &render(
+            &gif,
+            &spec(Some(10), Some(10), Fit::Cover, OutputFormat::Png),
+            None,
+            &Limits::default(),
+        )
+        .unwrap()
+        .bytes,
+    );
+    assert!(close(&out.to_rgb8().get_pixel(5, 5).0, &[255, 0, 0], 2));
+}
+
+#[test]
+fn jpeg_shrink_on_load_keeps_the_target_size_and_preview_is_bounded() {
+    let big = RgbImage::from_fn(1600, 1200, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
+    let jpeg = jpeg_encode(
+        big.as_raw(),
+        1600,
+        1200,
+        jpeg_encoder::ColorType::Rgb,
+        Some(&orientation_exif(6)),
+    );
+    let out = render(
+        &jpeg,
+        &spec(Some(300), Some(300), Fit::Cover, OutputFormat::Webp),
+        None,
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!((out.width, out.height), (300, 300));
+    assert_eq!(decode(&out.bytes).width(), 300);
+    let preview = decode_preview(&jpeg, 256, &Limits::default()).unwrap();
+    // Upright: orientation 6 turns 1600×1200 into 1200×1600.
+    assert_eq!(preview.dimensions(), (192, 256));
+}
+
+#[test]
+fn keep_metadata_embeds_srgb_and_upright_exif() {
+    let jpeg = jpeg_encode(
+        quadrants().as_raw(),
+        64,
+        32,
+        jpeg_encoder::ColorType::Rgb,
+        Some(&orientation_exif(3)),
+    );
+    let keep = VariantSpec {
+        keep_metadata: true,
+        ..spec(Some(32), None, Fit::Inside, OutputFormat::Jpeg)
+    };
+    let out = render(&jpeg, &keep, None, &Limits::default()).unwrap();
+    let Ok(Probe::Complete(info)) = probe(&out.bytes, out.bytes.len() as u64, &Limits::default())
+    else {
+        panic!()
+    };
+    assert_eq!(info.orientation, 1);
+    assert!(out.bytes.windows(11).any(|w| w == b"ICC_PROFILE"));
+    assert!(out.bytes.windows(6).any(|w| w == b"Exif\0\0"));
+    let stripped = render(
+        &jpeg,
+        &VariantSpec {
+            keep_metadata: false,
+            ..keep
+        },
+        None,
+        &Limits::default(),
+    )
+    .unwrap();
+    assert!(!stripped.bytes.windows(6).any(|w| w == b"Exif\0\0"));
+}
+
+#[test]
+fn spec_json_follows_the_contract() {
+    let s: VariantSpec = serde_json::from_str(r#"{"name":"thumb","width":300}"#).unwrap();
+    assert_eq!(
+        (
+            s.fit,
+            s.format,
+            s.quality,
+            s.background,
+            s.follow_focus,
+            s.enlarge
+        ),
+        (Fit::Cover, OutputFormat::Jpeg, 80, Rgb::WHITE, true, false)
+    );
+    assert!(serde_json::from_str::<VariantSpec>(r#"{"name":"t","width":3,"colour":1}"#).is_err());
+    let s: VariantSpec = serde_json::from_str(r##"{"name":"t","height":5,"fit":"outside","format":"webp","background":"#0a0B0c","keepMetadata":true}"##).unwrap();
+    assert_eq!(
+        (s.fit, s.format, s.background, s.keep_metadata),
+        (Fit::Outside, OutputFormat::Webp, Rgb(10, 11, 12), true)
+    );
+    assert_eq!(serde_json::to_value(s.background).unwrap(), "#0a0b0c");
+    assert!(VariantSpec::new("t", None, None).validate().is_err());
+    assert!(VariantSpec {
+        quality: 0,
+        ..VariantSpec::new("t", Some(1), None)
+    }
+    .validate()
+    .is_err());
+    assert!(VariantSpec::new("t", Some(16_385), None)
+        .validate()
+        .is_err());
+    assert!(VariantSpec::new("t", Some(16_384), None).validate().is_ok());
+    assert!(serde_json::from_str::<Rgb>(r#""#12345""#).is_err());
+}

@@ -1,0 +1,185 @@
+//! `ferrotype aws …`: operating the deployed pipeline (issue 7). The commands live in ferrotype-ops;
+//! this file only defines the command line and hands over.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use ferrotype_core::config::Config;
+use ferrotype_ops::{AwsOptions, BackfillRequest, Clients, ListFilter, Pipeline};
+
+/// Where to act and with which credentials (the standard AWS credential chain).
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// AWS region (default: from the environment or the profile).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Named AWS profile (~/.aws/config).
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Send all AWS requests to this endpoint (LocalStack, moto, Step Functions Local).
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// The deployed Ferrotype CloudFormation stack: its outputs name the state machine and input bucket.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub stack: Option<String>,
+    /// The state machine ARN (instead of --stack).
+    #[arg(long, global = true, value_name = "ARN")]
+    pub state_machine: Option<String>,
+    #[command(subcommand)]
+    pub command: AwsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// List executions or show one state by state.
+    #[command(subcommand)]
+    Executions(ExecutionsCommand),
+    /// Redrive failed executions from their failed state (Standard workflows, within 14 days).
+    Redrive(RedriveArgs),
+    /// Start the pipeline for objects already in the input bucket (e.g. after a profile change).
+    Backfill(BackfillArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExecutionsCommand {
+    /// Executions of the state machine, newest first.
+    List(ListArgs),
+    /// One execution's history as a state-by-state table.
+    Show {
+        /// Execution ARN.
+        execution_arn: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WindowArgs {
+    /// Only executions started within this window, e.g. 30m, 24h, 7d.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Stop after this many executions.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED or PENDING_REDRIVE.
+    #[arg(long)]
+    pub status: Option<String>,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RedriveArgs {
+    /// Execution ARNs to redrive.
+    #[arg(required_unless_present = "all_failed", conflicts_with = "all_failed")]
+    pub execution_arns: Vec<String>,
+    /// Redrive every FAILED execution of the state machine (within --since).
+    #[arg(long)]
+    pub all_failed: bool,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Input bucket (default: the stack's InputBucketName output).
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Key prefix to list (default: the --profile-name's prefix, else the whole bucket).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Only objects of this processing profile of the configuration.
+    #[arg(long, value_name = "NAME")]
+    pub profile_name: Option<String>,
+    /// The processing configuration whose profile prefixes select the objects.
+    #[arg(long, value_name = "PATH", default_value = "ferrotype.json")]
+    pub config: PathBuf,
+    /// StartExecution calls per second.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rate: u32,
+    /// List what would be started, start nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Runs a `ferrotype aws` command. Failures the operator must notice (an execution that could not be
+/// redriven, an object that could not be started) give exit code 1.
+pub async fn run(args: AwsArgs) -> anyhow::Result<ExitCode> {
+    let options = AwsOptions {
+        region: args.region.clone(),
+        profile: args.profile.clone(),
+        endpoint_url: args.endpoint_url.clone(),
+    };
+    let sdk_config = ferrotype_ops::load_sdk_config(&options).await;
+    let clients = Clients::new(&sdk_config, &options);
+    let mut out = std::io::stdout().lock();
+    let bucket = match &args.command {
+        AwsCommand::Backfill(backfill) => backfill.bucket.as_deref(),
+        _ => None,
+    };
+    let pipeline = || {
+        ferrotype_ops::resolve_pipeline(
+            &clients.cloudformation,
+            args.stack.as_deref(),
+            args.state_machine.as_deref(),
+            bucket,
+        )
+    };
+    match &args.command {
+        AwsCommand::Executions(ExecutionsCommand::List(list)) => {
+            let pipeline: Pipeline = pipeline().await?;
+            let filter = ListFilter {
+                status: list.status.as_deref().map(ferrotype_ops::parse_status).transpose()?,
+                started_after: ferrotype_ops::executions::started_within(list.window.since.as_deref())?,
+                limit: list.window.limit,
+            };
+            let (executions, truncated) =
+                ferrotype_ops::list_executions(&clients.sfn, pipeline.state_machine_arn()?, &filter).await?;
+            ferrotype_ops::write_execution_list(&mut out, &executions, truncated)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AwsCommand::Executions(ExecutionsCommand::Show { execution_arn }) => {
+            ferrotype_ops::show_execution(&clients.sfn, execution_arn, &mut out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AwsCommand::Redrive(redrive) => {
+            let arns = if redrive.all_failed {
+                let pipeline = pipeline().await?;
+                let filter = ListFilter {
+                    status: Some(ferrotype_ops::parse_status("FAILED")?),
+                    started_after: ferrotype_ops::executions::started_within(redrive.window.since.as_deref())?,
+                    limit: redrive.window.limit,
+                };
+                let (failed, _) =
+                    ferrotype_ops::list_executions(&clients.sfn, pipeline.state_machine_arn()?, &filter).await?;
+                failed.into_iter().map(|execution| execution.execution_arn).collect()
+            } else {
+                redrive.execution_arns.clone()
+            };
+            let summary = ferrotype_ops::redrive_executions(&clients.sfn, &arns, &mut out).await?;
+            Ok(if summary.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        AwsCommand::Backfill(backfill) => {
+            let text = std::fs::read_to_string(&backfill.config)
+                .with_context(|| format!("reading {}", backfill.config.display()))?;
+            let config = Config::from_json(&text).with_context(|| backfill.config.display().to_string())?;
+            let pipeline = pipeline().await?;
+            let request = BackfillRequest {
+                bucket: pipeline.input_bucket()?.to_owned(),
+                prefix: backfill.prefix.clone(),
+                profile_name: backfill.profile_name.clone(),
+                state_machine_arn: pipeline.state_machine_arn()?.to_owned(),
+                rate_per_second: backfill.rate,
+                dry_run: backfill.dry_run,
+            };
+            let progress = ferrotype_ops::backfill::progress_bar(!backfill.dry_run);
+            let summary =
+                ferrotype_ops::backfill(&clients.s3, &clients.sfn, &config, &request, &progress, &mut out).await?;
+            Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}
