@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use async_trait::async_trait;
 use image::{GrayImage, RgbImage};
-use rustface::{Detector, ImageData, Model};
+use rustface::{ImageData, Model};
 
 use super::{clamp_box, DetectorKind, FaceBox, FaceDetectionError, FaceDetector};
 
@@ -51,7 +51,9 @@ impl FaceDetector for BuiltinDetector {
         let grey = detection_image(upright);
         tokio::task::spawn_blocking(move || detect_in_grey(&grey))
             .await
-            .map_err(|error| FaceDetectionError::Failed(format!("builtin detector task ended: {error}")))?
+            .map_err(|error| {
+                FaceDetectionError::Failed(format!("builtin detector task ended: {error}"))
+            })?
     }
 
     fn kind(&self) -> DetectorKind {
@@ -66,7 +68,9 @@ fn model() -> Result<&'static Model, FaceDetectionError> {
     MODEL
         .get_or_init(|| rustface::read_model(MODEL_BYTES).map_err(|error| error.to_string()))
         .as_ref()
-        .map_err(|error| FaceDetectionError::Failed(format!("builtin face model unreadable: {error}")))
+        .map_err(|error| {
+            FaceDetectionError::Failed(format!("builtin face model unreadable: {error}"))
+        })
 }
 
 /// A grey copy no longer than [`DETECTION_MAX_SIDE`] (never enlarged). Fractions are scale-invariant,
@@ -139,11 +143,19 @@ mod tests {
 
     #[test]
     fn confidence_rises_with_the_score_and_stays_in_range() {
-        let values: Vec<f64> = [-3.0, 0.0, 2.0, 8.0, 15.0, 25.0, 1e9].map(confidence_from_score).to_vec();
+        let values: Vec<f64> = [-3.0, 0.0, 2.0, 8.0, 15.0, 25.0, 1e9]
+            .map(confidence_from_score)
+            .to_vec();
         assert_eq!(values[0], 0.0);
         assert_eq!(values[1], 0.0);
-        assert!(values.windows(2).skip(1).all(|pair| pair[0] < pair[1]), "{values:?}");
-        assert!(values.iter().all(|value| (0.0..=1.0).contains(value)), "{values:?}");
+        assert!(
+            values.windows(2).skip(1).all(|pair| pair[0] < pair[1]),
+            "{values:?}"
+        );
+        assert!(
+            values.iter().all(|value| (0.0..=1.0).contains(value)),
+            "{values:?}"
+        );
         assert!((values[3] - (1.0 - (-1.0f64).exp())).abs() < 1e-12);
         assert_eq!(confidence_from_score(f64::NAN), 0.0);
     }
@@ -162,7 +174,11 @@ mod tests {
     fn images_too_small_for_a_face_find_none() {
         for (width, height) in [(0, 0), (1, 1), (39, 400), (400, 39)] {
             let image = RgbImage::from_pixel(width, height, image::Rgb([128, 128, 128]));
-            assert_eq!(BuiltinDetector.detect_blocking(&image), Ok(Vec::new()), "{width}x{height}");
+            assert_eq!(
+                BuiltinDetector.detect_blocking(&image),
+                Ok(Vec::new()),
+                "{width}x{height}"
+            );
         }
     }
 }
