@@ -38,8 +38,15 @@ impl RekognitionDetector {
     /// `min_confidence` is a fraction (0..=1), like [`FaceBox::confidence`]; Rekognition's own
     /// percentages are divided by 100.
     pub fn new(client: aws_sdk_rekognition::Client, min_confidence: f64) -> Self {
-        let min_confidence = if min_confidence.is_nan() { 0.0 } else { min_confidence.clamp(0.0, 1.0) };
-        RekognitionDetector { client, min_confidence }
+        let min_confidence = if min_confidence.is_nan() {
+            0.0
+        } else {
+            min_confidence.clamp(0.0, 1.0)
+        };
+        RekognitionDetector {
+            client,
+            min_confidence,
+        }
     }
 }
 
@@ -112,14 +119,23 @@ fn fit_within(image: &RgbImage, max_side: u32) -> RgbImage {
     }
     let scale = f64::from(max_side) / f64::from(longest);
     let scaled = |side: u32| ((f64::from(side) * scale).round() as u32).max(1);
-    image::imageops::resize(image, scaled(width), scaled(height), image::imageops::FilterType::Triangle)
+    image::imageops::resize(
+        image,
+        scaled(width),
+        scaled(height),
+        image::imageops::FilterType::Triangle,
+    )
 }
 
 fn encode_jpeg(image: &RgbImage, quality: u8) -> Result<Vec<u8>, FaceDetectionError> {
     let mut jpeg = Cursor::new(Vec::new());
     JpegEncoder::new_with_quality(&mut jpeg, quality)
         .encode_image(image)
-        .map_err(|error| FaceDetectionError::Failed(format!("encoding the image for Rekognition failed: {error}")))?;
+        .map_err(|error| {
+            FaceDetectionError::Failed(format!(
+                "encoding the image for Rekognition failed: {error}"
+            ))
+        })?;
     Ok(jpeg.into_inner())
 }
 
@@ -127,7 +143,9 @@ fn encode_jpeg(image: &RgbImage, quality: u8) -> Result<Vec<u8>, FaceDetectionEr
 /// missing permission, a bad request) is not, and the pipeline falls back to a centred crop.
 fn classify(error: SdkError<DetectFacesError, HttpResponse>) -> FaceDetectionError {
     let transient = match &error {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
         SdkError::ServiceError(service) => {
             matches!(
                 service.err(),
@@ -143,7 +161,10 @@ fn classify(error: SdkError<DetectFacesError, HttpResponse>) -> FaceDetectionErr
             "Rekognition DetectFaces failed with {code}: {}",
             error.message().unwrap_or("no message")
         ),
-        None => format!("Rekognition DetectFaces failed: {}", DisplayErrorContext(&error)),
+        None => format!(
+            "Rekognition DetectFaces failed: {}",
+            DisplayErrorContext(&error)
+        ),
     };
     if transient {
         FaceDetectionError::Transient(message)
@@ -172,7 +193,9 @@ mod tests {
 
     #[test]
     fn large_images_are_sent_downscaled_as_plain_jpeg() {
-        let image = RgbImage::from_fn(4000, 3000, |x, y| image::Rgb([(x / 16) as u8, (y / 12) as u8, 90]));
+        let image = RgbImage::from_fn(4000, 3000, |x, y| {
+            image::Rgb([(x / 16) as u8, (y / 12) as u8, 90])
+        });
         let jpeg = request_jpeg(&image).unwrap().expect("large enough");
         let decoded = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg).unwrap();
         assert_eq!((decoded.width(), decoded.height()), (1920, 1440));
@@ -185,7 +208,11 @@ mod tests {
     #[test]
     fn small_images_are_not_sent() {
         for (width, height) in [(79, 500), (500, 79), (0, 0)] {
-            assert_eq!(request_jpeg(&RgbImage::new(width, height)).unwrap(), None, "{width}x{height}");
+            assert_eq!(
+                request_jpeg(&RgbImage::new(width, height)).unwrap(),
+                None,
+                "{width}x{height}"
+            );
         }
         // A strip that would fall under the minimum once downscaled is not sent either.
         assert_eq!(request_jpeg(&RgbImage::new(8000, 100)).unwrap(), None);
@@ -195,7 +222,10 @@ mod tests {
     #[test]
     fn incompressible_images_still_fit_the_request_limit() {
         let image = noise(1920, 1920);
-        assert!(encode_jpeg(&image, QUALITIES[0]).unwrap().len() > MAX_REQUEST_BYTES, "the test needs a JPEG over the limit");
+        assert!(
+            encode_jpeg(&image, QUALITIES[0]).unwrap().len() > MAX_REQUEST_BYTES,
+            "the test needs a JPEG over the limit"
+        );
         let jpeg = request_jpeg(&image).unwrap().expect("large enough");
         assert!(jpeg.len() <= MAX_REQUEST_BYTES, "{} bytes", jpeg.len());
         image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg).unwrap();

@@ -51,7 +51,11 @@ impl FaceDetection {
     /// The result of `detector` finding `faces`, with the focus derived from them.
     pub fn new(detector: DetectorKind, faces: Vec<FaceBox>) -> Self {
         let focus = focus_from_faces(&faces);
-        FaceDetection { detector, faces, focus }
+        FaceDetection {
+            detector,
+            faces,
+            focus,
+        }
     }
 
     /// No detection at all: centred focus.
@@ -66,7 +70,11 @@ impl FaceDetection {
 pub fn clamp_box(left: f64, top: f64, width: f64, height: f64, confidence: f64) -> Option<FaceBox> {
     let (left, width) = clamp_span(left, width)?;
     let (top, height) = clamp_span(top, height)?;
-    let confidence = if confidence.is_nan() { 0.0 } else { confidence.clamp(0.0, 1.0) };
+    let confidence = if confidence.is_nan() {
+        0.0
+    } else {
+        confidence.clamp(0.0, 1.0)
+    };
     Some(FaceBox {
         left,
         top,
@@ -136,7 +144,10 @@ pub trait FaceDetector: Send + Sync {
     fn kind(&self) -> DetectorKind;
 
     /// Runs the detector and derives the focus: the whole detect-faces output.
-    async fn detect_focus(&self, upright: &image::RgbImage) -> Result<FaceDetection, FaceDetectionError> {
+    async fn detect_focus(
+        &self,
+        upright: &image::RgbImage,
+    ) -> Result<FaceDetection, FaceDetectionError> {
         let faces = self.detect(upright).await?;
         Ok(FaceDetection::new(self.kind(), faces))
     }
@@ -198,8 +209,14 @@ mod tests {
     #[test]
     fn boxes_cut_by_the_edges_are_clamped() {
         let cut = clamp_box(-0.1, 0.8, 0.3, 0.4, 0.99).unwrap();
-        assert!((cut.left - 0.0).abs() < 1e-12 && (cut.width - 0.2).abs() < 1e-12, "{cut:?}");
-        assert!((cut.top - 0.8).abs() < 1e-12 && (cut.height - 0.2).abs() < 1e-12, "{cut:?}");
+        assert!(
+            (cut.left - 0.0).abs() < 1e-12 && (cut.width - 0.2).abs() < 1e-12,
+            "{cut:?}"
+        );
+        assert!(
+            (cut.top - 0.8).abs() < 1e-12 && (cut.height - 0.2).abs() < 1e-12,
+            "{cut:?}"
+        );
         // The focus uses the visible part only.
         assert_close(focus_from_faces(&[cut]), 0.1, 0.9);
         let wider_than_image = clamp_box(-0.5, -0.5, 2.0, 2.0, 1.0).unwrap();
@@ -209,7 +226,11 @@ mod tests {
 
     #[test]
     fn empty_or_outside_or_nonsense_boxes_are_dropped() {
-        assert_eq!(clamp_box(1.2, 0.1, 0.1, 0.1, 0.9), None, "right of the image");
+        assert_eq!(
+            clamp_box(1.2, 0.1, 0.1, 0.1, 0.9),
+            None,
+            "right of the image"
+        );
         assert_eq!(clamp_box(0.1, -0.5, 0.1, 0.4, 0.9), None, "above the image");
         assert_eq!(clamp_box(0.1, 0.1, 0.0, 0.1, 0.9), None, "zero width");
         assert_eq!(clamp_box(0.1, 0.1, -0.1, 0.1, 0.9), None, "negative width");
@@ -221,7 +242,10 @@ mod tests {
     fn confidence_is_clamped() {
         assert_eq!(clamp_box(0.1, 0.1, 0.1, 0.1, 1.7).unwrap().confidence, 1.0);
         assert_eq!(clamp_box(0.1, 0.1, 0.1, 0.1, -0.2).unwrap().confidence, 0.0);
-        assert_eq!(clamp_box(0.1, 0.1, 0.1, 0.1, f64::NAN).unwrap().confidence, 0.0);
+        assert_eq!(
+            clamp_box(0.1, 0.1, 0.1, 0.1, f64::NAN).unwrap().confidence,
+            0.0
+        );
     }
 
     #[test]
@@ -249,8 +273,14 @@ mod tests {
 
     #[test]
     fn error_names_match_the_contract() {
-        assert_eq!(FaceDetectionError::Transient("x".into()).error_name(), "Ferrotype.Transient");
-        assert_eq!(FaceDetectionError::Failed("x".into()).error_name(), "Ferrotype.FaceDetection");
+        assert_eq!(
+            FaceDetectionError::Transient("x".into()).error_name(),
+            "Ferrotype.Transient"
+        );
+        assert_eq!(
+            FaceDetectionError::Failed("x".into()).error_name(),
+            "Ferrotype.FaceDetection"
+        );
     }
 
     #[tokio::test]
