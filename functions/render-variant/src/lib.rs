@@ -1,1 +1,118 @@
+//! render-variant: one Map iteration. Reads the validated source (pinned to the version validate saw),
+//! renders one variant around the focus point and stores it at its deterministic key, so a retry or a
+//! redrive overwrites the same object.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferrotype_aws::s3::metadata_value;
+use ferrotype_aws::{ObjectStore, Pin, PutObject, StageError};
+use ferrotype_core::config::Config;
+use ferrotype_core::keys::variant_key;
+use ferrotype_core::pipeline::{RenderRequest, RenderedVariant};
+use ferrotype_core::{render, RenderError};
+use lambda_runtime::LambdaEvent;
+
+/// What render-variant needs, built once per container (or once by the local runner).
+#[derive(Debug, Clone)]
+pub struct RenderVariant {
+    pub s3: ObjectStore,
+    pub config: Arc<Config>,
+    pub output_bucket: String,
+}
+
+impl RenderVariant {
+    pub fn new(s3: aws_sdk_s3::Client, config: impl Into<Arc<Config>>, output_bucket: impl Into<String>) -> RenderVariant {
+        RenderVariant {
+            s3: ObjectStore::new(s3),
+            config: config.into(),
+            output_bucket: output_bucket.into(),
+        }
+    }
+}
+
+pub async fn handler(deps: &RenderVariant, event: LambdaEvent<RenderRequest>) -> Result<RenderedVariant, StageError> {
+    let started = Instant::now();
+    let RenderRequest {
+        source,
+        profile,
+        focus,
+        variant,
+    } = event.payload;
+    let profile = deps
+        .config
+        .profile(&profile)
+        .ok_or_else(|| StageError::BadEvent(format!("unknown profile {profile:?}")))?;
+    let pin = Pin {
+        etag: source.etag.clone(),
+        version_id: source.version_id.clone(),
+    };
+    let bytes = deps.s3.get(&source.bucket, &source.key, &pin, source.size).await?;
+
+    let focus = variant.follow_focus.then_some(focus);
+    let limits = profile.limits.clone();
+    let spec = variant.clone();
+    // Decoding and encoding are CPU-bound: keep them off the runtime's worker threads.
+    let rendered = tokio::task::spawn_blocking(move || render(&bytes, &spec, focus, &limits))
+        .await
+        .map_err(|err| StageError::RenderFailed(format!("the render task failed: {err}")))?
+        .map_err(|err| match err {
+            // Validate accepted this source, so a refusal now (e.g. pixel data cut short after an intact
+            // header) is not a rejection the state machine records; the execution fails and
+            // record-result writes the `failed` manifest with this message.
+            RenderError::Rejected(rejection) => StageError::RenderFailed(format!(
+                "the source cannot be rendered: {}: {}",
+                rejection.error_name(),
+                rejection.message
+            )),
+            RenderError::InvalidSpec(spec) => StageError::Config(spec.to_string()),
+            RenderError::Encode(message) => StageError::RenderFailed(message),
+        })?;
+
+    let key = variant_key(&deps.config.outputs, profile, &variant, &source.key);
+    let content_type = rendered.format.content_type();
+    let size = rendered.bytes.len() as u64;
+    let mut metadata = HashMap::from([
+        ("source-bucket".to_owned(), metadata_value(&source.bucket)),
+        ("source-key".to_owned(), metadata_value(&source.key)),
+        ("source-etag".to_owned(), source.etag.trim_matches('"').to_owned()),
+        ("profile".to_owned(), profile.name.clone()),
+        ("variant".to_owned(), variant.name.clone()),
+    ]);
+    if let Some(version_id) = &source.version_id {
+        metadata.insert("source-version-id".to_owned(), metadata_value(version_id));
+    }
+    deps.s3
+        .put(PutObject {
+            bucket: &deps.output_bucket,
+            key: &key,
+            body: rendered.bytes,
+            content_type,
+            cache_control: &deps.config.outputs.cache_control,
+            metadata,
+        })
+        .await?;
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(
+        source = source.key,
+        variant = variant.name,
+        key,
+        width = rendered.width,
+        height = rendered.height,
+        bytes = size,
+        duration_ms,
+        "rendered"
+    );
+    Ok(RenderedVariant {
+        name: variant.name,
+        bucket: deps.output_bucket.clone(),
+        key,
+        format: rendered.format,
+        content_type: content_type.to_owned(),
+        width: rendered.width,
+        height: rendered.height,
+        bytes: size,
+        duration_ms,
+    })
+}

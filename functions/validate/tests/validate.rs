@@ -1,0 +1,256 @@
+//! validate against a real S3-compatible server: key encodings, pinning, every rejection, S3 failures.
+
+use ferrotype_aws::StageError;
+use ferrotype_core::config::SmartCrop;
+use ferrotype_core::pipeline::ValidatedImage;
+use ferrotype_core::SourceFormat;
+use ferrotype_local_s3::testing::{self, INPUT_BUCKET};
+use ferrotype_local_s3::{Fault, FaultRule, LocalS3, S3Op};
+use validate::{handler, Validate, FIRST_READ_BYTES};
+
+fn deps(server: &LocalS3) -> Validate {
+    Validate::new(server.client(), testing::test_config())
+}
+
+async fn run(server: &LocalS3, event: serde_json::Value) -> Result<ValidatedImage, StageError> {
+    handler(&deps(server), testing::lambda_event(event)).await
+}
+
+/// The name the state machine sees.
+fn error_name(result: Result<ValidatedImage, StageError>) -> String {
+    let error = result.expect_err("validate should fail");
+    lambda_runtime::Diagnostic::from(error).error_type
+}
+
+async fn upload_and_validate(server: &LocalS3, key: &str, body: &[u8]) -> Result<ValidatedImage, StageError> {
+    let event = testing::upload_with_event(&server.client(), key, body).await;
+    run(server, event).await
+}
+
+#[tokio::test]
+async fn describes_the_source_and_its_profile() {
+    let server = testing::start_server().await;
+    let body = testing::jpeg(120, 80);
+    let etag = testing::upload(&server.client(), "uploads/cat.jpg", &body).await;
+    let event = testing::event_json(&testing::object_created(
+        INPUT_BUCKET,
+        "uploads/cat.jpg",
+        body.len() as u64,
+        Some(&etag),
+    ));
+    let image = run(&server, event).await.unwrap();
+
+    let source = &image.source;
+    assert_eq!(source.bucket, INPUT_BUCKET);
+    assert_eq!(source.key, "uploads/cat.jpg");
+    assert_eq!(source.etag, etag);
+    assert_eq!(source.version_id, None, "the local bucket is unversioned");
+    assert_eq!(source.size, body.len() as u64);
+    assert_eq!(source.format, SourceFormat::Jpeg);
+    assert_eq!((source.width, source.height), (120, 80));
+    assert_eq!(source.orientation, 1);
+    assert_eq!((source.upright_width, source.upright_height), (120, 80));
+    assert_eq!(image.profile, "default");
+    assert_eq!(image.smart_crop, SmartCrop::Builtin);
+    assert!(image.detect_faces);
+    assert_eq!(image.max_concurrency, 4);
+    let names: Vec<_> = image.variants.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["thumb", "wide", "centred"]);
+
+    // The output is the contract's camelCase JSON.
+    let json = serde_json::to_value(&image).unwrap();
+    assert_eq!(json["source"]["uprightWidth"], 120);
+    assert_eq!(json["detectFaces"], true);
+    assert!(json["source"].get("versionId").is_none());
+}
+
+#[tokio::test]
+async fn reads_only_the_header_with_a_ranged_get() {
+    let server = testing::start_server().await;
+    let body = testing::png(600, 400);
+    assert!(body.len() as u64 > FIRST_READ_BYTES, "the fixture must be larger than one read");
+    upload_and_validate(&server, "uploads/big.png", &body).await.unwrap();
+    let gets = server.faults().requests_of(S3Op::GetObject);
+    assert_eq!(gets.len(), 1);
+    assert_eq!(gets[0].range.as_deref(), Some("bytes=0-65535"));
+}
+
+/// A JPEG whose APP segments push the frame header past the first read.
+fn jpeg_with_large_metadata(segments: usize) -> Vec<u8> {
+    let plain = testing::jpeg(40, 30);
+    let mut bytes = plain[..2].to_vec();
+    for _ in 0..segments {
+        let payload = vec![0x20u8; 60_000];
+        bytes.extend_from_slice(&[0xFF, 0xE2]);
+        bytes.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        bytes.extend_from_slice(&payload);
+    }
+    bytes.extend_from_slice(&plain[2..]);
+    bytes
+}
+
+#[tokio::test]
+async fn reads_more_while_the_header_continues() {
+    let server = testing::start_server().await;
+    let body = jpeg_with_large_metadata(4);
+    let image = upload_and_validate(&server, "uploads/meta.jpg", &body).await.unwrap();
+    assert_eq!((image.source.width, image.source.height), (40, 30));
+    let gets = server.faults().requests_of(S3Op::GetObject);
+    assert!(gets.len() >= 2, "{gets:?}");
+    assert_eq!(gets[0].range.as_deref(), Some("bytes=0-65535"));
+    // The next read asks for four times as much, up to the end of the object.
+    let end = (65536 + 4 * 65536).min(body.len()) - 1;
+    assert_eq!(gets[1].range.as_deref(), Some(format!("bytes=65536-{end}").as_str()));
+}
+
+#[tokio::test]
+async fn odd_keys_encoded_as_s3_encodes_them() {
+    let server = testing::start_server().await;
+    let body = testing::jpeg(20, 10);
+    for key in testing::ODD_KEYS {
+        let event = testing::upload_with_event(&server.client(), key, &body).await;
+        let delivered = event["detail"]["object"]["key"].as_str().unwrap().to_owned();
+        assert!(!delivered.contains(' '), "S3 encodes spaces: {delivered}");
+        let image = run(&server, event).await.unwrap_or_else(|err| panic!("{key}: {err}"));
+        assert_eq!(image.source.key, key);
+    }
+}
+
+#[tokio::test]
+async fn odd_keys_delivered_raw() {
+    let server = testing::start_server().await;
+    let body = testing::jpeg(20, 10);
+    for key in testing::ODD_KEYS {
+        let etag = testing::upload(&server.client(), key, &body).await;
+        let event = testing::object_created_raw_key(INPUT_BUCKET, key, body.len() as u64, Some(&etag));
+        let image = run(&server, testing::event_json(&event))
+            .await
+            .unwrap_or_else(|err| panic!("{key}: {err}"));
+        assert_eq!(image.source.key, key);
+    }
+}
+
+#[tokio::test]
+async fn a_plus_in_a_raw_key_is_found_even_when_the_decoded_key_exists_too() {
+    // Both "a b.jpg" and "a+b.jpg" exist: the event for the '+' one, encoded, must name the '+' one.
+    let server = testing::start_server().await;
+    testing::upload(&server.client(), "uploads/a b.jpg", &testing::png(10, 10)).await;
+    let image = upload_and_validate(&server, "uploads/a+b.jpg", &testing::jpeg(20, 10)).await.unwrap();
+    assert_eq!(image.source.key, "uploads/a+b.jpg");
+    assert_eq!(image.source.format, SourceFormat::Jpeg);
+}
+
+#[tokio::test]
+async fn orientation_swaps_the_upright_size() {
+    let server = testing::start_server().await;
+    let image = upload_and_validate(&server, "uploads/rotated.jpg", &testing::jpeg_with_orientation(60, 20, 6))
+        .await
+        .unwrap();
+    assert_eq!(image.source.orientation, 6);
+    assert_eq!((image.source.width, image.source.height), (60, 20));
+    assert_eq!((image.source.upright_width, image.source.upright_height), (20, 60));
+}
+
+#[tokio::test]
+async fn profiles_decide_smart_crop() {
+    let server = testing::start_server().await;
+    let plain = upload_and_validate(&server, "plain/a.png", &testing::png(10, 10)).await.unwrap();
+    assert_eq!(plain.profile, "plain");
+    assert_eq!(plain.smart_crop, SmartCrop::Off);
+    assert!(!plain.detect_faces);
+    let faces = upload_and_validate(&server, "faces/a.jpg", &testing::jpeg(10, 10)).await.unwrap();
+    assert_eq!(faces.smart_crop, SmartCrop::Rekognition);
+    assert!(faces.detect_faces);
+}
+
+#[tokio::test]
+async fn every_rejection_has_its_name() {
+    let server = testing::start_server().await;
+    let mut too_large = testing::jpeg(16, 16);
+    too_large.resize(1_000_001, 0);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("uploads/empty.jpg", Vec::new(), "ImageRejected.Empty"),
+        ("uploads/list.jpg", testing::text(), "ImageRejected.NotAnImage"),
+        ("uploads/phone.heic", testing::heic(), "ImageRejected.UnsupportedFormat"),
+        ("uploads/new.avif", testing::avif(), "ImageRejected.UnsupportedFormat"),
+        // GIF is decodable but the "faces" profile accepts only JPEG and PNG.
+        ("faces/anim.gif", testing::gif(8, 8), "ImageRejected.UnsupportedFormat"),
+        ("uploads/huge.jpg", too_large, "ImageRejected.TooLarge"),
+        ("uploads/bomb.png", testing::png_header_claiming(65536, 65536), "ImageRejected.TooManyPixels"),
+        ("uploads/cut.jpg", testing::jpeg_cut_in_header(64, 64), "ImageRejected.Corrupt"),
+    ];
+    for (key, body, expected) in cases {
+        let result = upload_and_validate(&server, key, &body).await;
+        assert_eq!(error_name(result), expected, "{key}");
+    }
+}
+
+#[tokio::test]
+async fn rejections_explain_themselves() {
+    let server = testing::start_server().await;
+    let err = upload_and_validate(&server, "uploads/bomb.png", &testing::png_header_claiming(65536, 65536))
+        .await
+        .unwrap_err();
+    let message = err.message();
+    assert!(message.contains("65536"), "{message}");
+}
+
+#[tokio::test]
+async fn an_object_deleted_before_processing_is_source_missing() {
+    let server = testing::start_server().await;
+    let event = testing::event_json(&testing::object_created(INPUT_BUCKET, "uploads/gone.jpg", 100, Some("abc")));
+    assert_eq!(error_name(run(&server, event).await), "ImageRejected.SourceMissing");
+
+    // Deleted between the HEAD and the read of the header.
+    let event = testing::upload_with_event(&server.client(), "uploads/vanishing.jpg", &testing::jpeg(20, 20)).await;
+    server.faults().inject(FaultRule::new(S3Op::GetObject, Fault::Vanish));
+    assert_eq!(error_name(run(&server, event).await), "ImageRejected.SourceMissing");
+}
+
+#[tokio::test]
+async fn throttling_that_outlasts_the_sdk_retries_is_transient() {
+    let server = testing::start_server().await;
+    let event = testing::upload_with_event(&server.client(), "uploads/a.jpg", &testing::jpeg(20, 20)).await;
+    server.faults().inject(FaultRule::new(S3Op::HeadObject, Fault::SlowDown).times(3));
+    assert_eq!(error_name(run(&server, event.clone()).await), "Ferrotype.Transient");
+
+    server.faults().inject(FaultRule::new(S3Op::GetObject, Fault::InternalError).times(3));
+    assert_eq!(error_name(run(&server, event.clone()).await), "Ferrotype.Transient");
+
+    // Fewer faults than the SDK's attempts: absorbed.
+    server.faults().inject(FaultRule::new(S3Op::GetObject, Fault::SlowDown).times(2));
+    run(&server, event).await.unwrap();
+    assert_eq!(server.faults().pending(), 0);
+}
+
+#[tokio::test]
+async fn access_denied_is_a_configuration_error_with_a_clear_message() {
+    let server = testing::start_server().await;
+    let event = testing::upload_with_event(&server.client(), "uploads/a.jpg", &testing::jpeg(20, 20)).await;
+    let wrong = aws_sdk_s3::Client::from_conf(
+        server
+            .client_config_builder()
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("someone", "else", None, None, "test"))
+            .build(),
+    );
+    let err = handler(&Validate::new(wrong, testing::test_config()), testing::lambda_event(event))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Ferrotype.Config");
+    assert!(err.message().contains("access denied"), "{err}");
+    assert!(err.message().contains("uploads/a.jpg"), "{err}");
+}
+
+#[tokio::test]
+async fn bad_events_are_refused() {
+    let server = testing::start_server().await;
+    assert_eq!(error_name(run(&server, serde_json::json!({"hello": "world"})).await), "Ferrotype.BadEvent");
+
+    let mut deleted = testing::event_json(&testing::object_created(INPUT_BUCKET, "uploads/a.jpg", 1, None));
+    deleted["detail-type"] = "Object Deleted".into();
+    assert_eq!(error_name(run(&server, deleted).await), "Ferrotype.BadEvent");
+
+    // A key under no profile prefix (the event rule should never send it).
+    let result = upload_and_validate(&server, "elsewhere/a.jpg", &testing::jpeg(20, 20)).await;
+    assert_eq!(error_name(result), "Ferrotype.BadEvent");
+}
