@@ -1,0 +1,127 @@
+//! Errors of the operator commands. Each one prints as a single line that says what failed and what
+//! AWS answered, so a batch over many executions stays readable.
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// The caller's credentials are missing, invalid or lack a permission.
+    #[error("{operation}: access denied ({code}): {message}")]
+    AccessDenied {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    /// AWS kept throttling after every retry.
+    #[error("{operation}: throttled by AWS after retries ({code}): {message}")]
+    Throttled {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    /// The execution, state machine, stack or bucket does not exist.
+    #[error("{operation}: not found ({code}): {message}")]
+    NotFound {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    /// Any other error AWS answered with.
+    #[error("{operation}: {code}: {message}")]
+    Service {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    /// No answer from AWS: network, timeout, missing region or credentials.
+    #[error("{operation}: request failed: {message}")]
+    Request { operation: &'static str, message: String },
+    /// The command line or the stack does not give what the command needs.
+    #[error("{0}")]
+    Usage(String),
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+const ACCESS_DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "KmsAccessDeniedException",
+];
+
+const THROTTLING_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "KmsThrottlingException",
+];
+
+const NOT_FOUND_CODES: &[&str] = &[
+    "ExecutionDoesNotExist",
+    "StateMachineDoesNotExist",
+    "NoSuchBucket",
+    "NoSuchKey",
+    "NotFound",
+    "ResourceNotFound",
+    "ResourceNotFoundException",
+];
+
+/// Whether an error code means "slow down" (AWS uses several names for it).
+pub fn is_throttling_code(code: Option<&str>) -> bool {
+    code.is_some_and(|code| THROTTLING_CODES.contains(&code))
+}
+
+impl OpsError {
+    /// Classifies an SDK error of `operation` (e.g. `"StartExecution"`).
+    pub fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> OpsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let Some(code) = err.code().map(str::to_owned) else {
+            return OpsError::Request {
+                operation,
+                message: one_line(&DisplayErrorContext(&err).to_string()),
+            };
+        };
+        let message = one_line(err.message().unwrap_or("(no message)"));
+        // CloudFormation answers a missing stack with a generic ValidationError.
+        let missing_stack = code == "ValidationError" && message.contains("does not exist");
+        if ACCESS_DENIED_CODES.contains(&code.as_str()) {
+            OpsError::AccessDenied { operation, code, message }
+        } else if is_throttling_code(Some(&code)) {
+            OpsError::Throttled { operation, code, message }
+        } else if NOT_FOUND_CODES.contains(&code.as_str()) || missing_stack {
+            OpsError::NotFound { operation, code, message }
+        } else {
+            OpsError::Service { operation, code, message }
+        }
+    }
+
+    /// Errors after which the next item of a batch would fail the same way (no permission, no state
+    /// machine): the batch stops instead of printing the same line a thousand times.
+    pub fn stops_batch(&self) -> bool {
+        match self {
+            OpsError::AccessDenied { .. } | OpsError::Usage(_) | OpsError::Output(_) | OpsError::Request { .. } => {
+                true
+            }
+            OpsError::NotFound { code, .. } => code == "StateMachineDoesNotExist" || code == "NoSuchBucket",
+            OpsError::Throttled { .. } | OpsError::Service { .. } => false,
+        }
+    }
+}
+
+/// AWS messages and error chains can span lines; an operator's terminal wants one line per failure.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
