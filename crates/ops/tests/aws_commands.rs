@@ -29,7 +29,7 @@ use ferrotype_ops::{BackfillRequest, BackfillSummary, ListFilter, OpsError, Redr
 use indicatif::ProgressBar;
 
 const STATE_MACHINE: &str = "arn:aws:states:eu-west-1:123456789012:stateMachine:FerrotypePipeline";
-const NOW: i64 = 1_795_000_000; // 2026-11-17
+const NOW: i64 = 1_795_000_000; // 2026-11-18T11:06:40Z
 
 fn execution_arn(name: &str) -> String {
     format!("arn:aws:states:eu-west-1:123456789012:execution:FerrotypePipeline:{name}")
@@ -299,25 +299,25 @@ async fn show_of_a_missing_execution_is_one_not_found_line() {
 fn converted_events_equal_the_api_json_read_by_the_executor_type() {
     let (page_one, page_two) = failed_run_pages();
     let api_json = serde_json::json!([
-        {"timestamp": "2026-11-17T07:06:40.25Z", "type": "ExecutionStarted", "id": 1, "previousEventId": 0,
+        {"timestamp": "2026-11-18T11:06:40.25Z", "type": "ExecutionStarted", "id": 1, "previousEventId": 0,
          "executionStartedEventDetails": {"input": "{\"detail\":{}}", "roleArn": "arn:aws:iam::123456789012:role/sfn"}},
-        {"timestamp": "2026-11-17T07:06:40.25Z", "type": "TaskStateEntered", "id": 2, "previousEventId": 1,
+        {"timestamp": "2026-11-18T11:06:40.25Z", "type": "TaskStateEntered", "id": 2, "previousEventId": 1,
          "stateEnteredEventDetails": {"name": "Validate", "input": "{\"detail\":{}}"}},
-        {"timestamp": "2026-11-17T07:06:40.25Z", "type": "LambdaFunctionScheduled", "id": 3, "previousEventId": 2,
+        {"timestamp": "2026-11-18T11:06:40.25Z", "type": "LambdaFunctionScheduled", "id": 3, "previousEventId": 2,
          "lambdaFunctionScheduledEventDetails": {"resource": VALIDATE_ARN, "input": "{}", "timeoutInSeconds": 60}},
-        {"timestamp": "2026-11-17T07:06:40.25Z", "type": "LambdaFunctionStarted", "id": 4, "previousEventId": 3},
-        {"timestamp": "2026-11-17T07:06:41.25Z", "type": "LambdaFunctionSucceeded", "id": 5, "previousEventId": 4,
+        {"timestamp": "2026-11-18T11:06:40.25Z", "type": "LambdaFunctionStarted", "id": 4, "previousEventId": 3},
+        {"timestamp": "2026-11-18T11:06:41.25Z", "type": "LambdaFunctionSucceeded", "id": 5, "previousEventId": 4,
          "lambdaFunctionSucceededEventDetails": {"output": "{\"key\":\"uploads/cat.jpg\"}"}},
-        {"timestamp": "2026-11-17T07:06:41.25Z", "type": "TaskStateExited", "id": 6, "previousEventId": 5,
+        {"timestamp": "2026-11-18T11:06:41.25Z", "type": "TaskStateExited", "id": 6, "previousEventId": 5,
          "stateExitedEventDetails": {"name": "Validate", "output": "{\"key\":\"uploads/cat.jpg\"}"}},
-        {"timestamp": "2026-11-17T07:06:41.25Z", "type": "TaskStateEntered", "id": 7, "previousEventId": 6,
+        {"timestamp": "2026-11-18T11:06:41.25Z", "type": "TaskStateEntered", "id": 7, "previousEventId": 6,
          "stateEnteredEventDetails": {"name": "DetectFaces", "input": "{\"key\":\"uploads/cat.jpg\"}"}},
-        {"timestamp": "2026-11-17T07:06:41.25Z", "type": "LambdaFunctionScheduled", "id": 8, "previousEventId": 7,
+        {"timestamp": "2026-11-18T11:06:41.25Z", "type": "LambdaFunctionScheduled", "id": 8, "previousEventId": 7,
          "lambdaFunctionScheduledEventDetails": {"resource": FACES_ARN, "input": "{}", "timeoutInSeconds": 60}},
-        {"timestamp": "2026-11-17T07:06:41.25Z", "type": "LambdaFunctionStarted", "id": 9, "previousEventId": 8},
-        {"timestamp": "2026-11-17T07:06:44.25Z", "type": "LambdaFunctionFailed", "id": 10, "previousEventId": 9,
+        {"timestamp": "2026-11-18T11:06:41.25Z", "type": "LambdaFunctionStarted", "id": 9, "previousEventId": 8},
+        {"timestamp": "2026-11-18T11:06:44.25Z", "type": "LambdaFunctionFailed", "id": 10, "previousEventId": 9,
          "lambdaFunctionFailedEventDetails": {"error": "Lambda.Unknown", "cause": "Runtime exited: signal: killed"}},
-        {"timestamp": "2026-11-17T07:06:44.25Z", "type": "ExecutionFailed", "id": 11, "previousEventId": 10,
+        {"timestamp": "2026-11-18T11:06:44.25Z", "type": "ExecutionFailed", "id": 11, "previousEventId": 10,
          "executionFailedEventDetails": {"error": "Lambda.Unknown", "cause": "Runtime exited: signal: killed"}}
     ]);
     let from_json: Vec<ferrotype_executor::HistoryEvent> = serde_json::from_value(api_json).unwrap();
@@ -543,7 +543,7 @@ async fn backfill_starts_each_profile_object_once_with_the_rule_event_shape() {
         assert_eq!(event.bucket(), "ferrotype-input");
         assert_eq!(event.resources, ["arn:aws:s3:::ferrotype-input"]);
         assert_eq!((event.region.as_str(), event.account.as_str()), ("eu-west-1", "123456789012"));
-        assert_eq!(event.time, "2026-11-16T07:06:40Z");
+        assert_eq!(event.time, "2026-11-17T11:06:40Z");
         assert_eq!(event.detail.reason.as_deref(), Some("PutObject"));
         assert_eq!(event.detail.object.size, Some(48_213));
         let etag = event.detail.object.etag.clone().unwrap();
