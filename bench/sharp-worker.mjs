@@ -2,7 +2,7 @@
 // an 800x800 `fit: cover` JPEG with `withMetadata()`, exactly the seed's calls. Run by ferrotype-bench
 // (one process per image and round, so its peak RSS is this image's); prints one JSON line.
 //
-//   node sharp-worker.mjs --image PATH --runs N --warmup N --concurrency N|default --out DIR
+//   node sharp-worker.mjs --image PATH --runs N --warmup N --concurrency N|default --out DIR [--only NAME]
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -14,7 +14,7 @@ const VARIANTS = [
 ];
 
 function parseArgs(argv) {
-  const args = { runs: 5, warmup: 1, concurrency: 'default', out: null, image: null };
+  const args = { runs: 5, warmup: 1, concurrency: 'default', out: null, image: null, only: null };
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (value === undefined) throw new Error(`missing value for ${flag}`);
@@ -24,6 +24,7 @@ function parseArgs(argv) {
       case '--warmup': args.warmup = Number(value); break;
       case '--concurrency': args.concurrency = value; break;
       case '--out': args.out = value; break;
+      case '--only': args.only = value; break;
       default: throw new Error(`unknown flag ${flag}`);
     }
   }
@@ -51,6 +52,8 @@ async function main() {
   // with it on, the repeated runs here could be served from it and flatter sharp.
   sharp.cache(false);
   const source = readFileSync(args.image);
+  const variants = VARIANTS.filter((v) => args.only === null || v.name === args.only);
+  if (variants.length === 0) throw new Error(`no variant named ${args.only}`);
 
   const wallMs = [];
   const cpuMs = [];
@@ -59,7 +62,7 @@ async function main() {
     const cpuStart = process.cpuUsage();
     const start = performance.now();
     const rendered = [];
-    for (const variant of VARIANTS) rendered.push(await seedVariant(source, variant));
+    for (const variant of variants) rendered.push(await seedVariant(source, variant));
     const elapsed = performance.now() - start;
     const cpu = process.cpuUsage(cpuStart);
     if (run >= args.warmup) {
@@ -69,21 +72,21 @@ async function main() {
     outputs = rendered;
   }
 
-  const variants = outputs.map(({ data, info }, i) => {
+  const written = outputs.map(({ data, info }, i) => {
     let path = null;
     if (args.out) {
       mkdirSync(args.out, { recursive: true });
-      path = join(args.out, `sharp-${VARIANTS[i].name}.jpg`);
+      path = join(args.out, `sharp-${variants[i].name}.jpg`);
       writeFileSync(path, data);
     }
-    return { name: VARIANTS[i].name, width: info.width, height: info.height, bytes: data.length, path };
+    return { name: variants[i].name, width: info.width, height: info.height, bytes: data.length, path };
   });
   const result = {
     side: 'sharp',
     image: basename(args.image),
     wallMs,
     cpuMs,
-    variants,
+    variants: written,
     peakRssKiB: peakRssKiB(),
     threads: sharp.concurrency(),
     version: sharp.versions.sharp,
