@@ -133,12 +133,22 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<ExitCode> {
         AwsCommand::Executions(ExecutionsCommand::List(list)) => {
             let pipeline: Pipeline = pipeline().await?;
             let filter = ListFilter {
-                status: list.status.as_deref().map(ferrotype_ops::parse_status).transpose()?,
-                started_after: ferrotype_ops::executions::started_within(list.window.since.as_deref())?,
+                status: list
+                    .status
+                    .as_deref()
+                    .map(ferrotype_ops::parse_status)
+                    .transpose()?,
+                started_after: ferrotype_ops::executions::started_within(
+                    list.window.since.as_deref(),
+                )?,
                 limit: list.window.limit,
             };
-            let (executions, truncated) =
-                ferrotype_ops::list_executions(&clients.sfn, pipeline.state_machine_arn()?, &filter).await?;
+            let (executions, truncated) = ferrotype_ops::list_executions(
+                &clients.sfn,
+                pipeline.state_machine_arn()?,
+                &filter,
+            )
+            .await?;
             ferrotype_ops::write_execution_list(&mut out, &executions, truncated)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -151,22 +161,36 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<ExitCode> {
                 let pipeline = pipeline().await?;
                 let filter = ListFilter {
                     status: Some(ferrotype_ops::parse_status("FAILED")?),
-                    started_after: ferrotype_ops::executions::started_within(redrive.window.since.as_deref())?,
+                    started_after: ferrotype_ops::executions::started_within(
+                        redrive.window.since.as_deref(),
+                    )?,
                     limit: redrive.window.limit,
                 };
-                let (failed, _) =
-                    ferrotype_ops::list_executions(&clients.sfn, pipeline.state_machine_arn()?, &filter).await?;
-                failed.into_iter().map(|execution| execution.execution_arn).collect()
+                let (failed, _) = ferrotype_ops::list_executions(
+                    &clients.sfn,
+                    pipeline.state_machine_arn()?,
+                    &filter,
+                )
+                .await?;
+                failed
+                    .into_iter()
+                    .map(|execution| execution.execution_arn)
+                    .collect()
             } else {
                 redrive.execution_arns.clone()
             };
             let summary = ferrotype_ops::redrive_executions(&clients.sfn, &arns, &mut out).await?;
-            Ok(if summary.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if summary.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         AwsCommand::Backfill(backfill) => {
             let text = std::fs::read_to_string(&backfill.config)
                 .with_context(|| format!("reading {}", backfill.config.display()))?;
-            let config = Config::from_json(&text).with_context(|| backfill.config.display().to_string())?;
+            let config =
+                Config::from_json(&text).with_context(|| backfill.config.display().to_string())?;
             let pipeline = pipeline().await?;
             let request = BackfillRequest {
                 bucket: pipeline.input_bucket()?.to_owned(),
@@ -177,9 +201,20 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<ExitCode> {
                 dry_run: backfill.dry_run,
             };
             let progress = ferrotype_ops::backfill::progress_bar(!backfill.dry_run);
-            let summary =
-                ferrotype_ops::backfill(&clients.s3, &clients.sfn, &config, &request, &progress, &mut out).await?;
-            Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            let summary = ferrotype_ops::backfill(
+                &clients.s3,
+                &clients.sfn,
+                &config,
+                &request,
+                &progress,
+                &mut out,
+            )
+            .await?;
+            Ok(if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

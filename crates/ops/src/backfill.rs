@@ -81,7 +81,11 @@ fn object_digest(key: &str, etag: &str) -> String {
     hasher.update(key.as_bytes());
     hasher.update([0]);
     hasher.update(etag.as_bytes());
-    hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// A readable, deterministic execution name: `bf-` + the end of the key as a slug + a short hash of
@@ -187,7 +191,9 @@ pub fn progress_bar(visible: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(0);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} started ({per_sec})") {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} started ({per_sec})",
+    ) {
         bar.set_style(style);
     }
     bar
@@ -210,7 +216,12 @@ pub async fn start_execution(
             .await;
         match result {
             Ok(_) => return Ok(StartOutcome::Started),
-            Err(err) if matches!(err.as_service_error(), Some(StartExecutionError::ExecutionAlreadyExists(_))) => {
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(StartExecutionError::ExecutionAlreadyExists(_))
+                ) =>
+            {
                 return Ok(StartOutcome::AlreadyStarted)
             }
             Err(err) if is_throttling_code(err.code()) && attempt < START_ATTEMPTS => {
@@ -250,17 +261,27 @@ pub async fn backfill(
         },
         None => None,
     };
-    let prefix = request.prefix.clone().or(profile_prefix).unwrap_or_default();
-    let (region, account) = arn_region_and_account(&request.state_machine_arn).ok_or_else(|| {
-        OpsError::Usage(format!("not a Step Functions state machine ARN: {}", request.state_machine_arn))
-    })?;
+    let prefix = request
+        .prefix
+        .clone()
+        .or(profile_prefix)
+        .unwrap_or_default();
+    let (region, account) =
+        arn_region_and_account(&request.state_machine_arn).ok_or_else(|| {
+            OpsError::Usage(format!(
+                "not a Step Functions state machine ARN: {}",
+                request.state_machine_arn
+            ))
+        })?;
     let origin = EventOrigin {
         bucket: request.bucket.clone(),
         region: region.to_owned(),
         account: account.to_owned(),
     };
 
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(request.rate_per_second)));
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(
+        1.0 / f64::from(request.rate_per_second),
+    ));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut summary = BackfillSummary::default();
     let mut in_flight: JoinSet<(String, Result<StartOutcome, OpsError>)> = JoinSet::new();
@@ -286,9 +307,14 @@ pub async fn backfill(
             summary.listed += 1;
             let listed = ListedObject {
                 key,
-                size: object.size().and_then(|size| u64::try_from(size).ok()).unwrap_or(0),
+                size: object
+                    .size()
+                    .and_then(|size| u64::try_from(size).ok())
+                    .unwrap_or(0),
                 etag: object.e_tag(),
-                last_modified: object.last_modified().and_then(|time| time.fmt(Format::DateTime).ok()),
+                last_modified: object
+                    .last_modified()
+                    .and_then(|time| time.fmt(Format::DateTime).ok()),
             };
             match candidate(config, request.profile_name.as_deref(), &origin, &listed) {
                 Some(found) => candidates.push(found),
@@ -300,13 +326,19 @@ pub async fn backfill(
             if request.dry_run {
                 summary.started += 1;
                 progress.suspend(|| {
-                    writeln!(out, "would start {}  s3://{}/{}  (profile {})", found.execution_name, request.bucket, found.key, found.profile)
+                    writeln!(
+                        out,
+                        "would start {}  s3://{}/{}  (profile {})",
+                        found.execution_name, request.bucket, found.key, found.profile
+                    )
                 })?;
                 progress.inc(1);
                 continue;
             }
             while in_flight.len() >= MAX_IN_FLIGHT {
-                if let Some(error) = record(in_flight.join_next().await, &mut summary, progress, out)? {
+                if let Some(error) =
+                    record(in_flight.join_next().await, &mut summary, progress, out)?
+                {
                     stop = Some(error);
                     break 'pages;
                 }
@@ -340,7 +372,9 @@ fn record(
     progress: &ProgressBar,
     out: &mut impl Write,
 ) -> Result<Option<OpsError>, OpsError> {
-    let Some(joined) = joined else { return Ok(None) };
+    let Some(joined) = joined else {
+        return Ok(None);
+    };
     progress.inc(1);
     let (key, outcome) = match joined {
         Ok(done) => done,
@@ -361,7 +395,11 @@ fn record(
     Ok(None)
 }
 
-fn write_summary(out: &mut impl Write, summary: &BackfillSummary, dry_run: bool) -> Result<(), OpsError> {
+fn write_summary(
+    out: &mut impl Write,
+    summary: &BackfillSummary,
+    dry_run: bool,
+) -> Result<(), OpsError> {
     if dry_run {
         writeln!(
             out,
@@ -385,7 +423,9 @@ mod tests {
     fn is_valid_name(name: &str) -> bool {
         !name.is_empty()
             && name.len() <= MAX_EXECUTION_NAME
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     }
 
     #[test]
@@ -393,11 +433,28 @@ mod tests {
         let name = execution_name("uploads/red flower.jpg", "9b2cf535f27731c974343645a3985328");
         assert!(name.starts_with("bf-uploads-red-flower-jpg-"), "{name}");
         assert!(is_valid_name(&name), "{name}");
-        assert_eq!(name, execution_name("uploads/red flower.jpg", "9b2cf535f27731c974343645a3985328"));
-        for key in ["uploads/a+b.jpg", "uploads/café/naïve 写真 (1).jpeg", "写真.jpg", "uploads/%%%", "/", "x"] {
-            assert!(is_valid_name(&execution_name(key, "etag")), "{key}: {}", execution_name(key, "etag"));
+        assert_eq!(
+            name,
+            execution_name("uploads/red flower.jpg", "9b2cf535f27731c974343645a3985328")
+        );
+        for key in [
+            "uploads/a+b.jpg",
+            "uploads/café/naïve 写真 (1).jpeg",
+            "写真.jpg",
+            "uploads/%%%",
+            "/",
+            "x",
+        ] {
+            assert!(
+                is_valid_name(&execution_name(key, "etag")),
+                "{key}: {}",
+                execution_name(key, "etag")
+            );
         }
-        assert_eq!(execution_name("写真", "etag").len(), NAME_PREFIX.len() + NAME_HASH_HEX);
+        assert_eq!(
+            execution_name("写真", "etag").len(),
+            NAME_PREFIX.len() + NAME_HASH_HEX
+        );
     }
 
     #[test]
@@ -412,8 +469,16 @@ mod tests {
     #[test]
     fn a_new_etag_or_a_similar_key_gets_another_name() {
         let base = execution_name("uploads/a b.jpg", "1");
-        assert_ne!(base, execution_name("uploads/a b.jpg", "2"), "a re-upload is new work");
-        assert_ne!(base, execution_name("uploads/a+b.jpg", "1"), "keys with the same slug differ by hash");
+        assert_ne!(
+            base,
+            execution_name("uploads/a b.jpg", "2"),
+            "a re-upload is new work"
+        );
+        assert_ne!(
+            base,
+            execution_name("uploads/a+b.jpg", "1"),
+            "keys with the same slug differ by hash"
+        );
         assert_ne!(base, execution_name("uploads/a-b.jpg", "1"));
     }
 }

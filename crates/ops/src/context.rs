@@ -77,9 +77,9 @@ impl Pipeline {
     }
 
     pub fn input_bucket(&self) -> Result<&str, OpsError> {
-        self.input_bucket
-            .as_deref()
-            .ok_or_else(|| OpsError::Usage("no input bucket: pass --bucket NAME or --stack NAME".to_owned()))
+        self.input_bucket.as_deref().ok_or_else(|| {
+            OpsError::Usage("no input bucket: pass --bucket NAME or --stack NAME".to_owned())
+        })
     }
 }
 
@@ -140,9 +140,13 @@ pub async fn resolve_pipeline(
 /// The region and account of a Step Functions ARN (`arn:aws:states:REGION:ACCOUNT:…`).
 pub fn arn_region_and_account(arn: &str) -> Option<(&str, &str)> {
     let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_partition), Some("states"), Some(region), Some(account)) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some("arn"), Some(_partition), Some("states"), Some(region), Some(account)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return None;
     };
     Some((region, account))
@@ -155,14 +159,19 @@ mod tests {
     #[test]
     fn region_and_account_come_from_the_state_machine_arn() {
         assert_eq!(
-            arn_region_and_account("arn:aws:states:eu-west-1:123456789012:stateMachine:FerrotypePipeline"),
+            arn_region_and_account(
+                "arn:aws:states:eu-west-1:123456789012:stateMachine:FerrotypePipeline"
+            ),
             Some(("eu-west-1", "123456789012"))
         );
         assert_eq!(
             arn_region_and_account("arn:aws-cn:states:cn-north-1:123456789012:stateMachine:P"),
             Some(("cn-north-1", "123456789012"))
         );
-        assert_eq!(arn_region_and_account("arn:aws:lambda:eu-west-1:1:function:f"), None);
+        assert_eq!(
+            arn_region_and_account("arn:aws:lambda:eu-west-1:1:function:f"),
+            None
+        );
         assert_eq!(arn_region_and_account("FerrotypePipeline"), None);
     }
 }

@@ -37,7 +37,10 @@ pub enum OpsError {
     },
     /// No answer from AWS: network, timeout, missing region or credentials.
     #[error("{operation}: request failed: {message}")]
-    Request { operation: &'static str, message: String },
+    Request {
+        operation: &'static str,
+        message: String,
+    },
     /// The command line or the stack does not give what the command needs.
     #[error("{0}")]
     Usage(String),
@@ -98,13 +101,29 @@ impl OpsError {
         // CloudFormation answers a missing stack with a generic ValidationError.
         let missing_stack = code == "ValidationError" && message.contains("does not exist");
         if ACCESS_DENIED_CODES.contains(&code.as_str()) {
-            OpsError::AccessDenied { operation, code, message }
+            OpsError::AccessDenied {
+                operation,
+                code,
+                message,
+            }
         } else if is_throttling_code(Some(&code)) {
-            OpsError::Throttled { operation, code, message }
+            OpsError::Throttled {
+                operation,
+                code,
+                message,
+            }
         } else if NOT_FOUND_CODES.contains(&code.as_str()) || missing_stack {
-            OpsError::NotFound { operation, code, message }
+            OpsError::NotFound {
+                operation,
+                code,
+                message,
+            }
         } else {
-            OpsError::Service { operation, code, message }
+            OpsError::Service {
+                operation,
+                code,
+                message,
+            }
         }
     }
 
@@ -112,10 +131,13 @@ impl OpsError {
     /// machine): the batch stops instead of printing the same line a thousand times.
     pub fn stops_batch(&self) -> bool {
         match self {
-            OpsError::AccessDenied { .. } | OpsError::Usage(_) | OpsError::Output(_) | OpsError::Request { .. } => {
-                true
+            OpsError::AccessDenied { .. }
+            | OpsError::Usage(_)
+            | OpsError::Output(_)
+            | OpsError::Request { .. } => true,
+            OpsError::NotFound { code, .. } => {
+                code == "StateMachineDoesNotExist" || code == "NoSuchBucket"
             }
-            OpsError::NotFound { code, .. } => code == "StateMachineDoesNotExist" || code == "NoSuchBucket",
             OpsError::Throttled { .. } | OpsError::Service { .. } => false,
         }
     }

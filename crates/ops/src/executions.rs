@@ -48,9 +48,15 @@ pub fn parse_status(text: &str) -> Result<ExecutionStatus, OpsError> {
 
 /// Parses a look-back window such as `90s`, `30m`, `24h` or `7d`.
 pub fn parse_since(text: &str) -> Result<Duration, OpsError> {
-    let invalid = || OpsError::Usage(format!("invalid duration {text:?}: expected e.g. 30m, 24h or 7d"));
+    let invalid = || {
+        OpsError::Usage(format!(
+            "invalid duration {text:?}: expected e.g. 30m, 24h or 7d"
+        ))
+    };
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(invalid)?;
     let (number, unit) = text.split_at(split);
     let number: u64 = number.parse().map_err(|_| invalid())?;
     let seconds_per_unit = match unit {
@@ -61,12 +67,17 @@ pub fn parse_since(text: &str) -> Result<Duration, OpsError> {
         "w" => 7 * 86_400,
         _ => return Err(invalid()),
     };
-    number.checked_mul(seconds_per_unit).map(Duration::from_secs).ok_or_else(invalid)
+    number
+        .checked_mul(seconds_per_unit)
+        .map(Duration::from_secs)
+        .ok_or_else(invalid)
 }
 
 /// The start of a `--since` window ending now, if one is given.
 pub fn started_within(since: Option<&str>) -> Result<Option<OffsetDateTime>, OpsError> {
-    since.map(|text| Ok(OffsetDateTime::now_utc() - parse_since(text)?)).transpose()
+    since
+        .map(|text| Ok(OffsetDateTime::now_utc() - parse_since(text)?))
+        .transpose()
 }
 
 /// ListExecutions, page by page, newest first, until the window or the limit is reached.
@@ -100,7 +111,9 @@ pub async fn list_executions(
                 status: item.status().as_str().to_owned(),
                 start,
                 stop: item.stop_date().map(timestamp),
-                redrive_count: item.redrive_count().map_or(0, |count| u32::try_from(count).unwrap_or(0)),
+                redrive_count: item
+                    .redrive_count()
+                    .map_or(0, |count| u32::try_from(count).unwrap_or(0)),
             });
         }
     }
@@ -108,24 +121,49 @@ pub async fn list_executions(
 }
 
 /// One execution per line: status, start, duration, redrives, name, ARN.
-pub fn write_execution_list(out: &mut impl Write, executions: &[ExecutionSummary], truncated: bool) -> Result<(), OpsError> {
+pub fn write_execution_list(
+    out: &mut impl Write,
+    executions: &[ExecutionSummary],
+    truncated: bool,
+) -> Result<(), OpsError> {
     if executions.is_empty() {
         writeln!(out, "no executions")?;
         return Ok(());
     }
-    writeln!(out, "{:<15}  {:<20}  {:>9}  {:>8}  {:<40}  ARN", "STATUS", "STARTED", "DURATION", "REDRIVES", "NAME")?;
+    writeln!(
+        out,
+        "{:<15}  {:<20}  {:>9}  {:>8}  {:<40}  ARN",
+        "STATUS", "STARTED", "DURATION", "REDRIVES", "NAME"
+    )?;
     for execution in executions {
-        let started = execution.start.replace_nanosecond(0).unwrap_or(execution.start).format(&Rfc3339).unwrap_or_default();
-        let duration = execution.stop.map_or_else(|| "-".to_owned(), |stop| format_seconds((stop - execution.start).whole_seconds()));
+        let started = execution
+            .start
+            .replace_nanosecond(0)
+            .unwrap_or(execution.start)
+            .format(&Rfc3339)
+            .unwrap_or_default();
+        let duration = execution.stop.map_or_else(
+            || "-".to_owned(),
+            |stop| format_seconds((stop - execution.start).whole_seconds()),
+        );
         writeln!(
             out,
             "{:<15}  {:<20}  {:>9}  {:>8}  {:<40}  {}",
-            execution.status, started, duration, execution.redrive_count, execution.name, execution.execution_arn
+            execution.status,
+            started,
+            duration,
+            execution.redrive_count,
+            execution.name,
+            execution.execution_arn
         )?;
     }
     writeln!(out, "{} execution(s)", executions.len())?;
     if truncated {
-        writeln!(out, "(stopped at --limit {}; there are more)", executions.len())?;
+        writeln!(
+            out,
+            "(stopped at --limit {}; there are more)",
+            executions.len()
+        )?;
     }
     Ok(())
 }
@@ -139,7 +177,11 @@ fn format_seconds(seconds: i64) -> String {
 }
 
 /// `executions show ARN`: the state-by-state table of the executor's viewer, from the AWS history.
-pub async fn show_execution(sfn: &aws_sdk_sfn::Client, execution_arn: &str, out: &mut impl Write) -> Result<(), OpsError> {
+pub async fn show_execution(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+    out: &mut impl Write,
+) -> Result<(), OpsError> {
     let events = fetch_history(sfn, execution_arn).await?;
     writeln!(out, "{execution_arn}")?;
     out.write_all(ferrotype_executor::render_table(&events).as_bytes())?;
@@ -157,17 +199,35 @@ mod tests {
         assert_eq!(parse_since("24h").unwrap(), Duration::from_secs(86_400));
         assert_eq!(parse_since(" 7d ").unwrap(), Duration::from_secs(604_800));
         assert_eq!(parse_since("2w").unwrap(), Duration::from_secs(1_209_600));
-        for bad in ["", "h", "24", "24x", "-1h", "1.5h", "99999999999999999999d", "18446744073709551615w"] {
+        for bad in [
+            "",
+            "h",
+            "24",
+            "24x",
+            "-1h",
+            "1.5h",
+            "99999999999999999999d",
+            "18446744073709551615w",
+        ] {
             let err = parse_since(bad).unwrap_err();
-            assert!(err.to_string().starts_with("invalid duration"), "{bad}: {err}");
+            assert!(
+                err.to_string().starts_with("invalid duration"),
+                "{bad}: {err}"
+            );
         }
     }
 
     #[test]
     fn statuses() {
         assert_eq!(parse_status("failed").unwrap(), ExecutionStatus::Failed);
-        assert_eq!(parse_status("timed-out").unwrap(), ExecutionStatus::TimedOut);
-        assert_eq!(parse_status("PENDING_REDRIVE").unwrap(), ExecutionStatus::PendingRedrive);
+        assert_eq!(
+            parse_status("timed-out").unwrap(),
+            ExecutionStatus::TimedOut
+        );
+        assert_eq!(
+            parse_status("PENDING_REDRIVE").unwrap(),
+            ExecutionStatus::PendingRedrive
+        );
         let err = parse_status("broken").unwrap_err().to_string();
         assert!(err.contains("FAILED") && err.contains("RUNNING"), "{err}");
     }

@@ -3,10 +3,10 @@
 
 use aws_sdk_sfn::types as sfn;
 use ferrotype_executor::history::{
-    DataDetails, ErrorDetails, EventType, ExecutionRedrivenDetails, ExecutionStartedDetails, HistoryEvent,
-    LambdaFunctionScheduledDetails, MapIterationDetails, MapStateStartedDetails, OutputDetails,
-    StateEnteredDetails, StateExitedDetails, TaskFailedDetails, TaskScheduledDetails, TaskStartedDetails,
-    TaskSucceededDetails,
+    DataDetails, ErrorDetails, EventType, ExecutionRedrivenDetails, ExecutionStartedDetails,
+    HistoryEvent, LambdaFunctionScheduledDetails, MapIterationDetails, MapStateStartedDetails,
+    OutputDetails, StateEnteredDetails, StateExitedDetails, TaskFailedDetails,
+    TaskScheduledDetails, TaskStartedDetails, TaskSucceededDetails,
 };
 use time::OffsetDateTime;
 
@@ -16,9 +16,10 @@ use crate::error::OpsError;
 /// evaluation failures) become [`EventType::Unknown`] and keep their id links, so the rows around
 /// them still fold correctly.
 pub fn convert_event(event: &sfn::HistoryEvent) -> HistoryEvent {
-    let event_type: EventType =
-        serde_json::from_value(serde_json::Value::String(event.r#type().as_str().to_owned()))
-            .unwrap_or(EventType::Unknown);
+    let event_type: EventType = serde_json::from_value(serde_json::Value::String(
+        event.r#type().as_str().to_owned(),
+    ))
+    .unwrap_or(EventType::Unknown);
     let mut converted = HistoryEvent::new(
         event_type,
         non_negative(event.id()),
@@ -27,38 +28,54 @@ pub fn convert_event(event: &sfn::HistoryEvent) -> HistoryEvent {
     );
 
     converted.execution_started_event_details =
-        event.execution_started_event_details().map(|d| ExecutionStartedDetails {
-            input: d.input().map(str::to_owned),
-            input_details: data_details(d.input_details()),
-            role_arn: d.role_arn().map(str::to_owned),
-        });
+        event
+            .execution_started_event_details()
+            .map(|d| ExecutionStartedDetails {
+                input: d.input().map(str::to_owned),
+                input_details: data_details(d.input_details()),
+                role_arn: d.role_arn().map(str::to_owned),
+            });
     converted.execution_succeeded_event_details = event
         .execution_succeeded_event_details()
         .map(|d| output_details(d.output(), d.output_details()));
-    converted.execution_failed_event_details =
-        event.execution_failed_event_details().map(|d| error_details(d.error(), d.cause()));
-    converted.execution_timed_out_event_details =
-        event.execution_timed_out_event_details().map(|d| error_details(d.error(), d.cause()));
-    converted.execution_aborted_event_details =
-        event.execution_aborted_event_details().map(|d| error_details(d.error(), d.cause()));
+    converted.execution_failed_event_details = event
+        .execution_failed_event_details()
+        .map(|d| error_details(d.error(), d.cause()));
+    converted.execution_timed_out_event_details = event
+        .execution_timed_out_event_details()
+        .map(|d| error_details(d.error(), d.cause()));
+    converted.execution_aborted_event_details = event
+        .execution_aborted_event_details()
+        .map(|d| error_details(d.error(), d.cause()));
     converted.execution_redriven_event_details =
-        event.execution_redriven_event_details().map(|d| ExecutionRedrivenDetails {
-            redrive_count: d.redrive_count().map_or(0, |count| u32::try_from(count).unwrap_or(0)),
-        });
+        event
+            .execution_redriven_event_details()
+            .map(|d| ExecutionRedrivenDetails {
+                redrive_count: d
+                    .redrive_count()
+                    .map_or(0, |count| u32::try_from(count).unwrap_or(0)),
+            });
 
-    converted.state_entered_event_details = event.state_entered_event_details().map(|d| StateEnteredDetails {
-        name: d.name().to_owned(),
-        input: d.input().map(str::to_owned),
-        input_details: data_details(d.input_details()),
-    });
-    converted.state_exited_event_details = event.state_exited_event_details().map(|d| StateExitedDetails {
-        name: d.name().to_owned(),
-        output: d.output().map(str::to_owned),
-        output_details: data_details(d.output_details()),
-    });
+    converted.state_entered_event_details =
+        event
+            .state_entered_event_details()
+            .map(|d| StateEnteredDetails {
+                name: d.name().to_owned(),
+                input: d.input().map(str::to_owned),
+                input_details: data_details(d.input_details()),
+            });
+    converted.state_exited_event_details =
+        event
+            .state_exited_event_details()
+            .map(|d| StateExitedDetails {
+                name: d.name().to_owned(),
+                output: d.output().map(str::to_owned),
+                output_details: data_details(d.output_details()),
+            });
 
-    converted.lambda_function_scheduled_event_details =
-        event.lambda_function_scheduled_event_details().map(|d| LambdaFunctionScheduledDetails {
+    converted.lambda_function_scheduled_event_details = event
+        .lambda_function_scheduled_event_details()
+        .map(|d| LambdaFunctionScheduledDetails {
             resource: d.resource().to_owned(),
             input: d.input().map(str::to_owned),
             input_details: data_details(d.input_details()),
@@ -80,58 +97,83 @@ pub fn convert_event(event: &sfn::HistoryEvent) -> HistoryEvent {
         .lambda_function_timed_out_event_details()
         .map(|d| error_details(d.error(), d.cause()));
 
-    converted.task_scheduled_event_details = event.task_scheduled_event_details().map(|d| TaskScheduledDetails {
-        resource_type: d.resource_type().to_owned(),
-        resource: d.resource().to_owned(),
-        region: d.region().to_owned(),
-        parameters: d.parameters().to_owned(),
-        timeout_in_seconds: d.timeout_in_seconds().and_then(|s| u64::try_from(s).ok()),
-        heartbeat_in_seconds: d.heartbeat_in_seconds().and_then(|s| u64::try_from(s).ok()),
-    });
+    converted.task_scheduled_event_details =
+        event
+            .task_scheduled_event_details()
+            .map(|d| TaskScheduledDetails {
+                resource_type: d.resource_type().to_owned(),
+                resource: d.resource().to_owned(),
+                region: d.region().to_owned(),
+                parameters: d.parameters().to_owned(),
+                timeout_in_seconds: d.timeout_in_seconds().and_then(|s| u64::try_from(s).ok()),
+                heartbeat_in_seconds: d.heartbeat_in_seconds().and_then(|s| u64::try_from(s).ok()),
+            });
     converted.task_start_failed_event_details =
-        event.task_start_failed_event_details().map(|d| TaskFailedDetails {
-            resource_type: d.resource_type().to_owned(),
-            resource: d.resource().to_owned(),
-            error: d.error().map(str::to_owned),
-            cause: d.cause().map(str::to_owned),
-        });
-    converted.task_started_event_details = event.task_started_event_details().map(|d| TaskStartedDetails {
-        resource_type: d.resource_type().to_owned(),
-        resource: d.resource().to_owned(),
-    });
-    converted.task_succeeded_event_details = event.task_succeeded_event_details().map(|d| TaskSucceededDetails {
-        resource_type: d.resource_type().to_owned(),
-        resource: d.resource().to_owned(),
-        output: d.output().map(str::to_owned),
-        output_details: data_details(d.output_details()),
-    });
-    converted.task_failed_event_details = event.task_failed_event_details().map(|d| TaskFailedDetails {
-        resource_type: d.resource_type().to_owned(),
-        resource: d.resource().to_owned(),
-        error: d.error().map(str::to_owned),
-        cause: d.cause().map(str::to_owned),
-    });
-    converted.task_timed_out_event_details = event.task_timed_out_event_details().map(|d| TaskFailedDetails {
-        resource_type: d.resource_type().to_owned(),
-        resource: d.resource().to_owned(),
-        error: d.error().map(str::to_owned),
-        cause: d.cause().map(str::to_owned),
-    });
+        event
+            .task_start_failed_event_details()
+            .map(|d| TaskFailedDetails {
+                resource_type: d.resource_type().to_owned(),
+                resource: d.resource().to_owned(),
+                error: d.error().map(str::to_owned),
+                cause: d.cause().map(str::to_owned),
+            });
+    converted.task_started_event_details =
+        event
+            .task_started_event_details()
+            .map(|d| TaskStartedDetails {
+                resource_type: d.resource_type().to_owned(),
+                resource: d.resource().to_owned(),
+            });
+    converted.task_succeeded_event_details =
+        event
+            .task_succeeded_event_details()
+            .map(|d| TaskSucceededDetails {
+                resource_type: d.resource_type().to_owned(),
+                resource: d.resource().to_owned(),
+                output: d.output().map(str::to_owned),
+                output_details: data_details(d.output_details()),
+            });
+    converted.task_failed_event_details =
+        event
+            .task_failed_event_details()
+            .map(|d| TaskFailedDetails {
+                resource_type: d.resource_type().to_owned(),
+                resource: d.resource().to_owned(),
+                error: d.error().map(str::to_owned),
+                cause: d.cause().map(str::to_owned),
+            });
+    converted.task_timed_out_event_details =
+        event
+            .task_timed_out_event_details()
+            .map(|d| TaskFailedDetails {
+                resource_type: d.resource_type().to_owned(),
+                resource: d.resource().to_owned(),
+                error: d.error().map(str::to_owned),
+                cause: d.cause().map(str::to_owned),
+            });
 
     converted.map_state_started_event_details =
-        event.map_state_started_event_details().map(|d| MapStateStartedDetails {
-            length: usize::try_from(d.length()).unwrap_or(0),
-        });
-    converted.map_iteration_started_event_details = event.map_iteration_started_event_details().map(iteration);
+        event
+            .map_state_started_event_details()
+            .map(|d| MapStateStartedDetails {
+                length: usize::try_from(d.length()).unwrap_or(0),
+            });
+    converted.map_iteration_started_event_details =
+        event.map_iteration_started_event_details().map(iteration);
     converted.map_iteration_succeeded_event_details =
         event.map_iteration_succeeded_event_details().map(iteration);
-    converted.map_iteration_failed_event_details = event.map_iteration_failed_event_details().map(iteration);
-    converted.map_iteration_aborted_event_details = event.map_iteration_aborted_event_details().map(iteration);
+    converted.map_iteration_failed_event_details =
+        event.map_iteration_failed_event_details().map(iteration);
+    converted.map_iteration_aborted_event_details =
+        event.map_iteration_aborted_event_details().map(iteration);
     converted
 }
 
 /// Reads the whole history of an execution (GetExecutionHistory, every page, oldest first).
-pub async fn fetch_history(sfn: &aws_sdk_sfn::Client, execution_arn: &str) -> Result<Vec<HistoryEvent>, OpsError> {
+pub async fn fetch_history(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+) -> Result<Vec<HistoryEvent>, OpsError> {
     let mut pages = sfn
         .get_execution_history()
         .execution_arn(execution_arn)
@@ -160,7 +202,10 @@ fn data_details(details: Option<&sfn::HistoryEventExecutionDataDetails>) -> Opti
     })
 }
 
-fn output_details(output: Option<&str>, details: Option<&sfn::HistoryEventExecutionDataDetails>) -> OutputDetails {
+fn output_details(
+    output: Option<&str>,
+    details: Option<&sfn::HistoryEventExecutionDataDetails>,
+) -> OutputDetails {
     OutputDetails {
         output: output.map(str::to_owned),
         output_details: data_details(details),

@@ -14,5 +14,8 @@ pub mod redrive;
 pub use backfill::{backfill, execution_name, BackfillRequest, BackfillSummary};
 pub use context::{load_sdk_config, resolve_pipeline, AwsOptions, Clients, Pipeline};
 pub use error::OpsError;
-pub use executions::{list_executions, parse_since, parse_status, show_execution, write_execution_list, ExecutionSummary, ListFilter};
+pub use executions::{
+    list_executions, parse_since, parse_status, show_execution, write_execution_list,
+    ExecutionSummary, ListFilter,
+};
 pub use redrive::{redrive_executions, RedriveOutcome, RedriveSummary};

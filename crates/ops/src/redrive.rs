@@ -33,7 +33,10 @@ impl RedriveSummary {
 
 /// Redrives one execution: DescribeExecution first, so the ones AWS marks not redrivable are skipped
 /// with AWS's own reason instead of an error.
-pub async fn redrive_one(sfn: &aws_sdk_sfn::Client, execution_arn: &str) -> Result<RedriveOutcome, OpsError> {
+pub async fn redrive_one(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+) -> Result<RedriveOutcome, OpsError> {
     let described = sfn
         .describe_execution()
         .execution_arn(execution_arn)
@@ -47,13 +50,22 @@ pub async fn redrive_one(sfn: &aws_sdk_sfn::Client, execution_arn: &str) -> Resu
         );
         return Ok(RedriveOutcome::NotRedrivable(reason));
     }
-    match sfn.redrive_execution().execution_arn(execution_arn).send().await {
+    match sfn
+        .redrive_execution()
+        .execution_arn(execution_arn)
+        .send()
+        .await
+    {
         Ok(_) => Ok(RedriveOutcome::Redriven),
         Err(err) => match err.as_service_error() {
             // Its state changed between the two calls (e.g. someone else redrove it).
-            Some(RedriveExecutionError::ExecutionNotRedrivable(refusal)) => Ok(RedriveOutcome::NotRedrivable(
-                refusal.message().map_or_else(|| "Step Functions refused the redrive".to_owned(), one_line),
-            )),
+            Some(RedriveExecutionError::ExecutionNotRedrivable(refusal)) => {
+                Ok(RedriveOutcome::NotRedrivable(
+                    refusal
+                        .message()
+                        .map_or_else(|| "Step Functions refused the redrive".to_owned(), one_line),
+                ))
+            }
             _ => Err(OpsError::from_sdk("RedriveExecution", err)),
         },
     }
@@ -91,7 +103,11 @@ pub async fn redrive_executions(
     Ok(summary)
 }
 
-fn write_summary(out: &mut impl Write, summary: &RedriveSummary, total: usize) -> Result<(), OpsError> {
+fn write_summary(
+    out: &mut impl Write,
+    summary: &RedriveSummary,
+    total: usize,
+) -> Result<(), OpsError> {
     let untried = total - summary.redriven - summary.not_redrivable - summary.failed;
     write!(
         out,
