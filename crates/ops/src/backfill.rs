@@ -69,6 +69,9 @@ pub struct Candidate {
     pub input: String,
 }
 
+/// A finished StartExecution: the object's key and what happened.
+type Attempt = (String, Result<StartOutcome, OpsError>);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartOutcome {
     Started,
@@ -284,7 +287,7 @@ pub async fn backfill(
     ));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut summary = BackfillSummary::default();
-    let mut in_flight: JoinSet<(String, Result<StartOutcome, OpsError>)> = JoinSet::new();
+    let mut in_flight: JoinSet<Attempt> = JoinSet::new();
     let mut stop: Option<OpsError> = None;
     let mut pages = s3
         .list_objects_v2()
@@ -367,7 +370,7 @@ pub async fn backfill(
 
 /// Counts one finished StartExecution; returns the error if it must stop the backfill.
 fn record(
-    joined: Option<Result<(String, Result<StartOutcome, OpsError>), tokio::task::JoinError>>,
+    joined: Option<Result<Attempt, tokio::task::JoinError>>,
     summary: &mut BackfillSummary,
     progress: &ProgressBar,
     out: &mut impl Write,
