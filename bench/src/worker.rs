@@ -45,6 +45,7 @@ pub struct WorkerResult {
     #[serde(default)]
     pub variant_wall_ms: Vec<Vec<f64>>,
     pub variants: Vec<OutputInfo>,
+    #[serde(rename = "peakRssKiB")]
     pub peak_rss_kib: u64,
     /// Worker threads the imaging library was allowed.
     pub threads: serde_json::Value,
