@@ -1,1 +1,22 @@
+//! Ferrotype's pure core: what a variant is, what an upload may be, how it is probed and rendered, the
+//! configuration, the events and the data the pipeline's stages pass on. No AWS in here: the Lambdas,
+//! the local runner and the CLI all build on this crate.
 
+pub mod config;
+pub mod event;
+pub mod faces;
+pub mod imaging;
+pub mod keys;
+pub mod pipeline;
+pub mod rejection;
+pub mod spec;
+
+pub use faces::{
+    clamp_box, focus_from_faces, BuiltinDetector, DetectorKind, FaceBox, FaceDetection,
+    FaceDetectionError, FaceDetector, NoDetector,
+};
+pub use imaging::{
+    crop_window, decode_preview, probe, render, ImageInfo, Probe, RenderError, Rendered,
+};
+pub use rejection::{Rejection, RejectionCode};
+pub use spec::{Fit, Focus, Limits, OutputFormat, Rgb, SourceFormat, SpecError, VariantSpec};

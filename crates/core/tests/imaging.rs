@@ -676,5 +676,5 @@ fn spec_json_follows_the_contract() {
         .validate()
         .is_err());
     assert!(VariantSpec::new("t", Some(16_384), None).validate().is_ok());
-    assert!(serde_json::from_str::<Rgb>(r#""#12345""#).is_err());
+    assert!(serde_json::from_str::<Rgb>(r##""#12345""##).is_err());
 }

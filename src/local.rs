@@ -1,0 +1,395 @@
+//! The embedded default: the deployed state machine definition, executed on one machine.
+//!
+//! The ASL file runs in our executor; its Task states call the very handler functions the Lambdas run,
+//! in-process; the buckets are folders under the data directory, served by an S3-compatible server on
+//! 127.0.0.1 so the handlers use the same aws-sdk-s3 code path as in AWS. What AWS does around the
+//! state machine is done here the same way: an upload becomes the EventBridge "Object Created" event,
+//! and a failed execution's status-change event goes to record-result, which writes the `failed` manifest.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use async_trait::async_trait;
+use ferrotype_aws::StageError;
+use ferrotype_core::config::Config;
+use ferrotype_core::event::{NewObject, ObjectCreatedEvent};
+use ferrotype_core::pipeline::Manifest;
+use ferrotype_core::{BuiltinDetector, FaceDetector};
+use ferrotype_executor::{
+    substitute, ExecutionOptions, ExecutionRecord, ExecutionStatus, Executor, StateMachine, TaskCall, TaskFailure,
+    TaskInvoker, TimeMode,
+};
+use ferrotype_local_s3::LocalS3;
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::store::ExecutionStore;
+
+/// The definition and the configuration the binary was built with (the repo's files).
+pub const SHIPPED_DEFINITION: &str = include_str!("../statemachine/pipeline.asl.json");
+pub const SHIPPED_CONFIG: &str = include_str!("../ferrotype.json");
+
+pub const INPUT_BUCKET: &str = "input";
+pub const OUTPUT_BUCKET: &str = "output";
+pub const STATE_MACHINE_NAME: &str = "ferrotype-pipeline";
+/// The region and account of the executor's local ARNs.
+const REGION: &str = "us-east-1";
+const ACCOUNT: &str = "123456789012";
+
+/// The four stages, by the name their ARN substitution uses in the definition.
+pub const FUNCTIONS: [(&str, &str); 4] = [
+    ("ValidateFunctionArn", "validate"),
+    ("DetectFacesFunctionArn", "detect-faces"),
+    ("RenderVariantFunctionArn", "render-variant"),
+    ("RecordResultFunctionArn", "record-result"),
+];
+
+pub fn function_arn(stage: &str) -> String {
+    format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:ferrotype-{stage}")
+}
+
+/// What a local pipeline runs with.
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    /// Holds `buckets/`, `executions/` and `reports/`.
+    pub data_dir: PathBuf,
+    pub config: Config,
+    /// The ASL text with `${…}` placeholders, as deployed.
+    pub definition: String,
+    /// Real sleeps for retry intervals (the CLI) or simulated ones (tests).
+    pub time_mode: TimeMode,
+}
+
+impl LocalSettings {
+    /// The shipped definition and configuration over `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> anyhow::Result<LocalSettings> {
+        Ok(LocalSettings {
+            data_dir: data_dir.into(),
+            config: Config::from_json(SHIPPED_CONFIG)?,
+            definition: SHIPPED_DEFINITION.to_owned(),
+            time_mode: TimeMode::Real,
+        })
+    }
+}
+
+/// A running local pipeline: the S3 server, the executor and the execution store.
+pub struct LocalPipeline {
+    settings: LocalSettings,
+    server: LocalS3,
+    s3: aws_sdk_s3::Client,
+    executor: Executor,
+    functions: Arc<LocalFunctions>,
+    store: ExecutionStore,
+    execution_counter: AtomicU64,
+}
+
+impl LocalPipeline {
+    pub async fn start(settings: LocalSettings) -> anyhow::Result<LocalPipeline> {
+        let buckets_dir = settings.data_dir.join("buckets");
+        std::fs::create_dir_all(&buckets_dir)
+            .with_context(|| format!("cannot create the data directory {}", buckets_dir.display()))?;
+        let server = LocalS3::start(&buckets_dir, &[INPUT_BUCKET, OUTPUT_BUCKET])
+            .await
+            .context("cannot start the local S3 server")?;
+        let s3 = server.client();
+
+        let substitutions = FUNCTIONS
+            .iter()
+            .map(|(placeholder, stage)| (placeholder.to_string(), function_arn(stage)))
+            .collect();
+        let definition = substitute(&settings.definition, &substitutions).context("the definition's placeholders")?;
+        let machine = StateMachine::from_json(&definition).context("the state machine definition")?;
+        let problems = ferrotype_executor::validate(&machine);
+        if !problems.is_empty() {
+            let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            bail!("the state machine definition has problems:\n  {}", list.join("\n  "));
+        }
+
+        let config = Arc::new(settings.config.clone());
+        // Locally the built-in detector answers for Rekognition too: no AWS here.
+        let builtin: Arc<dyn FaceDetector> = Arc::new(BuiltinDetector::new());
+        let functions = Arc::new(LocalFunctions {
+            validate: validate::Validate::new(s3.clone(), config.clone()),
+            detect_faces: detect_faces::DetectFaces::new(s3.clone(), config.clone(), builtin.clone())
+                .with_rekognition(builtin),
+            render_variant: render_variant::RenderVariant::new(s3.clone(), config.clone(), OUTPUT_BUCKET),
+            record_result: record_result::RecordResult::new(s3.clone(), config, OUTPUT_BUCKET),
+            invocations: AtomicU64::new(0),
+        });
+        let executor = Executor::new(machine, functions.clone()).with_time_mode(settings.time_mode);
+        let store = ExecutionStore::open(settings.data_dir.join("executions"))?;
+        Ok(LocalPipeline {
+            settings,
+            server,
+            s3,
+            executor,
+            functions,
+            store,
+            execution_counter: AtomicU64::new(0),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.settings.data_dir
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.settings.config
+    }
+
+    /// The S3 server, e.g. to inject faults in tests.
+    pub fn server(&self) -> &LocalS3 {
+        &self.server
+    }
+
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        &self.s3
+    }
+
+    pub fn store(&self) -> &ExecutionStore {
+        &self.store
+    }
+
+    /// Where an object of a local bucket lives on disk.
+    pub fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
+        self.settings.data_dir.join("buckets").join(bucket).join(key)
+    }
+
+    /// Puts `bytes` into the input bucket at `key` and returns the event S3 would send for it.
+    pub async fn upload(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<ObjectCreatedEvent> {
+        let size = bytes.len() as u64;
+        let put = self
+            .s3
+            .put_object()
+            .bucket(INPUT_BUCKET)
+            .key(key)
+            .body(bytes.into())
+            .send()
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot store {key} in the local input bucket: {}", display_sdk(&err)))?;
+        let etag = put.e_tag().map(str::to_owned);
+        let now = now_rfc3339();
+        let id = format!("{:016x}", self.execution_counter.fetch_add(1, Ordering::Relaxed) ^ nanos());
+        Ok(ObjectCreatedEvent::for_object(&NewObject {
+            bucket: INPUT_BUCKET,
+            key,
+            size,
+            etag: etag.as_deref(),
+            version_id: put.version_id(),
+            region: REGION,
+            account: ACCOUNT,
+            time: &now,
+            id: &id,
+            reason: "PutObject",
+        }))
+    }
+
+    /// Runs one execution for the event, stores its record and, when it failed, has record-result write
+    /// the `failed` manifest from the status-change event, as the CDK stack's rule does in AWS.
+    pub async fn execute(&self, event: &ObjectCreatedEvent) -> anyhow::Result<ExecutionRecord> {
+        let name = self.execution_name(event);
+        let input = serde_json::to_value(event)?;
+        let record = self
+            .executor
+            .start(ExecutionOptions::local(STATE_MACHINE_NAME, &name), input)
+            .await;
+        self.after_execution(&record).await?;
+        Ok(record)
+    }
+
+    /// Redrives a stored FAILED / TIMED_OUT / ABORTED execution (name, ARN or unique name prefix).
+    pub async fn redrive(&self, id: &str) -> anyhow::Result<ExecutionRecord> {
+        let record = self.store.load(id)?;
+        let record = self
+            .executor
+            .redrive(record)
+            .await
+            .with_context(|| format!("cannot redrive {id}"))?;
+        self.after_execution(&record).await?;
+        Ok(record)
+    }
+
+    /// The manifest record-result wrote for a source key, if any.
+    pub async fn manifest(&self, source_key: &str) -> anyhow::Result<Option<Manifest>> {
+        let key = ferrotype_core::keys::manifest_key(&self.settings.config.outputs, source_key);
+        match self.s3.get_object().bucket(OUTPUT_BUCKET).key(&key).send().await {
+            Ok(object) => {
+                let bytes = object.body.collect().await?.into_bytes();
+                Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("manifest {key}"))?))
+            }
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(err) => bail!("cannot read manifest {key}: {}", display_sdk(&err)),
+        }
+    }
+
+    /// How many times the local Lambda handlers were invoked (tests check redrive reruns nothing extra).
+    pub fn invocations(&self) -> u64 {
+        self.functions.invocations.load(Ordering::Relaxed)
+    }
+
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+
+    async fn after_execution(&self, record: &ExecutionRecord) -> anyhow::Result<()> {
+        if matches!(
+            record.status,
+            ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted
+        ) {
+            let event = status_change_event(record);
+            if let Err(failure) = self.functions.call("record-result", event).await {
+                // The record of the failure could not be written; the execution record still says why.
+                tracing::warn!(error = failure.error, cause = failure.cause, "recording the failure failed");
+            }
+        }
+        self.store.save(record)
+    }
+
+    /// Unique, readable and valid as a Step Functions execution name (≤ 80 of `[A-Za-z0-9_-]`).
+    fn execution_name(&self, event: &ObjectCreatedEvent) -> String {
+        let key = event.candidate_keys().remove(0);
+        let file = key.rsplit('/').next().unwrap_or(&key);
+        let slug: String = file
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+            .take(40)
+            .collect();
+        let stamp = OffsetDateTime::now_utc();
+        let sequence = self.execution_counter.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{slug}-{:04}{:02}{:02}T{:02}{:02}{:02}-{sequence}",
+            stamp.year(),
+            u8::from(stamp.month()),
+            stamp.day(),
+            stamp.hour(),
+            stamp.minute(),
+            stamp.second()
+        )
+    }
+}
+
+/// The EventBridge "Step Functions Execution Status Change" event AWS emits when an execution ends
+/// unsuccessfully; the CDK stack routes it to record-result, and so do we.
+pub fn status_change_event(record: &ExecutionRecord) -> Value {
+    let millis = |date: OffsetDateTime| (date.unix_timestamp_nanos() / 1_000_000) as i64;
+    let status = serde_json::to_value(record.status).unwrap_or(Value::Null);
+    json!({
+        "version": "0",
+        "id": format!("{}-{}", record.options.name, record.redrive_count),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": ACCOUNT,
+        "time": now_rfc3339(),
+        "region": REGION,
+        "resources": [record.options.execution_arn],
+        "detail": {
+            "executionArn": record.options.execution_arn,
+            "stateMachineArn": record.options.state_machine_arn,
+            "name": record.options.name,
+            "status": status,
+            "startDate": millis(record.start_date),
+            "stopDate": record.stop_date.map(millis),
+            "input": record.input.to_string(),
+            "output": null,
+            "error": record.error,
+            "cause": record.cause,
+            "redriveCount": record.redrive_count,
+        }
+    })
+}
+
+/// The four Lambda handlers, answering the executor's Task states in-process.
+struct LocalFunctions {
+    validate: validate::Validate,
+    detect_faces: detect_faces::DetectFaces,
+    render_variant: render_variant::RenderVariant,
+    record_result: record_result::RecordResult,
+    invocations: AtomicU64,
+}
+
+impl LocalFunctions {
+    async fn call(&self, stage: &str, payload: Value) -> Result<Value, TaskFailure> {
+        self.invocations.fetch_add(1, Ordering::Relaxed);
+        let mut context = lambda_runtime::Context::default();
+        context.request_id = format!("local-{:x}", nanos());
+        context.invoked_function_arn = function_arn(stage);
+        match stage {
+            "validate" => answer(validate::handler(&self.validate, LambdaEvent::new(payload, context)).await),
+            "detect-faces" => match ferrotype_aws::bootstrap::parse_input(payload) {
+                Ok(input) => answer(detect_faces::handler(&self.detect_faces, LambdaEvent::new(input, context)).await),
+                Err(err) => answer::<()>(Err(err)),
+            },
+            "render-variant" => match ferrotype_aws::bootstrap::parse_input(payload) {
+                Ok(input) => {
+                    answer(render_variant::handler(&self.render_variant, LambdaEvent::new(input, context)).await)
+                }
+                Err(err) => answer::<()>(Err(err)),
+            },
+            "record-result" => match ferrotype_aws::bootstrap::parse_input(payload) {
+                Ok(input) => {
+                    answer(record_result::handler(&self.record_result, LambdaEvent::new(input, context)).await)
+                }
+                Err(err) => answer::<()>(Err(err)),
+            },
+            other => Err(TaskFailure::new(
+                "Lambda.ResourceNotFoundException",
+                format!("Function not found: {}", function_arn(other)),
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl TaskInvoker for LocalFunctions {
+    async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
+        let arn = call.function_name.as_deref().unwrap_or(&call.resource);
+        let Some(stage) = arn.rsplit(":function:").next().and_then(|name| name.strip_prefix("ferrotype-")) else {
+            return Err(TaskFailure::new(
+                "Lambda.ResourceNotFoundException",
+                format!("Function not found: {arn}"),
+            ));
+        };
+        let stage = stage.split(':').next().unwrap_or(stage).to_owned();
+        self.call(&stage, call.input).await
+    }
+}
+
+/// A handler's result as Lambda reports it: the output, or the error with its stable name and Lambda's
+/// JSON cause (`{"errorType", "errorMessage"}`).
+fn answer<O: Serialize>(result: Result<O, StageError>) -> Result<Value, TaskFailure> {
+    match result {
+        Ok(output) => serde_json::to_value(output)
+            .map_err(|err| TaskFailure::new("Lambda.Unknown", format!("the handler's output is not JSON: {err}"))),
+        Err(err) => Err(TaskFailure::new(
+            err.name(),
+            json!({ "errorType": err.name(), "errorMessage": err.message() }).to_string(),
+        )),
+    }
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+fn nanos() -> u64 {
+    OffsetDateTime::now_utc().unix_timestamp_nanos() as u64
+}
+
+fn display_sdk<E: std::error::Error + 'static>(err: &aws_sdk_s3::error::SdkError<E>) -> String {
+    use std::error::Error as _;
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
