@@ -223,7 +223,11 @@ fn alpha_is_flattened_for_jpeg_and_kept_for_png_and_webp() {
         ..spec(Some(40), Some(40), Fit::Fill, OutputFormat::Jpeg)
     };
     let out = decode(&render(&src, &jpeg, None, &limits).unwrap().bytes).to_rgb8();
-    assert!(close(&out.get_pixel(5, 20).0, &[255, 0, 0], 12));
+    assert!(
+        close(&out.get_pixel(5, 20).0, &[255, 0, 0], 12),
+        "{:?}",
+        out.get_pixel(5, 20)
+    );
     assert!(close(&out.get_pixel(35, 20).0, &[0, 0, 255], 12));
     for format in [OutputFormat::Png, OutputFormat::Webp] {
         let out = decode(

@@ -53,7 +53,9 @@ fn jpeg(
     // 4:2:0 like sharp's default, whatever the quality.
     encoder.set_sampling_factor(SamplingFactor::F_2_2);
     encoder.set_progressive(progressive);
-    encoder.set_optimized_huffman_tables(true);
+    // Optimised tables make jpeg-encoder write one scan per component; zune-jpeg (the `image` crate's
+    // decoder) decodes such files with wrong colours, so keep the ordinary interleaved baseline scan.
+    encoder.set_optimized_huffman_tables(false);
     if let Some(icc) = &metadata.icc {
         encoder
             .add_icc_profile(icc)

@@ -81,7 +81,15 @@ pub(crate) fn layout(width: u32, height: u32, spec: &VariantSpec, focus: Focus) 
     let whole = (0, 0, width.max(1), height.max(1));
     match (spec.fit, spec.width, spec.height) {
         (Fit::Cover, Some(tw), Some(th)) => {
-            let out = (tw.min(resized.0), th.min(resized.1));
+            // Without enlargement a box larger than the image shrinks to fit it, keeping the box's
+            // aspect ratio: a 300×300 thumbnail of a 200×100 image is 100×100, still square.
+            let fit = (f64::from(resized.0) / f64::from(tw))
+                .min(f64::from(resized.1) / f64::from(th))
+                .min(1.0);
+            let out = (
+                ((f64::from(tw) * fit).round() as u32).clamp(1, resized.0),
+                ((f64::from(th) * fit).round() as u32).clamp(1, resized.1),
+            );
             let source = crop_window(width.max(1), height.max(1), out.0, out.1, focus);
             Layout {
                 source,
@@ -214,7 +222,7 @@ mod tests {
     #[test]
     fn enlarge_false_never_upscales() {
         let l = |s: &VariantSpec| layout(400, 200, s, Focus::CENTRE);
-        // Cover: no upscaling, then cropped to what fits.
+        // Cover: no upscaling; the box shrinks to fit the image, keeping its aspect ratio.
         let cover = l(&spec(Some(800), Some(800), Fit::Cover, false));
         assert_eq!(
             (cover.canvas, cover.source),
@@ -223,7 +231,7 @@ mod tests {
         let cover = l(&spec(Some(300), Some(300), Fit::Cover, false));
         assert_eq!(
             (cover.canvas, cover.source),
-            ((300, 200), (50, 0, 300, 200))
+            ((200, 200), (100, 0, 200, 200))
         );
         assert_eq!(
             l(&spec(Some(800), Some(800), Fit::Inside, false)).canvas,
