@@ -22,7 +22,8 @@ pub fn init_tracing() {
         .map(|level| level.to_lowercase())
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".to_owned());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Lambda timestamps every line itself.
     let _ = tracing_subscriber::fmt()
         .json()
@@ -36,7 +37,9 @@ pub fn init_tracing() {
 
 /// The AWS configuration of the container (region and credentials from Lambda's environment).
 pub async fn load_aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
 }
 
 /// `FERROTYPE_CONFIG` and `OUTPUT_BUCKET`, checked.
@@ -48,16 +51,28 @@ pub struct Environment {
 
 impl Environment {
     pub fn from_env() -> Result<Environment, StageError> {
-        Environment::from_values(std::env::var(CONFIG_ENV).ok(), std::env::var(OUTPUT_BUCKET_ENV).ok())
+        Environment::from_values(
+            std::env::var(CONFIG_ENV).ok(),
+            std::env::var(OUTPUT_BUCKET_ENV).ok(),
+        )
     }
 
     /// The same checks on given values (what `from_env` reads).
-    pub fn from_values(config: Option<String>, output_bucket: Option<String>) -> Result<Environment, StageError> {
-        let config = config.ok_or_else(|| StageError::Config(format!("the environment variable {CONFIG_ENV} is not set")))?;
+    pub fn from_values(
+        config: Option<String>,
+        output_bucket: Option<String>,
+    ) -> Result<Environment, StageError> {
+        let config = config.ok_or_else(|| {
+            StageError::Config(format!("the environment variable {CONFIG_ENV} is not set"))
+        })?;
         let config = Config::from_json(&config)?;
         let output_bucket = output_bucket
             .filter(|bucket| !bucket.trim().is_empty())
-            .ok_or_else(|| StageError::Config(format!("the environment variable {OUTPUT_BUCKET_ENV} is not set")))?;
+            .ok_or_else(|| {
+                StageError::Config(format!(
+                    "the environment variable {OUTPUT_BUCKET_ENV} is not set"
+                ))
+            })?;
         Ok(Environment {
             config: Arc::new(config),
             output_bucket,
@@ -67,14 +82,18 @@ impl Environment {
 
 /// Parses a stage's input; anything that does not fit is `Ferrotype.BadEvent`.
 pub fn parse_input<I: DeserializeOwned>(payload: serde_json::Value) -> Result<I, StageError> {
-    serde_json::from_value(payload).map_err(|err| StageError::BadEvent(format!("the input does not fit this stage: {err}")))
+    serde_json::from_value(payload)
+        .map_err(|err| StageError::BadEvent(format!("the input does not fit this stage: {err}")))
 }
 
 /// Runs the Lambda loop. `dependencies` is built once per container; if building it failed (a bad
 /// environment), every invocation answers with that error under its stable name, so the state machine
 /// sees `Ferrotype.Config` instead of an opaque init failure. The payload is parsed here, so a malformed
 /// one is `Ferrotype.BadEvent`.
-pub async fn run<D, I, O, F, Fut>(dependencies: Result<D, StageError>, handler: F) -> Result<(), lambda_runtime::Error>
+pub async fn run<D, I, O, F, Fut>(
+    dependencies: Result<D, StageError>,
+    handler: F,
+) -> Result<(), lambda_runtime::Error>
 where
     D: Send + Sync + 'static,
     I: DeserializeOwned + Send,
@@ -88,16 +107,18 @@ where
     }
     let handler = &handler;
     let dependencies = &dependencies;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let dependencies = dependencies.clone()?;
-        let (payload, context) = event.into_parts();
-        let input = parse_input::<I>(payload)?;
-        let result = handler(dependencies, LambdaEvent::new(input, context)).await;
-        if let Err(err) = &result {
-            tracing::warn!(error = err.name(), message = %err, "stage failed");
-        }
-        result
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let dependencies = dependencies.clone()?;
+            let (payload, context) = event.into_parts();
+            let input = parse_input::<I>(payload)?;
+            let result = handler(dependencies, LambdaEvent::new(input, context)).await;
+            if let Err(err) = &result {
+                tracing::warn!(error = err.name(), message = %err, "stage failed");
+            }
+            result
+        },
+    ))
     .await
 }
 
@@ -109,7 +130,8 @@ mod tests {
 
     #[test]
     fn the_environment_needs_a_valid_config_and_an_output_bucket() {
-        let env = Environment::from_values(Some(CONFIG.to_owned()), Some("out".to_owned())).unwrap();
+        let env =
+            Environment::from_values(Some(CONFIG.to_owned()), Some("out".to_owned())).unwrap();
         assert_eq!(env.output_bucket, "out");
         assert_eq!(env.config.profiles[0].name, "default");
 
@@ -117,10 +139,13 @@ mod tests {
         assert_eq!(err.name(), "Ferrotype.Config");
         assert!(err.message().contains("FERROTYPE_CONFIG"), "{err}");
 
-        let err = Environment::from_values(Some(CONFIG.to_owned()), Some(" ".to_owned())).unwrap_err();
+        let err =
+            Environment::from_values(Some(CONFIG.to_owned()), Some(" ".to_owned())).unwrap_err();
         assert!(err.message().contains("OUTPUT_BUCKET"), "{err}");
 
-        let err = Environment::from_values(Some(r#"{"outputs":{}}"#.to_owned()), Some("out".to_owned())).unwrap_err();
+        let err =
+            Environment::from_values(Some(r#"{"outputs":{}}"#.to_owned()), Some("out".to_owned()))
+                .unwrap_err();
         assert_eq!(err.name(), "Ferrotype.Config");
         assert!(err.message().contains("outputs"), "{err}");
     }
@@ -135,6 +160,11 @@ mod tests {
         let err = parse_input::<Input>(serde_json::json!({"nom": 1})).unwrap_err();
         assert_eq!(err.name(), "Ferrotype.BadEvent");
         assert!(err.message().contains("name"), "{err}");
-        assert_eq!(parse_input::<Input>(serde_json::json!({"name": "x"})).unwrap().name, "x");
+        assert_eq!(
+            parse_input::<Input>(serde_json::json!({"name": "x"}))
+                .unwrap()
+                .name,
+            "x"
+        );
     }
 }

@@ -77,8 +77,12 @@ impl From<ferrotype_core::config::ConfigError> for StageError {
 impl From<ferrotype_core::faces::FaceDetectionError> for StageError {
     fn from(error: ferrotype_core::faces::FaceDetectionError) -> Self {
         match error {
-            ferrotype_core::faces::FaceDetectionError::Transient(message) => StageError::Transient(message),
-            ferrotype_core::faces::FaceDetectionError::Failed(message) => StageError::FaceDetection(message),
+            ferrotype_core::faces::FaceDetectionError::Transient(message) => {
+                StageError::Transient(message)
+            }
+            ferrotype_core::faces::FaceDetectionError::Failed(message) => {
+                StageError::FaceDetection(message)
+            }
         }
     }
 }
@@ -90,14 +94,29 @@ mod tests {
     #[test]
     fn names_are_the_contract_names() {
         let cases = [
-            (StageError::rejected(RejectionCode::TooManyPixels, "big"), "ImageRejected.TooManyPixels"),
-            (StageError::rejected(RejectionCode::SourceMissing, "gone"), "ImageRejected.SourceMissing"),
+            (
+                StageError::rejected(RejectionCode::TooManyPixels, "big"),
+                "ImageRejected.TooManyPixels",
+            ),
+            (
+                StageError::rejected(RejectionCode::SourceMissing, "gone"),
+                "ImageRejected.SourceMissing",
+            ),
             (StageError::Transient("503".into()), "Ferrotype.Transient"),
-            (StageError::SourceChanged("etag".into()), "Ferrotype.SourceChanged"),
+            (
+                StageError::SourceChanged("etag".into()),
+                "Ferrotype.SourceChanged",
+            ),
             (StageError::Config("env".into()), "Ferrotype.Config"),
             (StageError::BadEvent("json".into()), "Ferrotype.BadEvent"),
-            (StageError::FaceDetection("model".into()), "Ferrotype.FaceDetection"),
-            (StageError::RenderFailed("encode".into()), "Ferrotype.RenderFailed"),
+            (
+                StageError::FaceDetection("model".into()),
+                "Ferrotype.FaceDetection",
+            ),
+            (
+                StageError::RenderFailed("encode".into()),
+                "Ferrotype.RenderFailed",
+            ),
         ];
         for (error, name) in cases {
             let message = error.message();
@@ -114,9 +133,11 @@ mod tests {
     fn messages_are_the_human_text_without_the_name() {
         let error = StageError::rejected(RejectionCode::Empty, "the object is empty (0 bytes)");
         assert_eq!(error.message(), "the object is empty (0 bytes)");
-        let error: StageError = ferrotype_core::faces::FaceDetectionError::Transient("throttled".into()).into();
+        let error: StageError =
+            ferrotype_core::faces::FaceDetectionError::Transient("throttled".into()).into();
         assert_eq!(error.name(), "Ferrotype.Transient");
-        let error: StageError = ferrotype_core::faces::FaceDetectionError::Failed("bad image".into()).into();
+        let error: StageError =
+            ferrotype_core::faces::FaceDetectionError::Failed("bad image".into()).into();
         assert_eq!(error.name(), "Ferrotype.FaceDetection");
     }
 }

@@ -37,7 +37,13 @@ pub struct S3Error {
 }
 
 impl S3Error {
-    fn new(kind: S3ErrorKind, operation: &str, bucket: &str, key: &str, detail: impl std::fmt::Display) -> S3Error {
+    fn new(
+        kind: S3ErrorKind,
+        operation: &str,
+        bucket: &str,
+        key: &str,
+        detail: impl std::fmt::Display,
+    ) -> S3Error {
         S3Error {
             kind,
             message: format!("{operation} s3://{bucket}/{key}: {detail}"),
@@ -62,12 +68,14 @@ impl S3Error {
 impl From<S3Error> for StageError {
     fn from(error: S3Error) -> StageError {
         match error.kind {
-            S3ErrorKind::NotFound => {
-                StageError::SourceChanged(format!("the object was deleted after validation ({})", error.message))
-            }
-            S3ErrorKind::Changed => {
-                StageError::SourceChanged(format!("the object was replaced after validation ({})", error.message))
-            }
+            S3ErrorKind::NotFound => StageError::SourceChanged(format!(
+                "the object was deleted after validation ({})",
+                error.message
+            )),
+            S3ErrorKind::Changed => StageError::SourceChanged(format!(
+                "the object was replaced after validation ({})",
+                error.message
+            )),
             S3ErrorKind::Transient => StageError::Transient(error.message),
             S3ErrorKind::AccessDenied => StageError::Config(format!(
                 "access denied; check the function's IAM role and the bucket policy ({})",
@@ -90,7 +98,12 @@ const TRANSIENT_CODES: [&str; 8] = [
     "ServiceUnavailable",
 ];
 
-fn classify<E>(operation: &str, bucket: &str, key: &str, error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> S3Error
+fn classify<E>(
+    operation: &str,
+    bucket: &str,
+    key: &str,
+    error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> S3Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -117,7 +130,9 @@ where
         }
         _ => S3ErrorKind::Setup,
     };
-    let status = error.raw_response().map(|response| response.status().as_u16());
+    let status = error
+        .raw_response()
+        .map(|response| response.status().as_u16());
     let detail = match (status, error.code()) {
         (Some(status), Some(code)) => format!("{status} {code}: {}", DisplayErrorContext(&error)),
         (Some(status), None) => format!("{status}: {}", DisplayErrorContext(&error)),
@@ -186,7 +201,12 @@ impl ObjectStore {
     }
 
     /// HEAD of the current object, or of `version_id`.
-    pub async fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectHead, S3Error> {
+    pub async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectHead, S3Error> {
         let output = self
             .client
             .head_object()
@@ -196,8 +216,18 @@ impl ObjectStore {
             .send()
             .await
             .map_err(|err| classify("HeadObject", bucket, key, err))?;
-        let malformed = |what: &str| S3Error::new(S3ErrorKind::Transient, "HeadObject", bucket, key, format!("the answer has no {what}"));
-        let size = output.content_length().ok_or_else(|| malformed("Content-Length"))?;
+        let malformed = |what: &str| {
+            S3Error::new(
+                S3ErrorKind::Transient,
+                "HeadObject",
+                bucket,
+                key,
+                format!("the answer has no {what}"),
+            )
+        };
+        let size = output
+            .content_length()
+            .ok_or_else(|| malformed("Content-Length"))?;
         Ok(ObjectHead {
             size: u64::try_from(size).map_err(|_| malformed("valid Content-Length"))?,
             etag: output.e_tag().ok_or_else(|| malformed("ETag"))?.to_owned(),
@@ -208,7 +238,14 @@ impl ObjectStore {
 
     /// Bytes `start..start + len` of the pinned object (fewer at its end). Never reads more than `len`
     /// bytes, even from a server that ignores the Range header.
-    pub async fn get_range(&self, bucket: &str, key: &str, pin: &Pin, start: u64, len: u64) -> Result<Vec<u8>, S3Error> {
+    pub async fn get_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        pin: &Pin,
+        start: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, S3Error> {
         if len == 0 {
             return Ok(Vec::new());
         }
@@ -218,12 +255,24 @@ impl ObjectStore {
     }
 
     /// The whole pinned object, refusing to read more than `max_bytes` (what validate found it to be).
-    pub async fn get(&self, bucket: &str, key: &str, pin: &Pin, max_bytes: u64) -> Result<Vec<u8>, S3Error> {
+    pub async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        pin: &Pin,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, S3Error> {
         let body = self.get_pinned(bucket, key, pin, None).await?;
         read_body(body, max_bytes, bucket, key, Excess::Changed).await
     }
 
-    async fn get_pinned(&self, bucket: &str, key: &str, pin: &Pin, range: Option<String>) -> Result<ByteStream, S3Error> {
+    async fn get_pinned(
+        &self,
+        bucket: &str,
+        key: &str,
+        pin: &Pin,
+        range: Option<String>,
+    ) -> Result<ByteStream, S3Error> {
         let output = self
             .client
             .get_object()
@@ -283,12 +332,24 @@ enum Excess {
     Changed,
 }
 
-async fn read_body(mut body: ByteStream, limit: u64, bucket: &str, key: &str, excess: Excess) -> Result<Vec<u8>, S3Error> {
+async fn read_body(
+    mut body: ByteStream,
+    limit: u64,
+    bucket: &str,
+    key: &str,
+    excess: Excess,
+) -> Result<Vec<u8>, S3Error> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let mut bytes = Vec::with_capacity(limit.min(8 * 1024 * 1024));
     loop {
         let chunk = body.try_next().await.map_err(|err| {
-            S3Error::new(S3ErrorKind::Transient, "GetObject", bucket, key, format!("reading the body failed: {err}"))
+            S3Error::new(
+                S3ErrorKind::Transient,
+                "GetObject",
+                bucket,
+                key,
+                format!("reading the body failed: {err}"),
+            )
         })?;
         let Some(chunk) = chunk else { break };
         if bytes.len() + chunk.len() > limit {

@@ -32,7 +32,11 @@ pub struct DetectFaces {
 }
 
 impl DetectFaces {
-    pub fn new(s3: aws_sdk_s3::Client, config: impl Into<Arc<Config>>, builtin: Arc<dyn FaceDetector>) -> DetectFaces {
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        config: impl Into<Arc<Config>>,
+        builtin: Arc<dyn FaceDetector>,
+    ) -> DetectFaces {
         DetectFaces {
             s3: ObjectStore::new(s3),
             config: config.into(),
@@ -46,13 +50,19 @@ impl DetectFaces {
         self
     }
 
-    fn detector(&self, smart_crop: SmartCrop) -> Result<Option<(&dyn FaceDetector, u32)>, StageError> {
+    fn detector(
+        &self,
+        smart_crop: SmartCrop,
+    ) -> Result<Option<(&dyn FaceDetector, u32)>, StageError> {
         Ok(match smart_crop {
             SmartCrop::Off => None,
             SmartCrop::Builtin => Some((self.builtin.as_ref(), BUILTIN_PREVIEW_SIDE)),
             SmartCrop::Rekognition => {
                 let rekognition = self.rekognition.as_deref().ok_or_else(|| {
-                    StageError::Config("smartCrop is \"rekognition\" but no Rekognition client is configured here".to_owned())
+                    StageError::Config(
+                        "smartCrop is \"rekognition\" but no Rekognition client is configured here"
+                            .to_owned(),
+                    )
                 })?;
                 Some((rekognition, REKOGNITION_PREVIEW_SIDE))
             }
@@ -65,12 +75,18 @@ impl std::fmt::Debug for DetectFaces {
         f.debug_struct("DetectFaces")
             .field("s3", &self.s3)
             .field("builtin", &self.builtin.kind())
-            .field("rekognition", &self.rekognition.as_ref().map(|detector| detector.kind()))
+            .field(
+                "rekognition",
+                &self.rekognition.as_ref().map(|detector| detector.kind()),
+            )
             .finish_non_exhaustive()
     }
 }
 
-pub async fn handler(deps: &DetectFaces, event: LambdaEvent<DetectFacesRequest>) -> Result<FaceDetection, StageError> {
+pub async fn handler(
+    deps: &DetectFaces,
+    event: LambdaEvent<DetectFacesRequest>,
+) -> Result<FaceDetection, StageError> {
     let DetectFacesRequest { source, smart_crop } = event.payload;
     let Some((detector, preview_side)) = deps.detector(smart_crop)? else {
         return Ok(FaceDetection::none());
@@ -79,24 +95,35 @@ pub async fn handler(deps: &DetectFaces, event: LambdaEvent<DetectFacesRequest>)
         .config
         .profile_for_key(&source.key)
         .map(|profile| profile.limits.clone())
-        .ok_or_else(|| StageError::BadEvent(format!("s3://{}/{} is under no profile prefix", source.bucket, source.key)))?;
+        .ok_or_else(|| {
+            StageError::BadEvent(format!(
+                "s3://{}/{} is under no profile prefix",
+                source.bucket, source.key
+            ))
+        })?;
     let pin = Pin {
         etag: source.etag.clone(),
         version_id: source.version_id.clone(),
     };
-    let bytes = deps.s3.get(&source.bucket, &source.key, &pin, source.size).await?;
+    let bytes = deps
+        .s3
+        .get(&source.bucket, &source.key, &pin, source.size)
+        .await?;
     // Decoding is CPU-bound: keep it off the runtime's worker threads.
-    let preview = tokio::task::spawn_blocking(move || decode_preview(&bytes, preview_side, &limits))
-        .await
-        .map_err(|err| StageError::FaceDetection(format!("the preview task failed: {err}")))?
-        .map_err(|err| match err {
-            RenderError::Rejected(rejection) => StageError::FaceDetection(format!(
-                "the source cannot be decoded for face detection: {}: {}",
-                rejection.error_name(),
-                rejection.message
-            )),
-            other => StageError::FaceDetection(format!("the preview could not be made: {other}")),
-        })?;
+    let preview =
+        tokio::task::spawn_blocking(move || decode_preview(&bytes, preview_side, &limits))
+            .await
+            .map_err(|err| StageError::FaceDetection(format!("the preview task failed: {err}")))?
+            .map_err(|err| match err {
+                RenderError::Rejected(rejection) => StageError::FaceDetection(format!(
+                    "the source cannot be decoded for face detection: {}: {}",
+                    rejection.error_name(),
+                    rejection.message
+                )),
+                other => {
+                    StageError::FaceDetection(format!("the preview could not be made: {other}"))
+                }
+            })?;
     let detection = detector.detect_focus(&preview).await?;
     tracing::info!(
         key = source.key,

@@ -9,11 +9,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     bootstrap::init_tracing();
     let aws = bootstrap::load_aws_config().await;
     let deps = Environment::from_env().map(|env| {
-        detect_faces::DetectFaces::new(aws_sdk_s3::Client::new(&aws), env.config, Arc::new(BuiltinDetector::new()))
-            .with_rekognition(Arc::new(RekognitionDetector::new(
-                aws_sdk_rekognition::Client::new(&aws),
-                detect_faces::REKOGNITION_MIN_CONFIDENCE,
-            )))
+        detect_faces::DetectFaces::new(
+            aws_sdk_s3::Client::new(&aws),
+            env.config,
+            Arc::new(BuiltinDetector::new()),
+        )
+        .with_rekognition(Arc::new(RekognitionDetector::new(
+            aws_sdk_rekognition::Client::new(&aws),
+            detect_faces::REKOGNITION_MIN_CONFIDENCE,
+        )))
     });
-    bootstrap::run(deps, |deps, event| async move { detect_faces::handler(&deps, event).await }).await
+    bootstrap::run(deps, |deps, event| async move {
+        detect_faces::handler(&deps, event).await
+    })
+    .await
 }

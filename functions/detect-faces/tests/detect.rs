@@ -22,7 +22,9 @@ const PORTRAIT: &[u8] = include_bytes!("../../../samples/portrait.jpg");
 async fn validated(server: &LocalS3, key: &str, body: &[u8]) -> ValidatedImage {
     let event = testing::upload_with_event(&server.client(), key, body).await;
     let deps = validate::Validate::new(server.client(), testing::test_config());
-    validate::handler(&deps, testing::lambda_event(event)).await.expect("the fixture validates")
+    validate::handler(&deps, testing::lambda_event(event))
+        .await
+        .expect("the fixture validates")
 }
 
 fn request(image: &ValidatedImage) -> DetectFacesRequest {
@@ -33,7 +35,11 @@ fn request(image: &ValidatedImage) -> DetectFacesRequest {
 }
 
 fn builtin_only(server: &LocalS3) -> DetectFaces {
-    DetectFaces::new(server.client(), testing::test_config(), Arc::new(BuiltinDetector::new()))
+    DetectFaces::new(
+        server.client(),
+        testing::test_config(),
+        Arc::new(BuiltinDetector::new()),
+    )
 }
 
 fn with_rekognition(server: &LocalS3, rules: &[&Rule]) -> DetectFaces {
@@ -41,10 +47,16 @@ fn with_rekognition(server: &LocalS3, rules: &[&Rule]) -> DetectFaces {
     let client = mock_client!(aws_sdk_rekognition, RuleMode::MatchAny, rules, |config| {
         config.retry_config(aws_sdk_rekognition::config::retry::RetryConfig::disabled())
     });
-    builtin_only(server).with_rekognition(Arc::new(RekognitionDetector::new(client, detect_faces::REKOGNITION_MIN_CONFIDENCE)))
+    builtin_only(server).with_rekognition(Arc::new(RekognitionDetector::new(
+        client,
+        detect_faces::REKOGNITION_MIN_CONFIDENCE,
+    )))
 }
 
-async fn detect(deps: &DetectFaces, request: DetectFacesRequest) -> Result<FaceDetection, StageError> {
+async fn detect(
+    deps: &DetectFaces,
+    request: DetectFacesRequest,
+) -> Result<FaceDetection, StageError> {
     handler(deps, testing::lambda_event(request)).await
 }
 
@@ -57,10 +69,15 @@ async fn the_builtin_detector_finds_the_face_of_a_portrait() {
     let server = testing::start_server().await;
     let image = validated(&server, "uploads/portrait.jpg", PORTRAIT).await;
     assert_eq!(image.smart_crop, SmartCrop::Builtin);
-    let detection = detect(&builtin_only(&server), request(&image)).await.unwrap();
+    let detection = detect(&builtin_only(&server), request(&image))
+        .await
+        .unwrap();
     assert_eq!(detection.detector, DetectorKind::Builtin);
     assert!(!detection.faces.is_empty(), "{detection:?}");
-    assert!(detection.focus.y < 0.5, "the face is in the upper half of a portrait: {detection:?}");
+    assert!(
+        detection.focus.y < 0.5,
+        "the face is in the upper half of a portrait: {detection:?}"
+    );
     let json = serde_json::to_value(&detection).unwrap();
     assert_eq!(json["detector"], "builtin");
     assert!(json["faces"][0]["confidence"].is_number());
@@ -70,7 +87,9 @@ async fn the_builtin_detector_finds_the_face_of_a_portrait() {
 async fn no_faces_means_a_centred_focus() {
     let server = testing::start_server().await;
     let image = validated(&server, "uploads/gradient.png", &testing::png(200, 120)).await;
-    let detection = detect(&builtin_only(&server), request(&image)).await.unwrap();
+    let detection = detect(&builtin_only(&server), request(&image))
+        .await
+        .unwrap();
     assert_eq!(detection.detector, DetectorKind::Builtin);
     assert!(detection.faces.is_empty());
     assert_eq!(detection.focus, Focus::CENTRE);
@@ -85,12 +104,22 @@ async fn smart_crop_off_reads_nothing() {
     off.smart_crop = SmartCrop::Off;
     let detection = detect(&builtin_only(&server), off).await.unwrap();
     assert_eq!(detection, FaceDetection::none());
-    assert_eq!(server.faults().requests_of(S3Op::GetObject).len(), reads_before);
+    assert_eq!(
+        server.faults().requests_of(S3Op::GetObject).len(),
+        reads_before
+    );
 }
 
 fn face(left: f32, top: f32, width: f32, height: f32, confidence: f32) -> FaceDetail {
     FaceDetail::builder()
-        .bounding_box(BoundingBox::builder().left(left).top(top).width(width).height(height).build())
+        .bounding_box(
+            BoundingBox::builder()
+                .left(left)
+                .top(top)
+                .width(width)
+                .height(height)
+                .build(),
+        )
         .confidence(confidence)
         .build()
 }
@@ -111,8 +140,14 @@ async fn rekognition_faces_become_the_focus() {
     assert_eq!(detection.detector, DetectorKind::Rekognition);
     assert_eq!(detection.faces.len(), 1);
     let found = detection.faces[0];
-    assert!(found.left.abs() < 1e-6 && (found.width - 0.2).abs() < 1e-6, "clamped to the image: {found:?}");
-    assert!((detection.focus.x - 0.1).abs() < 1e-6 && (detection.focus.y - 0.3).abs() < 1e-6, "{detection:?}");
+    assert!(
+        found.left.abs() < 1e-6 && (found.width - 0.2).abs() < 1e-6,
+        "clamped to the image: {found:?}"
+    );
+    assert!(
+        (detection.focus.x - 0.1).abs() < 1e-6 && (detection.focus.y - 0.3).abs() < 1e-6,
+        "{detection:?}"
+    );
     assert_eq!(faces.num_calls(), 1);
 }
 
@@ -122,23 +157,37 @@ async fn rekognition_errors_keep_their_meaning() {
     let server = testing::start_server().await;
     let image = validated(&server, "faces/portrait.jpg", PORTRAIT).await;
 
-    let throttled = mock!(aws_sdk_rekognition::Client::detect_faces)
-        .then_error(|| DetectFacesError::ThrottlingException(ThrottlingException::builder().message("slow down").build()));
+    let throttled = mock!(aws_sdk_rekognition::Client::detect_faces).then_error(|| {
+        DetectFacesError::ThrottlingException(
+            ThrottlingException::builder().message("slow down").build(),
+        )
+    });
     let deps = with_rekognition(&server, &[&throttled]);
-    assert_eq!(error_name(detect(&deps, request(&image)).await), "Ferrotype.Transient");
+    assert_eq!(
+        error_name(detect(&deps, request(&image)).await),
+        "Ferrotype.Transient"
+    );
 
     let refused = mock!(aws_sdk_rekognition::Client::detect_faces).then_error(|| {
-        DetectFacesError::InvalidImageFormatException(InvalidImageFormatException::builder().message("no").build())
+        DetectFacesError::InvalidImageFormatException(
+            InvalidImageFormatException::builder().message("no").build(),
+        )
     });
     let deps = with_rekognition(&server, &[&refused]);
-    assert_eq!(error_name(detect(&deps, request(&image)).await), "Ferrotype.FaceDetection");
+    assert_eq!(
+        error_name(detect(&deps, request(&image)).await),
+        "Ferrotype.FaceDetection"
+    );
 }
 
 #[tokio::test]
 async fn rekognition_without_a_client_is_a_configuration_error() {
     let server = testing::start_server().await;
     let image = validated(&server, "faces/portrait.jpg", PORTRAIT).await;
-    assert_eq!(error_name(detect(&builtin_only(&server), request(&image)).await), "Ferrotype.Config");
+    assert_eq!(
+        error_name(detect(&builtin_only(&server), request(&image)).await),
+        "Ferrotype.Config"
+    );
 }
 
 #[tokio::test]
@@ -147,9 +196,17 @@ async fn s3_failures_keep_their_names() {
     let image = validated(&server, "uploads/a.png", &testing::png(40, 40)).await;
     let deps = builtin_only(&server);
 
-    server.faults().inject(FaultRule::new(S3Op::GetObject, Fault::SlowDown).times(3));
-    assert_eq!(error_name(detect(&deps, request(&image)).await), "Ferrotype.Transient");
+    server
+        .faults()
+        .inject(FaultRule::new(S3Op::GetObject, Fault::SlowDown).times(3));
+    assert_eq!(
+        error_name(detect(&deps, request(&image)).await),
+        "Ferrotype.Transient"
+    );
 
     testing::upload(&server.client(), "uploads/a.png", &testing::png(41, 40)).await;
-    assert_eq!(error_name(detect(&deps, request(&image)).await), "Ferrotype.SourceChanged");
+    assert_eq!(
+        error_name(detect(&deps, request(&image)).await),
+        "Ferrotype.SourceChanged"
+    );
 }

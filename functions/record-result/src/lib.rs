@@ -11,7 +11,9 @@ use ferrotype_aws::{ObjectStore, PutObject, StageError};
 use ferrotype_core::config::Config;
 use ferrotype_core::event::ObjectCreatedEvent;
 use ferrotype_core::keys::manifest_key;
-use ferrotype_core::pipeline::{Manifest, ManifestError, ManifestStatus, RecordRequest, Recorded, StatesError};
+use ferrotype_core::pipeline::{
+    Manifest, ManifestError, ManifestStatus, RecordRequest, Recorded, StatesError,
+};
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Deserializer};
 
@@ -29,7 +31,11 @@ pub struct RecordResult {
 }
 
 impl RecordResult {
-    pub fn new(s3: aws_sdk_s3::Client, config: impl Into<Arc<Config>>, output_bucket: impl Into<String>) -> RecordResult {
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        config: impl Into<Arc<Config>>,
+        output_bucket: impl Into<String>,
+    ) -> RecordResult {
         RecordResult {
             s3: ObjectStore::new(s3),
             config: config.into(),
@@ -50,8 +56,8 @@ pub enum RecordInput {
 impl RecordInput {
     pub fn from_value(value: serde_json::Value) -> Result<RecordInput, String> {
         if value.get("detail-type").is_some() {
-            let change: ExecutionStatusChange =
-                serde_json::from_value(value).map_err(|err| format!("not a Step Functions status-change event: {err}"))?;
+            let change: ExecutionStatusChange = serde_json::from_value(value)
+                .map_err(|err| format!("not a Step Functions status-change event: {err}"))?;
             if change.detail_type != STATUS_CHANGE_DETAIL_TYPE {
                 return Err(format!(
                     "expected detail-type {STATUS_CHANGE_DETAIL_TYPE:?}, got {:?}",
@@ -100,14 +106,21 @@ pub struct ExecutionDetail {
     pub cause: Option<String>,
 }
 
-pub async fn handler(deps: &RecordResult, event: LambdaEvent<RecordInput>) -> Result<Recorded, StageError> {
+pub async fn handler(
+    deps: &RecordResult,
+    event: LambdaEvent<RecordInput>,
+) -> Result<Recorded, StageError> {
     let manifest = match event.payload {
         RecordInput::Pipeline(request) => from_pipeline(request)?,
         RecordInput::StatusChange(change) => match from_status_change(change)? {
             FailedExecution::Record(manifest) => manifest,
             FailedExecution::AlreadyRecorded { key, rejection } => {
                 // A rejection also ends the execution as FAILED, after RecordRejection wrote its manifest.
-                tracing::info!(key, rejection, "rejection already recorded by the state machine");
+                tracing::info!(
+                    key,
+                    rejection,
+                    "rejection already recorded by the state machine"
+                );
                 return Ok(Recorded {
                     manifest_key: manifest_key(&deps.config.outputs, &key),
                     status: ManifestStatus::Rejected,
@@ -120,8 +133,9 @@ pub async fn handler(deps: &RecordResult, event: LambdaEvent<RecordInput>) -> Re
 
 async fn write(deps: &RecordResult, manifest: &Manifest) -> Result<Recorded, StageError> {
     let key = manifest_key(&deps.config.outputs, &manifest.key);
-    let body = serde_json::to_vec_pretty(manifest)
-        .map_err(|err| StageError::RenderFailed(format!("the manifest does not serialise: {err}")))?;
+    let body = serde_json::to_vec_pretty(manifest).map_err(|err| {
+        StageError::RenderFailed(format!("the manifest does not serialise: {err}"))
+    })?;
     let metadata = HashMap::from([
         ("source-bucket".to_owned(), metadata_value(&manifest.bucket)),
         ("source-key".to_owned(), metadata_value(&manifest.key)),
@@ -178,7 +192,8 @@ fn from_pipeline(request: RecordRequest) -> Result<Manifest, StageError> {
             event,
             rejection,
         } => {
-            let event = ObjectCreatedEvent::from_value(event).map_err(|err| StageError::BadEvent(err.to_string()))?;
+            let event = ObjectCreatedEvent::from_value(event)
+                .map_err(|err| StageError::BadEvent(err.to_string()))?;
             Manifest {
                 status: ManifestStatus::Rejected,
                 bucket: event.bucket().to_owned(),
@@ -210,7 +225,10 @@ fn source_key(event: &ObjectCreatedEvent) -> String {
 enum FailedExecution {
     Record(Manifest),
     /// The execution failed because its upload was rejected, which the state machine recorded already.
-    AlreadyRecorded { key: String, rejection: String },
+    AlreadyRecorded {
+        key: String,
+        rejection: String,
+    },
 }
 
 fn from_status_change(change: ExecutionStatusChange) -> Result<FailedExecution, StageError> {
@@ -225,17 +243,19 @@ fn from_status_change(change: ExecutionStatusChange) -> Result<FailedExecution, 
             )))
         }
     };
-    let input = detail
-        .input
-        .as_deref()
-        .ok_or_else(|| StageError::BadEvent("the status-change event carries no execution input".to_owned()))?;
+    let input = detail.input.as_deref().ok_or_else(|| {
+        StageError::BadEvent("the status-change event carries no execution input".to_owned())
+    })?;
     let input: serde_json::Value = serde_json::from_str(input)
         .map_err(|err| StageError::BadEvent(format!("the execution input is not JSON: {err}")))?;
     let event = ObjectCreatedEvent::from_value(input)
         .map_err(|err| StageError::BadEvent(format!("the execution input: {err}")))?;
     let key = source_key(&event);
     let caught = StatesError {
-        error: detail.error.clone().unwrap_or_else(|| fallback_error.to_owned()),
+        error: detail
+            .error
+            .clone()
+            .unwrap_or_else(|| fallback_error.to_owned()),
         cause: detail
             .cause
             .clone()
@@ -273,6 +293,9 @@ fn from_status_change(change: ExecutionStatusChange) -> Result<FailedExecution, 
 fn rfc3339_from_millis(millis: i64) -> Result<String, StageError> {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
         .ok()
-        .and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .ok_or_else(|| StageError::BadEvent(format!("startDate {millis} is not a time")))
 }

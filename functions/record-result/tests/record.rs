@@ -2,7 +2,7 @@
 
 use ferrotype_aws::bootstrap::parse_input;
 use ferrotype_aws::StageError;
-use ferrotype_core::pipeline::{Recorded, ManifestStatus, ValidatedImage};
+use ferrotype_core::pipeline::{ManifestStatus, Recorded, ValidatedImage};
 use ferrotype_local_s3::testing::{self, INPUT_BUCKET, OUTPUT_BUCKET};
 use ferrotype_local_s3::{Fault, FaultRule, LocalS3, S3Op};
 use record_result::{handler, RecordInput, RecordResult};
@@ -27,21 +27,34 @@ fn error_name(result: Result<Recorded, StageError>) -> String {
 }
 
 async fn manifest(server: &LocalS3, key: &str) -> Value {
-    let (bytes, content_type, cache_control) = testing::download(&server.client(), OUTPUT_BUCKET, key).await;
+    let (bytes, content_type, cache_control) =
+        testing::download(&server.client(), OUTPUT_BUCKET, key).await;
     assert_eq!(content_type.as_deref(), Some("application/json"));
     assert_eq!(cache_control.as_deref(), Some("no-cache"));
     serde_json::from_slice(&bytes).unwrap()
 }
 
 async fn manifest_keys(server: &LocalS3) -> Vec<String> {
-    let listed = server.client().list_objects_v2().bucket(OUTPUT_BUCKET).send().await.unwrap();
-    listed.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
+    let listed = server
+        .client()
+        .list_objects_v2()
+        .bucket(OUTPUT_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
 }
 
 async fn validated(server: &LocalS3) -> ValidatedImage {
     let event = testing::upload_with_event(&server.client(), KEY, &testing::jpeg(40, 30)).await;
     let deps = validate::Validate::new(server.client(), testing::test_config());
-    validate::handler(&deps, testing::lambda_event(event)).await.unwrap()
+    validate::handler(&deps, testing::lambda_event(event))
+        .await
+        .unwrap()
 }
 
 /// What the RecordResult state passes (its Parameters block).
@@ -61,7 +74,12 @@ fn succeeded_input(image: &ValidatedImage) -> Value {
 
 /// The S3 event the execution started with.
 fn upload_event() -> Value {
-    testing::event_json(&testing::object_created(INPUT_BUCKET, KEY, 100, Some("abc")))
+    testing::event_json(&testing::object_created(
+        INPUT_BUCKET,
+        KEY,
+        100,
+        Some("abc"),
+    ))
 }
 
 /// What the RecordRejection state passes: the whole state (the event plus the caught error) and the error.
@@ -101,7 +119,10 @@ async fn a_success_records_everything_the_execution_found() {
     let recorded = record(&server, succeeded_input(&image)).await.unwrap();
     assert_eq!(recorded.manifest_key, MANIFEST_KEY);
     assert_eq!(recorded.status, ManifestStatus::Succeeded);
-    assert_eq!(serde_json::to_value(&recorded).unwrap(), json!({"manifestKey": MANIFEST_KEY, "status": "succeeded"}));
+    assert_eq!(
+        serde_json::to_value(&recorded).unwrap(),
+        json!({"manifestKey": MANIFEST_KEY, "status": "succeeded"})
+    );
 
     let doc = manifest(&server, MANIFEST_KEY).await;
     assert_eq!(doc["status"], "succeeded");
@@ -109,10 +130,16 @@ async fn a_success_records_everything_the_execution_found() {
     assert_eq!(doc["profile"], "default");
     assert_eq!(doc["focus"], json!({"x": 0.2, "y": 0.3}));
     assert_eq!(doc["faces"]["detector"], "builtin");
-    assert_eq!(doc["variants"][0]["key"], "variants/default/thumb/café (1).jpg");
+    assert_eq!(
+        doc["variants"][0]["key"],
+        "variants/default/thumb/café (1).jpg"
+    );
     assert_eq!(doc["executionId"], EXECUTION);
     assert_eq!(doc["startedAt"], STARTED);
-    assert!(doc["recordedAt"].as_str().unwrap().starts_with("20"), "{doc}");
+    assert!(
+        doc["recordedAt"].as_str().unwrap().starts_with("20"),
+        "{doc}"
+    );
     assert!(doc.get("error").is_none());
 }
 
@@ -152,29 +179,45 @@ async fn a_rejection_records_its_name_and_message() {
 async fn a_failed_execution_records_its_error() {
     let server = testing::start_server().await;
     let cause = "{\"errorType\":\"Ferrotype.RenderFailed\",\"errorMessage\":\"the encoder ran out of memory\"}";
-    let recorded = record(&server, status_change("FAILED", Some("Ferrotype.RenderFailed"), Some(cause)))
-        .await
-        .unwrap();
+    let recorded = record(
+        &server,
+        status_change("FAILED", Some("Ferrotype.RenderFailed"), Some(cause)),
+    )
+    .await
+    .unwrap();
     assert_eq!(recorded.status, ManifestStatus::Failed);
     let doc = manifest(&server, &recorded.manifest_key).await;
     assert_eq!(doc["status"], "failed");
     assert_eq!(doc["key"], KEY);
     assert_eq!(doc["executionId"], EXECUTION);
     assert_eq!(doc["startedAt"], "2026-11-28T04:00:00.123Z");
-    assert_eq!(doc["error"], json!({"name": "Ferrotype.RenderFailed", "message": "the encoder ran out of memory"}));
+    assert_eq!(
+        doc["error"],
+        json!({"name": "Ferrotype.RenderFailed", "message": "the encoder ran out of memory"})
+    );
 }
 
 #[tokio::test]
 async fn timeouts_and_aborts_are_failures_too() {
     let server = testing::start_server().await;
-    record(&server, status_change("TIMED_OUT", None, None)).await.unwrap();
+    record(&server, status_change("TIMED_OUT", None, None))
+        .await
+        .unwrap();
     let doc = manifest(&server, MANIFEST_KEY).await;
     assert_eq!(doc["status"], "failed");
     assert_eq!(doc["error"]["name"], "States.Timeout");
-    assert!(doc["error"]["message"].as_str().unwrap().contains("TIMED_OUT"));
+    assert!(doc["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("TIMED_OUT"));
 
-    record(&server, status_change("ABORTED", None, None)).await.unwrap();
-    assert_eq!(manifest(&server, MANIFEST_KEY).await["error"]["name"], "States.Aborted");
+    record(&server, status_change("ABORTED", None, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        manifest(&server, MANIFEST_KEY).await["error"]["name"],
+        "States.Aborted"
+    );
 }
 
 #[tokio::test]
@@ -182,38 +225,65 @@ async fn a_rejected_execution_is_not_recorded_twice() {
     let server = testing::start_server().await;
     let recorded = record(
         &server,
-        status_change("FAILED", Some("ImageRejected.Corrupt"), Some("the header is truncated")),
+        status_change(
+            "FAILED",
+            Some("ImageRejected.Corrupt"),
+            Some("the header is truncated"),
+        ),
     )
     .await
     .unwrap();
     assert_eq!(recorded.status, ManifestStatus::Rejected);
     assert_eq!(recorded.manifest_key, MANIFEST_KEY);
-    assert!(manifest_keys(&server).await.is_empty(), "RecordRejection wrote it already");
+    assert!(
+        manifest_keys(&server).await.is_empty(),
+        "RecordRejection wrote it already"
+    );
     assert!(server.faults().requests_of(S3Op::PutObject).is_empty());
 }
 
 #[tokio::test]
 async fn inputs_that_fit_none_of_the_three_are_bad_events() {
     let server = testing::start_server().await;
-    assert_eq!(error_name(record(&server, json!({"status": "maybe"})).await), "Ferrotype.BadEvent");
-    assert_eq!(error_name(record(&server, json!([1, 2])).await), "Ferrotype.BadEvent");
-    assert_eq!(error_name(record(&server, status_change("SUCCEEDED", None, None)).await), "Ferrotype.BadEvent");
+    assert_eq!(
+        error_name(record(&server, json!({"status": "maybe"})).await),
+        "Ferrotype.BadEvent"
+    );
+    assert_eq!(
+        error_name(record(&server, json!([1, 2])).await),
+        "Ferrotype.BadEvent"
+    );
+    assert_eq!(
+        error_name(record(&server, status_change("SUCCEEDED", None, None)).await),
+        "Ferrotype.BadEvent"
+    );
     let mut other = status_change("FAILED", None, None);
     other["detail-type"] = "Object Created".into();
-    assert_eq!(error_name(record(&server, other).await), "Ferrotype.BadEvent");
+    assert_eq!(
+        error_name(record(&server, other).await),
+        "Ferrotype.BadEvent"
+    );
     let mut no_input = status_change("FAILED", None, None);
     no_input["detail"]["input"] = "not json".into();
-    assert_eq!(error_name(record(&server, no_input).await), "Ferrotype.BadEvent");
+    assert_eq!(
+        error_name(record(&server, no_input).await),
+        "Ferrotype.BadEvent"
+    );
     assert!(manifest_keys(&server).await.is_empty());
 }
 
 #[tokio::test]
 async fn a_failing_write_is_transient() {
     let server = testing::start_server().await;
-    server
-        .faults()
-        .inject(FaultRule::new(S3Op::PutObject, Fault::SlowDown).times(3).for_keys_under("manifests/"));
-    assert_eq!(error_name(record(&server, rejected_input()).await), "Ferrotype.Transient");
+    server.faults().inject(
+        FaultRule::new(S3Op::PutObject, Fault::SlowDown)
+            .times(3)
+            .for_keys_under("manifests/"),
+    );
+    assert_eq!(
+        error_name(record(&server, rejected_input()).await),
+        "Ferrotype.Transient"
+    );
     record(&server, rejected_input()).await.unwrap();
     assert_eq!(manifest_keys(&server).await, [MANIFEST_KEY]);
 }

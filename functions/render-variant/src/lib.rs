@@ -23,7 +23,11 @@ pub struct RenderVariant {
 }
 
 impl RenderVariant {
-    pub fn new(s3: aws_sdk_s3::Client, config: impl Into<Arc<Config>>, output_bucket: impl Into<String>) -> RenderVariant {
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        config: impl Into<Arc<Config>>,
+        output_bucket: impl Into<String>,
+    ) -> RenderVariant {
         RenderVariant {
             s3: ObjectStore::new(s3),
             config: config.into(),
@@ -32,7 +36,10 @@ impl RenderVariant {
     }
 }
 
-pub async fn handler(deps: &RenderVariant, event: LambdaEvent<RenderRequest>) -> Result<RenderedVariant, StageError> {
+pub async fn handler(
+    deps: &RenderVariant,
+    event: LambdaEvent<RenderRequest>,
+) -> Result<RenderedVariant, StageError> {
     let started = Instant::now();
     let RenderRequest {
         source,
@@ -48,7 +55,10 @@ pub async fn handler(deps: &RenderVariant, event: LambdaEvent<RenderRequest>) ->
         etag: source.etag.clone(),
         version_id: source.version_id.clone(),
     };
-    let bytes = deps.s3.get(&source.bucket, &source.key, &pin, source.size).await?;
+    let bytes = deps
+        .s3
+        .get(&source.bucket, &source.key, &pin, source.size)
+        .await?;
 
     let focus = variant.follow_focus.then_some(focus);
     let limits = profile.limits.clone();
@@ -76,7 +86,10 @@ pub async fn handler(deps: &RenderVariant, event: LambdaEvent<RenderRequest>) ->
     let mut metadata = HashMap::from([
         ("source-bucket".to_owned(), metadata_value(&source.bucket)),
         ("source-key".to_owned(), metadata_value(&source.key)),
-        ("source-etag".to_owned(), source.etag.trim_matches('"').to_owned()),
+        (
+            "source-etag".to_owned(),
+            source.etag.trim_matches('"').to_owned(),
+        ),
         ("profile".to_owned(), profile.name.clone()),
         ("variant".to_owned(), variant.name.clone()),
     ]);

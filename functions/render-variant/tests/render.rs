@@ -10,7 +10,9 @@ use render_variant::{handler, RenderVariant};
 async fn validated(server: &LocalS3, key: &str, body: &[u8]) -> ValidatedImage {
     let event = testing::upload_with_event(&server.client(), key, body).await;
     let deps = validate::Validate::new(server.client(), testing::test_config());
-    validate::handler(&deps, testing::lambda_event(event)).await.expect("the fixture validates")
+    validate::handler(&deps, testing::lambda_event(event))
+        .await
+        .expect("the fixture validates")
 }
 
 /// The Map iteration for variant `name` of a validated image.
@@ -19,7 +21,12 @@ fn request(image: &ValidatedImage, name: &str, focus: Focus) -> RenderRequest {
         source: image.source.clone(),
         profile: image.profile.clone(),
         focus,
-        variant: image.variants.iter().find(|v| v.name == name).expect("the variant exists").clone(),
+        variant: image
+            .variants
+            .iter()
+            .find(|v| v.name == name)
+            .expect("the variant exists")
+            .clone(),
     }
 }
 
@@ -36,8 +43,18 @@ fn error_name(result: Result<RenderedVariant, StageError>) -> String {
 }
 
 async fn output_keys(server: &LocalS3) -> Vec<String> {
-    let listed = server.client().list_objects_v2().bucket(OUTPUT_BUCKET).send().await.unwrap();
-    let mut keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+    let listed = server
+        .client()
+        .list_objects_v2()
+        .bucket(OUTPUT_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let mut keys: Vec<_> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
     keys.sort();
     keys
 }
@@ -45,14 +62,39 @@ async fn output_keys(server: &LocalS3) -> Vec<String> {
 #[tokio::test]
 async fn renders_every_variant_to_its_deterministic_key() {
     let server = testing::start_server().await;
-    let image = validated(&server, "uploads/2024/red flower.jpg", &testing::jpeg(120, 80)).await;
+    let image = validated(
+        &server,
+        "uploads/2024/red flower.jpg",
+        &testing::jpeg(120, 80),
+    )
+    .await;
     let expected = [
-        ("thumb", "variants/default/thumb/2024/red flower.jpg", OutputFormat::Jpeg, "image/jpeg", (32, 32)),
-        ("wide", "variants/default/wide/2024/red flower.png", OutputFormat::Png, "image/png", (64, 43)),
-        ("centred", "variants/default/centred/2024/red flower.webp", OutputFormat::Webp, "image/webp", (24, 48)),
+        (
+            "thumb",
+            "variants/default/thumb/2024/red flower.jpg",
+            OutputFormat::Jpeg,
+            "image/jpeg",
+            (32, 32),
+        ),
+        (
+            "wide",
+            "variants/default/wide/2024/red flower.png",
+            OutputFormat::Png,
+            "image/png",
+            (64, 43),
+        ),
+        (
+            "centred",
+            "variants/default/centred/2024/red flower.webp",
+            OutputFormat::Webp,
+            "image/webp",
+            (24, 48),
+        ),
     ];
     for (name, key, format, content_type, (width, height)) in expected {
-        let rendered = render(&server, request(&image, name, Focus::CENTRE)).await.unwrap();
+        let rendered = render(&server, request(&image, name, Focus::CENTRE))
+            .await
+            .unwrap();
         assert_eq!(rendered.name, name);
         assert_eq!(rendered.bucket, OUTPUT_BUCKET);
         assert_eq!(rendered.key, key);
@@ -60,22 +102,52 @@ async fn renders_every_variant_to_its_deterministic_key() {
         assert_eq!(rendered.content_type, content_type);
         assert_eq!((rendered.width, rendered.height), (width, height), "{name}");
 
-        let (bytes, stored_type, cache_control) = testing::download(&server.client(), OUTPUT_BUCKET, key).await;
+        let (bytes, stored_type, cache_control) =
+            testing::download(&server.client(), OUTPUT_BUCKET, key).await;
         assert_eq!(rendered.bytes, bytes.len() as u64);
         assert_eq!(stored_type.as_deref(), Some(content_type));
         assert_eq!(cache_control.as_deref(), Some("public, max-age=60"));
         let decoded = image::load_from_memory(&bytes).unwrap();
-        assert_eq!((decoded.width(), decoded.height()), (width, height), "{name}");
+        assert_eq!(
+            (decoded.width(), decoded.height()),
+            (width, height),
+            "{name}"
+        );
 
-        let head = server.client().head_object().bucket(OUTPUT_BUCKET).key(key).send().await.unwrap();
+        let head = server
+            .client()
+            .head_object()
+            .bucket(OUTPUT_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
         let metadata = head.metadata().unwrap();
-        assert_eq!(metadata["source-key"], "uploads/2024/red+flower.jpg", "percent-encoded, ASCII");
+        assert_eq!(
+            metadata["source-key"], "uploads/2024/red+flower.jpg",
+            "percent-encoded, ASCII"
+        );
         assert_eq!(metadata["source-bucket"], "input");
         assert_eq!(metadata["variant"], name);
         assert_eq!(metadata["profile"], "default");
     }
-    let json = serde_json::to_value(render(&server, request(&image, "thumb", Focus::CENTRE)).await.unwrap()).unwrap();
-    for field in ["name", "bucket", "key", "format", "contentType", "width", "height", "bytes", "durationMs"] {
+    let json = serde_json::to_value(
+        render(&server, request(&image, "thumb", Focus::CENTRE))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    for field in [
+        "name",
+        "bucket",
+        "key",
+        "format",
+        "contentType",
+        "width",
+        "height",
+        "bytes",
+        "durationMs",
+    ] {
         assert!(json.get(field).is_some(), "{field} missing from {json}");
     }
     assert_eq!(json["format"], "jpeg");
@@ -85,32 +157,62 @@ async fn renders_every_variant_to_its_deterministic_key() {
 async fn a_retried_render_overwrites_the_same_key() {
     let server = testing::start_server().await;
     let image = validated(&server, "uploads/cat.png", &testing::png(90, 60)).await;
-    let first = render(&server, request(&image, "thumb", Focus::CENTRE)).await.unwrap();
+    let first = render(&server, request(&image, "thumb", Focus::CENTRE))
+        .await
+        .unwrap();
     let (first_bytes, _, _) = testing::download(&server.client(), OUTPUT_BUCKET, &first.key).await;
-    let again = render(&server, request(&image, "thumb", Focus::CENTRE)).await.unwrap();
+    let again = render(&server, request(&image, "thumb", Focus::CENTRE))
+        .await
+        .unwrap();
     assert_eq!(again.key, first.key);
     let (again_bytes, _, _) = testing::download(&server.client(), OUTPUT_BUCKET, &again.key).await;
     assert_eq!(again_bytes, first_bytes, "rendering is deterministic");
-    assert_eq!(output_keys(&server).await, ["variants/default/thumb/cat.jpg"]);
+    assert_eq!(
+        output_keys(&server).await,
+        ["variants/default/thumb/cat.jpg"]
+    );
 }
 
 #[tokio::test]
 async fn focus_steers_cover_crops_only_where_the_variant_follows_it() {
     let server = testing::start_server().await;
     // Red, green, blue bands; a focus on the far left.
-    let image = validated(&server, "uploads/bands.png", &testing::three_bands_png(300, 100)).await;
+    let image = validated(
+        &server,
+        "uploads/bands.png",
+        &testing::three_bands_png(300, 100),
+    )
+    .await;
     let left = Focus { x: 0.05, y: 0.5 };
 
-    let thumb = render(&server, request(&image, "thumb", left)).await.unwrap();
+    let thumb = render(&server, request(&image, "thumb", left))
+        .await
+        .unwrap();
     let (bytes, _, _) = testing::download(&server.client(), OUTPUT_BUCKET, &thumb.key).await;
-    let pixel = image::load_from_memory(&bytes).unwrap().to_rgb8().get_pixel(16, 16).0;
-    assert!(pixel[0] > 200 && pixel[1] < 60, "the thumb follows the focus to the red band: {pixel:?}");
+    let pixel = image::load_from_memory(&bytes)
+        .unwrap()
+        .to_rgb8()
+        .get_pixel(16, 16)
+        .0;
+    assert!(
+        pixel[0] > 200 && pixel[1] < 60,
+        "the thumb follows the focus to the red band: {pixel:?}"
+    );
 
     // "centred" has followFocus: false: the same focus is ignored.
-    let centred = render(&server, request(&image, "centred", left)).await.unwrap();
+    let centred = render(&server, request(&image, "centred", left))
+        .await
+        .unwrap();
     let (bytes, _, _) = testing::download(&server.client(), OUTPUT_BUCKET, &centred.key).await;
-    let pixel = image::load_from_memory(&bytes).unwrap().to_rgb8().get_pixel(12, 24).0;
-    assert!(pixel[1] > 200 && pixel[0] < 60, "the centred crop stays on the green band: {pixel:?}");
+    let pixel = image::load_from_memory(&bytes)
+        .unwrap()
+        .to_rgb8()
+        .get_pixel(12, 24)
+        .0;
+    assert!(
+        pixel[1] > 200 && pixel[0] < 60,
+        "the centred crop stays on the green band: {pixel:?}"
+    );
 }
 
 #[tokio::test]
@@ -118,18 +220,33 @@ async fn faults_that_outlast_the_sdk_retries_are_transient_and_a_retry_succeeds(
     let server = testing::start_server().await;
     let image = validated(&server, "uploads/cat.jpg", &testing::jpeg(50, 50)).await;
 
-    server.faults().inject(FaultRule::new(S3Op::GetObject, Fault::SlowDown).times(3));
-    assert_eq!(error_name(render(&server, request(&image, "thumb", Focus::CENTRE)).await), "Ferrotype.Transient");
-
     server
         .faults()
-        .inject(FaultRule::new(S3Op::PutObject, Fault::InternalError).times(3).for_keys_under("variants/"));
-    assert_eq!(error_name(render(&server, request(&image, "thumb", Focus::CENTRE)).await), "Ferrotype.Transient");
+        .inject(FaultRule::new(S3Op::GetObject, Fault::SlowDown).times(3));
+    assert_eq!(
+        error_name(render(&server, request(&image, "thumb", Focus::CENTRE)).await),
+        "Ferrotype.Transient"
+    );
+
+    server.faults().inject(
+        FaultRule::new(S3Op::PutObject, Fault::InternalError)
+            .times(3)
+            .for_keys_under("variants/"),
+    );
+    assert_eq!(
+        error_name(render(&server, request(&image, "thumb", Focus::CENTRE)).await),
+        "Ferrotype.Transient"
+    );
     assert!(output_keys(&server).await.is_empty());
 
     // What the state machine's retry does: the same input again.
-    render(&server, request(&image, "thumb", Focus::CENTRE)).await.unwrap();
-    assert_eq!(output_keys(&server).await, ["variants/default/thumb/cat.jpg"]);
+    render(&server, request(&image, "thumb", Focus::CENTRE))
+        .await
+        .unwrap();
+    assert_eq!(
+        output_keys(&server).await,
+        ["variants/default/thumb/cat.jpg"]
+    );
 }
 
 #[tokio::test]
@@ -143,8 +260,18 @@ async fn a_source_replaced_or_deleted_after_validation_is_source_changed() {
     assert!(err.message().contains("replaced"), "{err}");
     assert_eq!(error_name(result), "Ferrotype.SourceChanged");
 
-    server.client().delete_object().bucket("input").key("uploads/cat.jpg").send().await.unwrap();
-    assert_eq!(error_name(render(&server, request(&image, "thumb", Focus::CENTRE)).await), "Ferrotype.SourceChanged");
+    server
+        .client()
+        .delete_object()
+        .bucket("input")
+        .key("uploads/cat.jpg")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_name(render(&server, request(&image, "thumb", Focus::CENTRE)).await),
+        "Ferrotype.SourceChanged"
+    );
     assert!(output_keys(&server).await.is_empty());
 }
 

@@ -33,8 +33,12 @@ impl Validate {
 
 /// Input: the EventBridge "Object Created" event, as JSON (checked here, so anything else is
 /// `Ferrotype.BadEvent`). Output: the `$.image` of the state machine.
-pub async fn handler(deps: &Validate, event: LambdaEvent<serde_json::Value>) -> Result<ValidatedImage, StageError> {
-    let event = ObjectCreatedEvent::from_value(event.payload).map_err(|err| StageError::BadEvent(err.to_string()))?;
+pub async fn handler(
+    deps: &Validate,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<ValidatedImage, StageError> {
+    let event = ObjectCreatedEvent::from_value(event.payload)
+        .map_err(|err| StageError::BadEvent(err.to_string()))?;
     let bucket = event.bucket();
     let (key, head) = find_object(deps, &event).await?;
     let profile = deps.config.profile_for_key(&key).ok_or_else(|| {
@@ -78,7 +82,10 @@ pub async fn handler(deps: &Validate, event: LambdaEvent<serde_json::Value>) -> 
 
 /// The object's real key and HEAD. Keys are tried decoded first, then raw (FACTS.md: whether EventBridge
 /// form-encodes keys is unverified). A version id in the event pins that version.
-async fn find_object(deps: &Validate, event: &ObjectCreatedEvent) -> Result<(String, ObjectHead), StageError> {
+async fn find_object(
+    deps: &Validate,
+    event: &ObjectCreatedEvent,
+) -> Result<(String, ObjectHead), StageError> {
     let bucket = event.bucket();
     let version_id = event.detail.object.version_id.as_deref();
     let mut last_missing = None;
@@ -122,7 +129,10 @@ async fn read_header(
                 // The object ended before its header did.
                 return Err(StageError::rejected(
                     RejectionCode::Corrupt,
-                    format!("the header is truncated: the object ended after {} bytes", prefix.len()),
+                    format!(
+                        "the header is truncated: the object ended after {} bytes",
+                        prefix.len()
+                    ),
                 ));
             }
             Probe::NeedMoreBytes => want = want.saturating_mul(4),
