@@ -18,8 +18,8 @@ use ferrotype_core::event::{NewObject, ObjectCreatedEvent};
 use ferrotype_core::pipeline::Manifest;
 use ferrotype_core::{BuiltinDetector, FaceDetector};
 use ferrotype_executor::{
-    substitute, ExecutionOptions, ExecutionRecord, ExecutionStatus, Executor, StateMachine, TaskCall, TaskFailure,
-    TaskInvoker, TimeMode,
+    substitute, ExecutionOptions, ExecutionRecord, ExecutionStatus, Executor, StateMachine,
+    TaskCall, TaskFailure, TaskInvoker, TimeMode,
 };
 use ferrotype_local_s3::LocalS3;
 use lambda_runtime::LambdaEvent;
@@ -91,8 +91,9 @@ pub struct LocalPipeline {
 impl LocalPipeline {
     pub async fn start(settings: LocalSettings) -> anyhow::Result<LocalPipeline> {
         let buckets_dir = settings.data_dir.join("buckets");
-        std::fs::create_dir_all(&buckets_dir)
-            .with_context(|| format!("cannot create the data directory {}", buckets_dir.display()))?;
+        std::fs::create_dir_all(&buckets_dir).with_context(|| {
+            format!("cannot create the data directory {}", buckets_dir.display())
+        })?;
         let server = LocalS3::start(&buckets_dir, &[INPUT_BUCKET, OUTPUT_BUCKET])
             .await
             .context("cannot start the local S3 server")?;
@@ -102,12 +103,17 @@ impl LocalPipeline {
             .iter()
             .map(|(placeholder, stage)| (placeholder.to_string(), function_arn(stage)))
             .collect();
-        let definition = substitute(&settings.definition, &substitutions).context("the definition's placeholders")?;
-        let machine = StateMachine::from_json(&definition).context("the state machine definition")?;
+        let definition = substitute(&settings.definition, &substitutions)
+            .context("the definition's placeholders")?;
+        let machine =
+            StateMachine::from_json(&definition).context("the state machine definition")?;
         let problems = ferrotype_executor::validate(&machine);
         if !problems.is_empty() {
             let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-            bail!("the state machine definition has problems:\n  {}", list.join("\n  "));
+            bail!(
+                "the state machine definition has problems:\n  {}",
+                list.join("\n  ")
+            );
         }
 
         let config = Arc::new(settings.config.clone());
@@ -115,9 +121,17 @@ impl LocalPipeline {
         let builtin: Arc<dyn FaceDetector> = Arc::new(BuiltinDetector::new());
         let functions = Arc::new(LocalFunctions {
             validate: validate::Validate::new(s3.clone(), config.clone()),
-            detect_faces: detect_faces::DetectFaces::new(s3.clone(), config.clone(), builtin.clone())
-                .with_rekognition(builtin),
-            render_variant: render_variant::RenderVariant::new(s3.clone(), config.clone(), OUTPUT_BUCKET),
+            detect_faces: detect_faces::DetectFaces::new(
+                s3.clone(),
+                config.clone(),
+                builtin.clone(),
+            )
+            .with_rekognition(builtin),
+            render_variant: render_variant::RenderVariant::new(
+                s3.clone(),
+                config.clone(),
+                OUTPUT_BUCKET,
+            ),
             record_result: record_result::RecordResult::new(s3.clone(), config, OUTPUT_BUCKET),
             invocations: AtomicU64::new(0),
         });
@@ -157,7 +171,11 @@ impl LocalPipeline {
 
     /// Where an object of a local bucket lives on disk.
     pub fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
-        self.settings.data_dir.join("buckets").join(bucket).join(key)
+        self.settings
+            .data_dir
+            .join("buckets")
+            .join(bucket)
+            .join(key)
     }
 
     /// Puts `bytes` into the input bucket at `key` and returns the event S3 would send for it.
@@ -171,10 +189,18 @@ impl LocalPipeline {
             .body(bytes.into())
             .send()
             .await
-            .map_err(|err| anyhow::anyhow!("cannot store {key} in the local input bucket: {}", display_sdk(&err)))?;
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "cannot store {key} in the local input bucket: {}",
+                    display_sdk(&err)
+                )
+            })?;
         let etag = put.e_tag().map(str::to_owned);
         let now = now_rfc3339();
-        let id = format!("{:016x}", self.execution_counter.fetch_add(1, Ordering::Relaxed) ^ nanos());
+        let id = format!(
+            "{:016x}",
+            self.execution_counter.fetch_add(1, Ordering::Relaxed) ^ nanos()
+        );
         Ok(ObjectCreatedEvent::for_object(&NewObject {
             bucket: INPUT_BUCKET,
             key,
@@ -217,10 +243,19 @@ impl LocalPipeline {
     /// The manifest record-result wrote for a source key, if any.
     pub async fn manifest(&self, source_key: &str) -> anyhow::Result<Option<Manifest>> {
         let key = ferrotype_core::keys::manifest_key(&self.settings.config.outputs, source_key);
-        match self.s3.get_object().bucket(OUTPUT_BUCKET).key(&key).send().await {
+        match self
+            .s3
+            .get_object()
+            .bucket(OUTPUT_BUCKET)
+            .key(&key)
+            .send()
+            .await
+        {
             Ok(object) => {
                 let bytes = object.body.collect().await?.into_bytes();
-                Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("manifest {key}"))?))
+                Ok(Some(
+                    serde_json::from_slice(&bytes).with_context(|| format!("manifest {key}"))?,
+                ))
             }
             Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
             Err(err) => bail!("cannot read manifest {key}: {}", display_sdk(&err)),
@@ -244,7 +279,11 @@ impl LocalPipeline {
             let event = status_change_event(record);
             if let Err(failure) = self.functions.call("record-result", event).await {
                 // The record of the failure could not be written; the execution record still says why.
-                tracing::warn!(error = failure.error, cause = failure.cause, "recording the failure failed");
+                tracing::warn!(
+                    error = failure.error,
+                    cause = failure.cause,
+                    "recording the failure failed"
+                );
             }
         }
         self.store.save(record)
@@ -256,7 +295,13 @@ impl LocalPipeline {
         let file = key.rsplit('/').next().unwrap_or(&key);
         let slug: String = file
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .take(40)
             .collect();
         let stamp = OffsetDateTime::now_utc();
@@ -319,21 +364,28 @@ impl LocalFunctions {
         context.request_id = format!("local-{:x}", nanos());
         context.invoked_function_arn = function_arn(stage);
         match stage {
-            "validate" => answer(validate::handler(&self.validate, LambdaEvent::new(payload, context)).await),
+            "validate" => {
+                answer(validate::handler(&self.validate, LambdaEvent::new(payload, context)).await)
+            }
             "detect-faces" => match ferrotype_aws::bootstrap::parse_input(payload) {
-                Ok(input) => answer(detect_faces::handler(&self.detect_faces, LambdaEvent::new(input, context)).await),
+                Ok(input) => answer(
+                    detect_faces::handler(&self.detect_faces, LambdaEvent::new(input, context))
+                        .await,
+                ),
                 Err(err) => answer::<()>(Err(err)),
             },
             "render-variant" => match ferrotype_aws::bootstrap::parse_input(payload) {
-                Ok(input) => {
-                    answer(render_variant::handler(&self.render_variant, LambdaEvent::new(input, context)).await)
-                }
+                Ok(input) => answer(
+                    render_variant::handler(&self.render_variant, LambdaEvent::new(input, context))
+                        .await,
+                ),
                 Err(err) => answer::<()>(Err(err)),
             },
             "record-result" => match ferrotype_aws::bootstrap::parse_input(payload) {
-                Ok(input) => {
-                    answer(record_result::handler(&self.record_result, LambdaEvent::new(input, context)).await)
-                }
+                Ok(input) => answer(
+                    record_result::handler(&self.record_result, LambdaEvent::new(input, context))
+                        .await,
+                ),
                 Err(err) => answer::<()>(Err(err)),
             },
             other => Err(TaskFailure::new(
@@ -348,7 +400,11 @@ impl LocalFunctions {
 impl TaskInvoker for LocalFunctions {
     async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
         let arn = call.function_name.as_deref().unwrap_or(&call.resource);
-        let Some(stage) = arn.rsplit(":function:").next().and_then(|name| name.strip_prefix("ferrotype-")) else {
+        let Some(stage) = arn
+            .rsplit(":function:")
+            .next()
+            .and_then(|name| name.strip_prefix("ferrotype-"))
+        else {
             return Err(TaskFailure::new(
                 "Lambda.ResourceNotFoundException",
                 format!("Function not found: {arn}"),
@@ -363,8 +419,12 @@ impl TaskInvoker for LocalFunctions {
 /// JSON cause (`{"errorType", "errorMessage"}`).
 fn answer<O: Serialize>(result: Result<O, StageError>) -> Result<Value, TaskFailure> {
     match result {
-        Ok(output) => serde_json::to_value(output)
-            .map_err(|err| TaskFailure::new("Lambda.Unknown", format!("the handler's output is not JSON: {err}"))),
+        Ok(output) => serde_json::to_value(output).map_err(|err| {
+            TaskFailure::new(
+                "Lambda.Unknown",
+                format!("the handler's output is not JSON: {err}"),
+            )
+        }),
         Err(err) => Err(TaskFailure::new(
             err.name(),
             json!({ "errorType": err.name(), "errorMessage": err.message() }).to_string(),

@@ -62,12 +62,19 @@ async fn run_async(command: Command) -> anyhow::Result<ExitCode> {
         Command::Aws(args) => return cli::aws::run(args).await,
         Command::Render(_) => unreachable!("rendering is synchronous"),
     };
-    Ok(if as_designed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if as_designed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The handlers log as in Lambda; on a terminal only warnings matter unless RUST_LOG says otherwise.
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -24,7 +24,11 @@ pub struct ReportRow<'a> {
 }
 
 /// Writes the page to `path` (inside `<data dir>/reports/`).
-pub fn write_contact_sheet(path: &Path, title: &str, rows: &[ReportRow<'_>]) -> std::io::Result<()> {
+pub fn write_contact_sheet(
+    path: &Path,
+    title: &str,
+    rows: &[ReportRow<'_>],
+) -> std::io::Result<()> {
     std::fs::write(path, contact_sheet(title, rows))
 }
 
@@ -108,7 +112,12 @@ fn section(html: &mut String, row: &ReportRow<'_>) {
             source.size
         );
         if let Some(faces) = row.manifest.and_then(|m| m.faces.as_ref()) {
-            let _ = write!(html, "; {} face(s) by {}", faces.faces.len(), detector_name(faces.detector));
+            let _ = write!(
+                html,
+                "; {} face(s) by {}",
+                faces.faces.len(),
+                detector_name(faces.detector)
+            );
         }
     } else {
         html.push_str("source");
@@ -166,7 +175,9 @@ fn encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for &byte in segment.as_bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
             _ => {
                 let _ = write!(out, "%{byte:02X}");
             }

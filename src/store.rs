@@ -13,7 +13,8 @@ pub struct ExecutionStore {
 impl ExecutionStore {
     pub fn open(dir: impl Into<PathBuf>) -> anyhow::Result<ExecutionStore> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(ExecutionStore { dir })
     }
 
@@ -27,7 +28,8 @@ impl ExecutionStore {
         let partial = path.with_extension("json.partial");
         std::fs::write(&partial, serde_json::to_vec(record)?)
             .with_context(|| format!("cannot write {}", partial.display()))?;
-        std::fs::rename(&partial, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::rename(&partial, &path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(())
     }
 
@@ -40,11 +42,18 @@ impl ExecutionStore {
                 records.push(read(&path)?);
             }
         }
-        records.sort_by(|a, b| b.start_date.cmp(&a.start_date).then(b.options.name.cmp(&a.options.name)));
+        records.sort_by(|a, b| {
+            b.start_date
+                .cmp(&a.start_date)
+                .then(b.options.name.cmp(&a.options.name))
+        });
         Ok(records)
     }
 
-    pub fn list_with_status(&self, status: Option<ExecutionStatus>) -> anyhow::Result<Vec<ExecutionRecord>> {
+    pub fn list_with_status(
+        &self,
+        status: Option<ExecutionStatus>,
+    ) -> anyhow::Result<Vec<ExecutionRecord>> {
         let mut records = self.list()?;
         if let Some(status) = status {
             records.retain(|record| record.status == status);
@@ -69,7 +78,12 @@ impl ExecutionStore {
             0 => bail!("no execution named {id:?} in {}", self.dir.display()),
             n => bail!(
                 "{id:?} names {n} executions ({}…): give more of the name",
-                matches.iter().take(3).map(|r| r.options.name.as_str()).collect::<Vec<_>>().join(", ")
+                matches
+                    .iter()
+                    .take(3)
+                    .map(|r| r.options.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }
@@ -77,5 +91,6 @@ impl ExecutionStore {
 
 fn read(path: &Path) -> anyhow::Result<ExecutionRecord> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{} is not an execution record", path.display()))
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not an execution record", path.display()))
 }

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use ferrotype_core::{
-    decode_preview, probe, render, Fit, Limits, OutputFormat, Probe, Rejection, RejectionCode, RenderError,
-    SourceFormat, VariantSpec,
+    decode_preview, probe, render, Fit, Limits, OutputFormat, Probe, Rejection, RejectionCode,
+    RenderError, SourceFormat, VariantSpec,
 };
 
 struct CountingAllocator;
@@ -72,7 +72,9 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Held for a whole test, so measurements see only that test's allocations.
 fn exclusive() -> MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Runs `work` and returns its result with the most bytes it had allocated at once (beyond what was
@@ -168,7 +170,11 @@ fn crc32(parts: &[&[u8]]) -> u32 {
     for &byte in parts.iter().flat_map(|p| p.iter()) {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -207,7 +213,13 @@ impl RunDeflater {
     const ADLER_MOD: u64 = 65_521;
 
     fn new() -> Self {
-        let mut deflater = RunDeflater { out: vec![0x78, 0x01], bit_buffer: 0, bit_count: 0, adler_a: 1, adler_b: 0 };
+        let mut deflater = RunDeflater {
+            out: vec![0x78, 0x01],
+            bit_buffer: 0,
+            bit_count: 0,
+            adler_a: 1,
+            adler_b: 0,
+        };
         deflater.bits(1, 1); // final block
         deflater.bits(1, 2); // fixed Huffman codes
         deflater
@@ -239,7 +251,10 @@ impl RunDeflater {
 
     fn run(&mut self, byte: u8, count: usize) {
         let (n, v) = (count as u64, u64::from(byte));
-        self.adler_b = (self.adler_b + n % Self::ADLER_MOD * self.adler_a + v * (n * (n + 1) / 2 % Self::ADLER_MOD)) % Self::ADLER_MOD;
+        self.adler_b = (self.adler_b
+            + n % Self::ADLER_MOD * self.adler_a
+            + v * (n * (n + 1) / 2 % Self::ADLER_MOD))
+            % Self::ADLER_MOD;
         self.adler_a = (self.adler_a + n % Self::ADLER_MOD * v) % Self::ADLER_MOD;
         if count == 0 {
             return;
@@ -362,18 +377,32 @@ fn the_fixtures_are_what_they_claim() {
     let limits = Limits::default();
     for (bytes, format, size) in [
         (solid_grey_jpeg(40, 24), SourceFormat::Jpeg, (40, 24)),
-        (solid_png(40, 24, [200, 30, 90]), SourceFormat::Png, (40, 24)),
+        (
+            solid_png(40, 24, [200, 30, 90]),
+            SourceFormat::Png,
+            (40, 24),
+        ),
     ] {
         let Ok(Probe::Complete(info)) = probe(&bytes, bytes.len() as u64, &limits) else {
             panic!("{format} fixture does not probe");
         };
-        assert_eq!((info.format, info.width, info.height), (format, size.0, size.1));
+        assert_eq!(
+            (info.format, info.width, info.height),
+            (format, size.0, size.1)
+        );
         let preview = decode_preview(&bytes, 64, &limits).unwrap();
         assert_eq!(preview.dimensions(), size);
         let colour = preview.get_pixel(20, 12).0;
-        let expected = if format == SourceFormat::Jpeg { [128, 128, 128] } else { [200, 30, 90] };
+        let expected = if format == SourceFormat::Jpeg {
+            [128, 128, 128]
+        } else {
+            [200, 30, 90]
+        };
         for (got, want) in colour.iter().zip(expected) {
-            assert!(got.abs_diff(want) <= 2, "{format}: pixel {colour:?}, expected {expected:?}");
+            assert!(
+                got.abs_diff(want) <= 2,
+                "{format}: pixel {colour:?}, expected {expected:?}"
+            );
         }
     }
 }
@@ -394,28 +423,46 @@ fn headers_claiming_huge_dimensions_are_refused_before_any_large_allocation() {
     for (name, bytes) in cases {
         assert!(bytes.len() < 200, "{name}: the body is meant to be tiny");
         let (outcomes, peak) = peak_bytes(|| {
-            let probed = probe(&bytes, bytes.len() as u64, &limits).map(|_| ()).unwrap_err().code;
-            let rendered = rejection_code(render(&bytes, &thumbnail(OutputFormat::Jpeg), None, &limits));
+            let probed = probe(&bytes, bytes.len() as u64, &limits)
+                .map(|_| ())
+                .unwrap_err()
+                .code;
+            let rendered = rejection_code(render(
+                &bytes,
+                &thumbnail(OutputFormat::Jpeg),
+                None,
+                &limits,
+            ));
             let previewed = rejection_code(decode_preview(&bytes, 512, &limits));
             [probed, rendered, previewed]
         });
         assert_eq!(outcomes, [RejectionCode::TooManyPixels; 3], "{name}");
-        assert!(peak < HEADER_REFUSAL_BUDGET, "{name}: {peak} bytes allocated to refuse a header");
+        assert!(
+            peak < HEADER_REFUSAL_BUDGET,
+            "{name}: {peak} bytes allocated to refuse a header"
+        );
     }
 }
 
 #[test]
 fn objects_over_the_byte_limit_are_refused_from_their_size_alone() {
     let _one = exclusive();
-    let limits = Limits { max_bytes: 1_000, ..Limits::default() };
+    let limits = Limits {
+        max_bytes: 1_000,
+        ..Limits::default()
+    };
     let png = solid_png(40, 24, [1, 2, 3]);
     // validate reads a prefix and knows the object's size: the size decides, not the bytes at hand.
-    let (refusal, peak) = peak_bytes(|| probe(&png[..16], 5 * 1024 * 1024 * 1024, &limits).unwrap_err());
+    let (refusal, peak) =
+        peak_bytes(|| probe(&png[..16], 5 * 1024 * 1024 * 1024, &limits).unwrap_err());
     assert_eq!(refusal.code, RejectionCode::TooLarge);
     assert!(peak < HEADER_REFUSAL_BUDGET);
     let big = solid_png(1_000, 1_000, [1, 2, 3]);
     assert!(big.len() > 1_000);
-    assert_eq!(rejection_code(render(&big, &thumbnail(OutputFormat::Png), None, &limits)), RejectionCode::TooLarge);
+    assert_eq!(
+        rejection_code(render(&big, &thumbnail(OutputFormat::Png), None, &limits)),
+        RejectionCode::TooLarge
+    );
 }
 
 #[test]
@@ -423,7 +470,10 @@ fn a_jpeg_at_the_pixel_limit_renders_within_the_lambda_memory() {
     let _one = exclusive();
     let limits = Limits::default();
     let jpeg = solid_grey_jpeg(10_000, 10_000);
-    assert_eq!(limits.max_pixels, 100_000_000, "the default limit is the case this test is about");
+    assert_eq!(
+        limits.max_pixels, 100_000_000,
+        "the default limit is the case this test is about"
+    );
     for format in [OutputFormat::Jpeg, OutputFormat::Webp] {
         let (rendered, peak) = peak_bytes(|| render(&jpeg, &thumbnail(format), None, &limits));
         let rendered = rendered.unwrap();
@@ -442,10 +492,15 @@ fn a_png_at_the_pixel_limit_renders_within_the_lambda_memory() {
     let _one = exclusive();
     let limits = Limits::default();
     let png = solid_png(10_000, 10_000, [10, 120, 240]);
-    let (rendered, peak) = peak_bytes(|| render(&png, &thumbnail(OutputFormat::Jpeg), None, &limits));
+    let (rendered, peak) =
+        peak_bytes(|| render(&png, &thumbnail(OutputFormat::Jpeg), None, &limits));
     let rendered = rendered.unwrap();
     assert_eq!((rendered.width, rendered.height), (300, 300));
-    eprintln!("100 MP PNG ({} KiB) → 300×300 JPEG: peak {} MiB", png.len() / 1024, peak / MIB);
+    eprintln!(
+        "100 MP PNG ({} KiB) → 300×300 JPEG: peak {} MiB",
+        png.len() / 1024,
+        peak / MIB
+    );
     assert!(peak < decode_budget(limits.max_pixels), "peak {peak} bytes");
 }
 
@@ -458,10 +513,24 @@ fn a_header_at_the_pixel_limit_over_a_tiny_body_fails_within_the_same_budget() {
     let png = png_from_zlib(10_000, 10_000, 2, &deflater.finish());
     let jpeg = jpeg_header_only(10_000, 10_000);
     for (name, bytes) in [("png", png), ("jpeg", jpeg)] {
-        let (code, peak) = peak_bytes(|| rejection_code(render(&bytes, &thumbnail(OutputFormat::Jpeg), None, &limits)));
+        let (code, peak) = peak_bytes(|| {
+            rejection_code(render(
+                &bytes,
+                &thumbnail(OutputFormat::Jpeg),
+                None,
+                &limits,
+            ))
+        });
         assert_eq!(code, RejectionCode::Corrupt, "{name}");
-        eprintln!("100 MP {name} header over {} bytes: peak {} MiB", bytes.len(), peak / MIB);
-        assert!(peak < decode_budget(limits.max_pixels), "{name}: peak {peak} bytes");
+        eprintln!(
+            "100 MP {name} header over {} bytes: peak {} MiB",
+            bytes.len(),
+            peak / MIB
+        );
+        assert!(
+            peak < decode_budget(limits.max_pixels),
+            "{name}: peak {peak} bytes"
+        );
     }
 }
 
@@ -475,7 +544,14 @@ fn truncated_and_garbage_images_end_in_corrupt() {
         let mut spec = VariantSpec::new("source", Some(64), Some(48));
         spec.format = format;
         spec.fit = Fit::Fill;
-        sources.push((if format == OutputFormat::Jpeg { SourceFormat::Jpeg } else { SourceFormat::Webp }, render(&png, &spec, None, &limits).unwrap().bytes));
+        sources.push((
+            if format == OutputFormat::Jpeg {
+                SourceFormat::Jpeg
+            } else {
+                SourceFormat::Webp
+            },
+            render(&png, &spec, None, &limits).unwrap().bytes,
+        ));
     }
     sources.push((SourceFormat::Jpeg, solid_grey_jpeg(64, 48)));
     for (format, bytes) in sources {
@@ -484,9 +560,19 @@ fn truncated_and_garbage_images_end_in_corrupt() {
             let truncated = &bytes[..cut];
             let result = render(truncated, &thumbnail(OutputFormat::Jpeg), None, &limits);
             match result {
-                Err(RenderError::Rejected(r)) => assert_eq!(r.code, RejectionCode::Corrupt, "{format} cut at {cut}: {r}"),
+                // A cut before the end of the signature (12 bytes for WebP's RIFF header) leaves no
+                // recognisable image at all.
+                Err(RenderError::Rejected(r)) => assert!(
+                    r.code == RejectionCode::Corrupt
+                        || (cut < 12 && r.code == RejectionCode::NotAnImage),
+                    "{format} cut at {cut}: {r}"
+                ),
                 // Decoders may render what arrived when only the end is missing; never for a cut header.
-                Ok(_) => assert!(cut > bytes.len() / 8, "{format} cut at {cut} of {} rendered", bytes.len()),
+                Ok(_) => assert!(
+                    cut > bytes.len() / 8,
+                    "{format} cut at {cut} of {} rendered",
+                    bytes.len()
+                ),
                 Err(other) => panic!("{format} cut at {cut}: {other}"),
             }
         }
@@ -494,9 +580,25 @@ fn truncated_and_garbage_images_end_in_corrupt() {
 
     // A valid PNG header followed by noise where the compressed pixels should be.
     let noisy = png_from_zlib(64, 48, 2, &noise(2_000, 7));
-    assert_eq!(rejection_code(render(&noisy, &thumbnail(OutputFormat::Jpeg), None, &limits)), RejectionCode::Corrupt);
+    assert_eq!(
+        rejection_code(render(
+            &noisy,
+            &thumbnail(OutputFormat::Jpeg),
+            None,
+            &limits
+        )),
+        RejectionCode::Corrupt
+    );
     // Bytes that match no format at all.
-    assert_eq!(rejection_code(render(&noise(4_096, 11), &thumbnail(OutputFormat::Jpeg), None, &limits)), RejectionCode::NotAnImage);
+    assert_eq!(
+        rejection_code(render(
+            &noise(4_096, 11),
+            &thumbnail(OutputFormat::Jpeg),
+            None,
+            &limits
+        )),
+        RejectionCode::NotAnImage
+    );
 }
 
 #[test]
@@ -535,16 +637,32 @@ fn text_formats_never_reach_a_parser() {
         ("plain text", b"GIF? no. PNG? no. Just a sentence long enough to be sniffed properly.", RejectionCode::NotAnImage),
     ];
     for (name, bytes, expected) in texts {
-        let probed = probe(bytes, bytes.len() as u64, &limits).map(|_| ()).unwrap_err();
+        let probed = probe(bytes, bytes.len() as u64, &limits)
+            .map(|_| ())
+            .unwrap_err();
         assert_eq!(probed.code, expected, "{name}: {probed}");
         for format in [OutputFormat::Jpeg, OutputFormat::Png, OutputFormat::Webp] {
-            assert_eq!(rejection_code(render(bytes, &thumbnail(format), None, &limits)), expected, "{name}");
+            assert_eq!(
+                rejection_code(render(bytes, &thumbnail(format), None, &limits)),
+                expected,
+                "{name}"
+            );
         }
-        assert_eq!(rejection_code(decode_preview(bytes, 256, &limits)), expected, "{name}");
+        assert_eq!(
+            rejection_code(decode_preview(bytes, 256, &limits)),
+            expected,
+            "{name}"
+        );
     }
     // Even a profile that lists SVG among its formats cannot make it decodable.
-    let everything = Limits { formats: SourceFormat::ALL.to_vec(), ..Limits::default() };
+    let everything = Limits {
+        formats: SourceFormat::ALL.to_vec(),
+        ..Limits::default()
+    };
     let svg = texts[0].1;
-    assert_eq!(probe(svg, svg.len() as u64, &everything).unwrap_err().code, RejectionCode::UnsupportedFormat);
+    assert_eq!(
+        probe(svg, svg.len() as u64, &everything).unwrap_err().code,
+        RejectionCode::UnsupportedFormat
+    );
     assert!(!SourceFormat::Svg.is_decodable() && !SourceFormat::Pdf.is_decodable());
 }

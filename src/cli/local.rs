@@ -19,7 +19,12 @@ use tokio::sync::Semaphore;
 #[derive(Debug, Args)]
 pub struct LocalArgs {
     /// The data directory: buckets/ (input, output), executions/, reports/.
-    #[arg(long, default_value = ".ferrotype", env = "FERROTYPE_DATA_DIR", global = true)]
+    #[arg(
+        long,
+        default_value = ".ferrotype",
+        env = "FERROTYPE_DATA_DIR",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// A processing configuration other than the shipped ferrotype.json.
     #[arg(long, global = true)]
@@ -33,12 +38,14 @@ impl LocalArgs {
     async fn start(&self) -> anyhow::Result<LocalPipeline> {
         let mut settings = LocalSettings::new(&self.data_dir)?;
         if let Some(path) = &self.config {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            settings.config = Config::from_json(&text).with_context(|| path.display().to_string())?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            settings.config =
+                Config::from_json(&text).with_context(|| path.display().to_string())?;
         }
         if let Some(path) = &self.definition {
-            settings.definition =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            settings.definition = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
         }
         LocalPipeline::start(settings).await
     }
@@ -177,8 +184,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(files.len() as u64).with_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-                .expect("a valid template"),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .expect("a valid template"),
         )
     };
     let limit = Arc::new(Semaphore::new(args.concurrency.max(1)));
@@ -189,7 +198,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         let progress = progress.clone();
         let key = format!("{prefix}{relative}");
         tasks.push(tokio::spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("the semaphore is never closed");
+            let _permit = limit
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
             let outcome = process(&pipeline, &file, key).await;
             progress.set_message(format!("{} {}", outcome.status(), outcome.file));
             progress.inc(1);
@@ -218,7 +230,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         );
         println!(
             "Outputs:   {}",
-            pipeline.data_dir().join("buckets").join(ferrotype::local::OUTPUT_BUCKET).display()
+            pipeline
+                .data_dir()
+                .join("buckets")
+                .join(ferrotype::local::OUTPUT_BUCKET)
+                .display()
         );
         println!("Report:    {}", report.display());
         println!("Inspect:   ferrotype executions show <execution>   (ferrotype executions list)");
@@ -279,15 +295,26 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<bool> {
     let mut all_as_designed = true;
     loop {
         for (file, relative) in collect_files(std::slice::from_ref(&args.dir))? {
-            let Ok(meta) = std::fs::metadata(&file) else { continue };
-            let stamp = (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len());
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            let stamp = (
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                meta.len(),
+            );
             if seen.get(&file) == Some(&stamp) {
                 continue;
             }
             // A file still being written changes between scans: wait until it is stable.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let Ok(again) = std::fs::metadata(&file) else { continue };
-            if (again.modified().unwrap_or(SystemTime::UNIX_EPOCH), again.len()) != stamp {
+            let Ok(again) = std::fs::metadata(&file) else {
+                continue;
+            };
+            if (
+                again.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                again.len(),
+            ) != stamp
+            {
                 continue;
             }
             seen.insert(file.clone(), stamp);
@@ -323,12 +350,17 @@ pub async fn executions(command: ExecutionsCommand) -> anyhow::Result<bool> {
             if records.is_empty() {
                 println!("No executions in {}.", store.dir().display());
             }
-            println!("{:<12} {:<25} {:>8}  {:<58} error", "status", "started (UTC)", "redrives", "name");
+            println!(
+                "{:<12} {:<25} {:>8}  {:<58} error",
+                "status", "started (UTC)", "redrives", "name"
+            );
             for record in records {
                 println!(
                     "{:<12} {:<25} {:>8}  {:<58} {}",
                     status_text(record.status),
-                    record.start_date.format(&time::format_description::well_known::Rfc3339)?,
+                    record
+                        .start_date
+                        .format(&time::format_description::well_known::Rfc3339)?,
                     record.redrive_count,
                     record.options.name,
                     record.error.as_deref().unwrap_or("")
@@ -340,12 +372,22 @@ pub async fn executions(command: ExecutionsCommand) -> anyhow::Result<bool> {
             let store = ferrotype::store::ExecutionStore::open(local.data_dir.join("executions"))?;
             let record = store.load(&id)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "events": record.history }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "events": record.history }))?
+                );
             } else {
-                println!("{}  {}", status_text(record.status), record.options.execution_arn);
+                println!(
+                    "{}  {}",
+                    status_text(record.status),
+                    record.options.execution_arn
+                );
                 println!("{}", record.history_table());
                 if let Some(error) = &record.error {
-                    println!("Error: {error}\nCause: {}", record.cause.as_deref().unwrap_or(""));
+                    println!(
+                        "Error: {error}\nCause: {}",
+                        record.cause.as_deref().unwrap_or("")
+                    );
                 }
             }
             Ok(true)
@@ -360,9 +402,18 @@ pub async fn redrive(args: RedriveArgs) -> anyhow::Result<bool> {
             .store()
             .list()?
             .into_iter()
-            .filter(|r| matches!(r.status, ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted))
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted
+                )
+            })
             // A rejection is the designed end of a bad upload: redriving it cannot change the answer.
-            .filter(|r| !r.error.as_deref().is_some_and(|e| e.starts_with("ImageRejected.")))
+            .filter(|r| {
+                !r.error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("ImageRejected."))
+            })
             .map(|r| r.options.name)
             .collect()
     } else {
@@ -380,7 +431,11 @@ pub async fn redrive(args: RedriveArgs) -> anyhow::Result<bool> {
                     status_text(record.status),
                     record.options.name,
                     record.redrive_count,
-                    record.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                    record
+                        .error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
                 );
                 if record.status == ExecutionStatus::Succeeded {
                     succeeded += 1;
@@ -395,7 +450,10 @@ pub async fn redrive(args: RedriveArgs) -> anyhow::Result<bool> {
         }
     }
     if ids.len() > 1 {
-        println!("{} redriven: {succeeded} succeeded, {failed} did not.", ids.len());
+        println!(
+            "{} redriven: {succeeded} succeeded, {failed} did not.",
+            ids.len()
+        );
     }
     pipeline.shutdown().await;
     Ok(failed == 0)
@@ -416,7 +474,12 @@ fn upload_prefix(config: &Config, prefix: Option<&str>) -> anyhow::Result<String
     if config.profile_for_key(&format!("{prefix}x")).is_none() {
         bail!(
             "uploads under {prefix:?} match no profile ({})",
-            config.profiles.iter().map(|p| p.prefix.as_str()).collect::<Vec<_>>().join(", ")
+            config
+                .profiles
+                .iter()
+                .map(|p| p.prefix.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(prefix)
@@ -430,7 +493,10 @@ fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
         if path.is_dir() {
             walk(path, path, &mut files)?;
         } else if path.is_file() {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             files.push((path.clone(), name));
         } else {
             bail!("{} does not exist", path.display());
@@ -443,7 +509,9 @@ fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
 fn walk(root: &Path, dir: &Path, files: &mut Vec<(PathBuf, String)>) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();
-        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
         if hidden {
             continue;
         }
@@ -470,8 +538,16 @@ fn is_sidecar(path: &Path) -> bool {
 }
 
 fn print_table(outcomes: &[Outcome]) {
-    let width = outcomes.iter().map(|o| o.file.chars().count()).max().unwrap_or(4).clamp(4, 60);
-    println!("{:<width$}  {:<9}  {:>8}  {:>7}  details", "file", "status", "variants", "ms");
+    let width = outcomes
+        .iter()
+        .map(|o| o.file.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 60);
+    println!(
+        "{:<width$}  {:<9}  {:>8}  {:>7}  details",
+        "file", "status", "variants", "ms"
+    );
     for outcome in outcomes {
         let variants = outcome.manifest.as_ref().map_or(0, |m| m.variants.len());
         let details = match outcome.status() {
@@ -533,7 +609,10 @@ fn write_report(data_dir: &Path, outcomes: &[Outcome]) -> anyhow::Result<PathBuf
             input_bucket: INPUT_BUCKET,
             key: &o.key,
             manifest: o.manifest.as_ref(),
-            error: o.error.as_deref().or(o.record.as_ref().and_then(|r| r.error.as_deref())),
+            error: o
+                .error
+                .as_deref()
+                .or(o.record.as_ref().and_then(|r| r.error.as_deref())),
             duration_ms: o.duration.as_millis(),
         })
         .collect();

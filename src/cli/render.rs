@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use ferrotype_core::{probe, render, Fit, Focus, Limits, OutputFormat, Probe, RenderError, Rgb, VariantSpec};
+use ferrotype_core::{
+    probe, render, Fit, Focus, Limits, OutputFormat, Probe, RenderError, Rgb, VariantSpec,
+};
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
@@ -60,7 +62,9 @@ pub enum FormatArg {
 }
 
 fn parse_focus(text: &str) -> Result<Focus, String> {
-    let (x, y) = text.split_once(',').ok_or("expected \"x,y\", e.g. 0.3,0.4")?;
+    let (x, y) = text
+        .split_once(',')
+        .ok_or("expected \"x,y\", e.g. 0.3,0.4")?;
     let parse = |v: &str| v.trim().parse::<f64>().map_err(|e| format!("{v:?}: {e}"));
     let (x, y) = (parse(x)?, parse(y)?);
     if !(0.0..=1.0).contains(&x) || !(0.0..=1.0).contains(&y) {
@@ -91,8 +95,13 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
         ..VariantSpec::new("cli", args.width, args.height)
     };
     spec.validate()?;
-    let limits = Limits { max_pixels: args.max_pixels, max_bytes: args.max_bytes, ..Limits::default() };
-    let bytes = std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let limits = Limits {
+        max_pixels: args.max_pixels,
+        max_bytes: args.max_bytes,
+        ..Limits::default()
+    };
+    let bytes =
+        std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
     let started = Instant::now();
     match probe(&bytes, bytes.len() as u64, &limits) {
         Ok(Probe::Complete(info)) => println!(
@@ -105,18 +114,27 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
             info.upright_width,
             info.upright_height,
             if info.has_alpha { ", alpha" } else { "" },
-            if info.animated { ", animated (first frame)" } else { "" },
+            if info.animated {
+                ", animated (first frame)"
+            } else {
+                ""
+            },
         ),
-        Ok(Probe::NeedMoreBytes) => bail!("unexpected: the whole file was read but its header is incomplete"),
+        Ok(Probe::NeedMoreBytes) => {
+            bail!("unexpected: the whole file was read but its header is incomplete")
+        }
         Err(rejection) => bail!("rejected {}: {rejection}", args.input.display()),
     }
     let rendered = match render(&bytes, &spec, args.focus, &limits) {
         Ok(rendered) => rendered,
-        Err(RenderError::Rejected(rejection)) => bail!("rejected {}: {rejection}", args.input.display()),
+        Err(RenderError::Rejected(rejection)) => {
+            bail!("rejected {}: {rejection}", args.input.display())
+        }
         Err(other) => return Err(other).context("rendering failed"),
     };
     let elapsed = started.elapsed();
-    std::fs::write(&args.output, &rendered.bytes).with_context(|| format!("writing {}", args.output.display()))?;
+    std::fs::write(&args.output, &rendered.bytes)
+        .with_context(|| format!("writing {}", args.output.display()))?;
     println!(
         "output {}: {} {}×{}, {} bytes, {:.1} ms",
         args.output.display(),

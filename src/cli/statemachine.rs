@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use ferrotype_executor::{
-    substitute, validate, ExecutionOptions, ExecutionRecord, ExecutionStatus, Executor, MockConfig, StateMachine,
-    TimeMode,
+    substitute, validate, ExecutionOptions, ExecutionRecord, ExecutionStatus, Executor, MockConfig,
+    StateMachine, TimeMode,
 };
 
 #[derive(Debug, Subcommand)]
@@ -95,7 +95,14 @@ pub async fn run(command: StateMachineCommand) -> anyhow::Result<bool> {
                 println!("Status: {}", status.as_str().unwrap_or("?"));
                 match record.status {
                     ExecutionStatus::Succeeded => {
-                        println!("Output: {}", record.output.as_ref().map(|o| o.to_string()).unwrap_or_default())
+                        println!(
+                            "Output: {}",
+                            record
+                                .output
+                                .as_ref()
+                                .map(|o| o.to_string())
+                                .unwrap_or_default()
+                        )
                     }
                     _ => println!(
                         "Error: {}\nCause: {}",
@@ -106,7 +113,9 @@ pub async fn run(command: StateMachineCommand) -> anyhow::Result<bool> {
             }
             let mut as_expected = true;
             if let Some(expected) = &args.expect_status {
-                as_expected &= status.as_str().is_some_and(|s| s.eq_ignore_ascii_case(expected));
+                as_expected &= status
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(expected));
             }
             if let Some(expected) = &args.expect_error {
                 as_expected &= record.error.as_deref() == Some(expected.as_str());
@@ -129,7 +138,8 @@ pub async fn test(args: &TestArgs) -> anyhow::Result<ExecutionRecord> {
     }
     let text = std::fs::read_to_string(&args.mock_config)
         .with_context(|| format!("cannot read {}", args.mock_config.display()))?;
-    let mocks = MockConfig::from_json(&text).with_context(|| args.mock_config.display().to_string())?;
+    let mocks =
+        MockConfig::from_json(&text).with_context(|| args.mock_config.display().to_string())?;
     let machine_name = match &args.state_machine {
         Some(name) => name.clone(),
         None => only_state_machine(&text)?,
@@ -155,14 +165,23 @@ pub async fn test(args: &TestArgs) -> anyhow::Result<ExecutionRecord> {
     let name = format!("{}-{}", machine_name, args.test_case);
     let name: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(80)
         .collect();
-    Ok(executor.start(ExecutionOptions::local(&machine_name, &name), input).await)
+    Ok(executor
+        .start(ExecutionOptions::local(&machine_name, &name), input)
+        .await)
 }
 
 fn load_definition(path: &Path, substitutions: &[String]) -> anyhow::Result<StateMachine> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let text = if substitutions.is_empty() {
         text
     } else {
@@ -184,9 +203,14 @@ fn fill_known(text: &str, values: &BTreeMap<String, String>) -> String {
     let mut names = BTreeMap::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
-        let Some(end) = rest[start..].find('}') else { break };
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
         let name = &rest[start + 2..start + end];
-        let value = values.get(name).cloned().unwrap_or_else(|| format!("${{{name}}}"));
+        let value = values
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| format!("${{{name}}}"));
         names.insert(name.to_owned(), value);
         rest = &rest[start + end + 1..];
     }
@@ -203,13 +227,18 @@ fn only_state_machine(mock_config: &str) -> anyhow::Result<String> {
     match names.as_slice() {
         [one] => Ok(one.clone()),
         [] => bail!("the mock config has no StateMachines"),
-        _ => bail!("the mock config has several state machines ({}): pick one with --state-machine", names.join(", ")),
+        _ => bail!(
+            "the mock config has several state machines ({}): pick one with --state-machine",
+            names.join(", ")
+        ),
     }
 }
 
 fn read_input(input: &str) -> anyhow::Result<serde_json::Value> {
     let text = match input.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+        }
         None => input.to_owned(),
     };
     serde_json::from_str(&text).context("--input is not JSON")

@@ -1,0 +1,243 @@
+//! End to end through the real state machine definition (statemachine/pipeline.asl.json), the real
+//! handlers and a real S3-compatible server on 127.0.0.1: what `ferrotype run` does, asserted.
+
+use ferrotype::local::{LocalPipeline, LocalSettings, OUTPUT_BUCKET};
+use ferrotype_core::pipeline::ManifestStatus;
+use ferrotype_executor::{ExecutionStatus, TimeMode};
+use ferrotype_local_s3::{Fault, FaultRule, S3Op};
+use ferrotype_local_s3::testing;
+
+async fn pipeline(data_dir: &std::path::Path) -> LocalPipeline {
+    let mut settings = LocalSettings::new(data_dir).unwrap();
+    settings.time_mode = TimeMode::Simulated;
+    LocalPipeline::start(settings).await.unwrap()
+}
+
+async fn puts_of(pipeline: &LocalPipeline, key: &str) -> usize {
+    pipeline
+        .server()
+        .faults()
+        .requests_of(S3Op::PutObject)
+        .iter()
+        .filter(|r| r.key == key && r.fault.is_none())
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_jpeg_yields_every_variant_and_a_succeeded_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline(dir.path()).await;
+    let event = pipeline
+        .upload(
+            "uploads/holiday/red flower (1).jpg",
+            testing::jpeg(1200, 900),
+        )
+        .await
+        .unwrap();
+    let record = pipeline.execute(&event).await.unwrap();
+    assert_eq!(
+        record.status,
+        ExecutionStatus::Succeeded,
+        "{:?} {:?}",
+        record.error,
+        record.cause
+    );
+
+    let manifest = pipeline
+        .manifest("uploads/holiday/red flower (1).jpg")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(manifest.status, ManifestStatus::Succeeded);
+    let mut sizes: Vec<_> = manifest
+        .variants
+        .iter()
+        .map(|v| (v.name.as_str(), v.width, v.height, v.content_type.as_str()))
+        .collect();
+    sizes.sort();
+    assert_eq!(
+        sizes,
+        vec![
+            ("coverphoto", 800, 800, "image/jpeg"),
+            ("thumbnail", 300, 300, "image/jpeg"),
+            ("thumbnail-webp", 300, 300, "image/webp"),
+        ]
+    );
+    // The outputs are real files in the local output bucket, at the deterministic keys, of the right size.
+    for variant in &manifest.variants {
+        let bytes = std::fs::read(pipeline.object_path(OUTPUT_BUCKET, &variant.key)).unwrap();
+        let decoded = image::load_from_memory(&bytes).unwrap();
+        assert_eq!(
+            (decoded.width(), decoded.height()),
+            (variant.width, variant.height)
+        );
+    }
+    assert!(manifest
+        .variants
+        .iter()
+        .any(|v| v.key == "variants/default/thumbnail/holiday/red flower (1).jpg"));
+    // The history is AWS-shaped and stored for `executions show`.
+    let stored = pipeline.store().load(&record.options.name).unwrap();
+    assert_eq!(stored.status, ExecutionStatus::Succeeded);
+    let table = stored.history_table();
+    for state in [
+        "Validate",
+        "FacesWanted",
+        "DetectFaces",
+        "RenderVariants",
+        "RecordResult",
+    ] {
+        assert!(table.contains(state), "{state} missing from\n{table}");
+    }
+    pipeline.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_file_is_rejected_recorded_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline(dir.path()).await;
+    for (key, body, reason) in [
+        (
+            "uploads/bomb.png",
+            testing::png_header_claiming(65_536, 65_536),
+            "ImageRejected.TooManyPixels",
+        ),
+        (
+            "uploads/notes.jpg",
+            testing::text(),
+            "ImageRejected.NotAnImage",
+        ),
+        ("uploads/empty.jpg", Vec::new(), "ImageRejected.Empty"),
+        (
+            "uploads/phone.heic",
+            testing::heic(),
+            "ImageRejected.UnsupportedFormat",
+        ),
+    ] {
+        let event = pipeline.upload(key, body).await.unwrap();
+        let record = pipeline.execute(&event).await.unwrap();
+        assert_eq!(record.status, ExecutionStatus::Failed, "{key}");
+        assert_eq!(record.error.as_deref(), Some(reason), "{key}");
+        let manifest = pipeline.manifest(key).await.unwrap().unwrap();
+        assert_eq!(manifest.status, ManifestStatus::Rejected, "{key}");
+        assert_eq!(manifest.error.unwrap().name, reason, "{key}");
+        assert!(manifest.variants.is_empty());
+    }
+    pipeline.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_render_that_fails_once_is_retried_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline(dir.path()).await;
+    let event = pipeline
+        .upload("uploads/retry.jpg", testing::jpeg(1000, 700))
+        .await
+        .unwrap();
+    let key = "variants/default/coverphoto/retry.jpg";
+    // Enough 503s to exhaust the SDK's own attempts once, so the state machine's Retry has to act.
+    pipeline.server().faults().inject(
+        FaultRule::new(S3Op::PutObject, Fault::SlowDown)
+            .times(3)
+            .for_keys_under(key),
+    );
+    let record = pipeline.execute(&event).await.unwrap();
+    assert_eq!(
+        record.status,
+        ExecutionStatus::Succeeded,
+        "{:?} {:?}",
+        record.error,
+        record.cause
+    );
+    assert_eq!(pipeline.server().faults().pending(), 0);
+    let retried = record.history.iter().any(|e| {
+        serde_json::to_value(e)
+            .unwrap()
+            .to_string()
+            .contains("Ferrotype.Transient")
+    });
+    assert!(
+        retried,
+        "the history shows the transient failure that was retried"
+    );
+    assert_eq!(puts_of(&pipeline, key).await, 1);
+    pipeline.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_render_that_keeps_failing_fails_and_a_redrive_completes_without_rerendering() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline(dir.path()).await;
+    let event = pipeline
+        .upload("uploads/stubborn.jpg", testing::jpeg(1000, 700))
+        .await
+        .unwrap();
+    let failing = "variants/default/coverphoto/stubborn.jpg";
+    let fine = "variants/default/thumbnail/stubborn.jpg";
+    pipeline.server().faults().inject(
+        FaultRule::new(S3Op::PutObject, Fault::InternalError)
+            .times(10_000)
+            .for_keys_under(failing),
+    );
+    let record = pipeline.execute(&event).await.unwrap();
+    assert_eq!(record.status, ExecutionStatus::Failed);
+    assert_eq!(record.error.as_deref(), Some("Ferrotype.Transient"));
+    // record-result wrote the `failed` manifest from the status-change event.
+    let manifest = pipeline
+        .manifest("uploads/stubborn.jpg")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(manifest.status, ManifestStatus::Failed);
+    assert_eq!(manifest.error.as_ref().unwrap().name, "Ferrotype.Transient");
+    assert_eq!(puts_of(&pipeline, fine).await, 1);
+
+    pipeline.server().faults().clear();
+    let invocations_before = pipeline.invocations();
+    let redriven = pipeline.redrive(&record.options.name).await.unwrap();
+    assert_eq!(
+        redriven.status,
+        ExecutionStatus::Succeeded,
+        "{:?} {:?}",
+        redriven.error,
+        redriven.cause
+    );
+    assert_eq!(redriven.redrive_count, 1);
+    // Only the failed iteration and the record step ran again: the other variants were not re-rendered.
+    assert_eq!(puts_of(&pipeline, fine).await, 1);
+    assert_eq!(puts_of(&pipeline, failing).await, 1);
+    assert_eq!(pipeline.invocations() - invocations_before, 2);
+    let manifest = pipeline
+        .manifest("uploads/stubborn.jpg")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(manifest.status, ManifestStatus::Succeeded);
+    assert_eq!(manifest.variants.len(), 3);
+    pipeline.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_payload_raises_data_limit_exceeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = LocalSettings::new(dir.path()).unwrap();
+    settings.time_mode = TimeMode::Simulated;
+    // A profile so large that validate's output (which lists the variants) passes the 256 KiB state limit.
+    let template = settings.config.profiles[0].variants[0].clone();
+    settings.config.profiles[0].variants = (0..1500)
+        .map(|i| {
+            let mut variant = template.clone();
+            variant.name = format!("size-{i:04}-with-a-long-descriptive-name-for-the-cdn-team");
+            variant
+        })
+        .collect();
+    let pipeline = LocalPipeline::start(settings).await.unwrap();
+    let event = pipeline
+        .upload("uploads/big-profile.jpg", testing::jpeg(64, 64))
+        .await
+        .unwrap();
+    let record = pipeline.execute(&event).await.unwrap();
+    assert_eq!(record.status, ExecutionStatus::Failed);
+    assert_eq!(record.error.as_deref(), Some("States.DataLimitExceeded"));
+    pipeline.shutdown().await;
+}
