@@ -126,8 +126,14 @@ fn start_once(target: &Target) -> Result<(f64, u64)> {
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", &target.name)
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", target.memory_mib.to_string())
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", target.name))
+        .env(
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            target.memory_mib.to_string(),
+        )
+        .env(
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{}", target.name),
+        )
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_DEFAULT_REGION", "us-east-1")
@@ -142,7 +148,9 @@ fn start_once(target: &Target) -> Result<(f64, u64)> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let start = Instant::now();
-    let mut child = command.spawn().with_context(|| format!("starting {}", target.program.display()))?;
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {}", target.program.display()))?;
     let outcome = serve_until_first_poll(&listener, &mut child);
     let elapsed = start.elapsed();
     let rss = peak_rss_of(child.id());
@@ -150,9 +158,15 @@ fn start_once(target: &Target) -> Result<(f64, u64)> {
     let output = child.wait_with_output()?;
     match outcome {
         Ok(FirstRequest::NextInvocation) => Ok((elapsed.as_secs_f64() * 1000.0, rss)),
-        Ok(FirstRequest::InitError(body)) => bail!("{} reported an init error: {body}", target.name),
+        Ok(FirstRequest::InitError(body)) => {
+            bail!("{} reported an init error: {body}", target.name)
+        }
         Err(e) => {
-            bail!("{}: {e}; stderr: {}", target.name, String::from_utf8_lossy(&output.stderr).trim())
+            bail!(
+                "{}: {e}; stderr: {}",
+                target.name,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )
         }
     }
 }
@@ -198,7 +212,10 @@ mod tests {
         };
         let result = measure(&poller, 2).unwrap();
         assert_eq!(result.runs, 2);
-        assert!(result.median_ms > 0.0 && result.median_ms < 5000.0, "{result:?}");
+        assert!(
+            result.median_ms > 0.0 && result.median_ms < 5000.0,
+            "{result:?}"
+        );
 
         let quitter = Target {
             name: "quitter".into(),

@@ -41,7 +41,9 @@ impl Mode {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 pub struct CompareOptions {
@@ -115,33 +117,64 @@ impl ModeFigures {
         self.images.iter().map(|i| side(i).cpu_ms).sum::<f64>() / self.images.len().max(1) as f64
     }
     pub fn max_rss_kib(&self, side: impl Fn(&ImageFigures) -> &SideFigures) -> u64 {
-        self.images.iter().map(|i| side(i).peak_rss_kib).max().unwrap_or(0)
+        self.images
+            .iter()
+            .map(|i| side(i).peak_rss_kib)
+            .max()
+            .unwrap_or(0)
     }
     /// Mean over images of our median wall time of the named variant alone.
     pub fn mean_variant_ms(&self, name: &str) -> Option<f64> {
         let values: Vec<f64> = self
             .images
             .iter()
-            .filter_map(|i| i.ours.variant_ms.iter().find(|(n, _)| n == name).map(|(_, ms)| *ms))
+            .filter_map(|i| {
+                i.ours
+                    .variant_ms
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, ms)| *ms)
+            })
             .collect();
         (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
     }
 }
 
 fn run_worker(mut command: Command, what: &str) -> Result<WorkerResult> {
-    let output = command.output().with_context(|| format!("starting the {what} worker"))?;
+    let output = command
+        .output()
+        .with_context(|| format!("starting the {what} worker"))?;
     if !output.status.success() {
-        bail!("the {what} worker failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "the {what} worker failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).context("no JSON line from worker")?;
-    serde_json::from_str(line).with_context(|| format!("parsing the {what} worker's report: {line}"))
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("no JSON line from worker")?;
+    serde_json::from_str(line)
+        .with_context(|| format!("parsing the {what} worker's report: {line}"))
 }
 
 fn ours_command(image: &Path, opts: &CompareOptions, mode: Mode, out: &Path) -> Result<Command> {
     let mut command = Command::new(std::env::current_exe().context("locating ferrotype-bench")?);
-    command.arg("ours").arg("--image").arg(image).arg("--out").arg(out);
-    command.args(["--runs", &opts.runs.to_string(), "--warmup", &opts.warmup.to_string()]);
+    command
+        .arg("ours")
+        .arg("--image")
+        .arg(image)
+        .arg("--out")
+        .arg(out);
+    command.args([
+        "--runs",
+        &opts.runs.to_string(),
+        "--warmup",
+        &opts.warmup.to_string(),
+    ]);
     match mode {
         Mode::Single => command.env("RAYON_NUM_THREADS", "1"),
         Mode::Default | Mode::Cores => command.env_remove("RAYON_NUM_THREADS"),
@@ -151,8 +184,18 @@ fn ours_command(image: &Path, opts: &CompareOptions, mode: Mode, out: &Path) -> 
 
 fn sharp_command(image: &Path, opts: &CompareOptions, mode: Mode, out: &Path) -> Command {
     let mut command = Command::new(&opts.node);
-    command.arg(&opts.sharp_worker).arg("--image").arg(image).arg("--out").arg(out);
-    command.args(["--runs", &opts.runs.to_string(), "--warmup", &opts.warmup.to_string()]);
+    command
+        .arg(&opts.sharp_worker)
+        .arg("--image")
+        .arg(image)
+        .arg("--out")
+        .arg(out);
+    command.args([
+        "--runs",
+        &opts.runs.to_string(),
+        "--warmup",
+        &opts.warmup.to_string(),
+    ]);
     let concurrency = match mode {
         Mode::Single => "1".to_string(),
         Mode::Default => "default".to_string(),
@@ -163,16 +206,25 @@ fn sharp_command(image: &Path, opts: &CompareOptions, mode: Mode, out: &Path) ->
 }
 
 fn summarise(results: &[WorkerResult]) -> SideFigures {
-    let wall: Vec<f64> = results.iter().flat_map(|r| r.wall_ms.iter().copied()).collect();
-    let cpu: Vec<f64> = results.iter().flat_map(|r| r.cpu_ms.iter().copied()).collect();
+    let wall: Vec<f64> = results
+        .iter()
+        .flat_map(|r| r.wall_ms.iter().copied())
+        .collect();
+    let cpu: Vec<f64> = results
+        .iter()
+        .flat_map(|r| r.cpu_ms.iter().copied())
+        .collect();
     let last = results.last().expect("at least one round");
     let variant_ms = last
         .variants
         .iter()
         .enumerate()
         .filter_map(|(i, v)| {
-            let samples: Vec<f64> =
-                results.iter().filter_map(|r| r.variant_wall_ms.get(i)).flat_map(|s| s.iter().copied()).collect();
+            let samples: Vec<f64> = results
+                .iter()
+                .filter_map(|r| r.variant_wall_ms.get(i))
+                .flat_map(|s| s.iter().copied())
+                .collect();
             (!samples.is_empty()).then(|| (v.name.clone(), median(&samples)))
         })
         .collect();
@@ -181,18 +233,26 @@ fn summarise(results: &[WorkerResult]) -> SideFigures {
         cpu_ms: median(&cpu),
         variant_ms,
         peak_rss_kib: results.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0),
-        bytes: last.variants.iter().map(|v| (v.name.clone(), v.bytes)).collect(),
+        bytes: last
+            .variants
+            .iter()
+            .map(|v| (v.name.clone(), v.bytes))
+            .collect(),
         threads: last.threads.clone(),
         samples: wall.len(),
     }
 }
 
 fn stem(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into())
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into())
 }
 
 fn megapixels(path: &Path) -> f64 {
-    image::image_dimensions(path).map(|(w, h)| w as f64 * h as f64 / 1e6).unwrap_or(f64::NAN)
+    image::image_dimensions(path)
+        .map(|(w, h)| w as f64 * h as f64 / 1e6)
+        .unwrap_or(f64::NAN)
 }
 
 pub fn run(opts: &CompareOptions) -> Result<Comparison> {
@@ -209,9 +269,16 @@ pub fn run(opts: &CompareOptions) -> Result<Comparison> {
             let (mut ours, mut sharp) = (Vec::new(), Vec::new());
             for round in 0..opts.rounds {
                 // Alternate which side goes first, so a drift in machine load hits both alike.
-                for ours_turn in if round % 2 == 0 { [true, false] } else { [false, true] } {
+                for ours_turn in if round % 2 == 0 {
+                    [true, false]
+                } else {
+                    [false, true]
+                } {
                     if ours_turn {
-                        ours.push(run_worker(ours_command(image, opts, mode, &out)?, "ferrotype")?);
+                        ours.push(run_worker(
+                            ours_command(image, opts, mode, &out)?,
+                            "ferrotype",
+                        )?);
                     } else {
                         let result = run_worker(sharp_command(image, opts, mode, &out), "sharp")?;
                         sharp_version = result.version.clone();
@@ -220,7 +287,10 @@ pub fn run(opts: &CompareOptions) -> Result<Comparison> {
                 }
             }
             let figures = ImageFigures {
-                image: image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                image: image
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 megapixels: megapixels(image),
                 ours: summarise(&ours),
                 sharp: summarise(&sharp),
@@ -237,11 +307,25 @@ pub fn run(opts: &CompareOptions) -> Result<Comparison> {
             );
             images.push(figures);
         }
-        modes.push(ModeFigures { mode, images, load_before, load_after: load_average() });
+        modes.push(ModeFigures {
+            mode,
+            images,
+            load_before,
+            load_after: load_average(),
+        });
     }
     let quality_mode = opts.modes.first().copied().unwrap_or(Mode::Single);
-    let quality = measure_quality(&opts.images, &opts.out.join("outputs").join(quality_mode.slug()))?;
-    Ok(Comparison { modes, quality, sharp_version, rounds: opts.rounds, runs: opts.runs })
+    let quality = measure_quality(
+        &opts.images,
+        &opts.out.join("outputs").join(quality_mode.slug()),
+    )?;
+    Ok(Comparison {
+        modes,
+        quality,
+        sharp_version,
+        rounds: opts.rounds,
+        runs: opts.runs,
+    })
 }
 
 fn measure_quality(images: &[PathBuf], outputs: &Path) -> Result<Vec<QualityFigures>> {
@@ -253,7 +337,9 @@ fn measure_quality(images: &[PathBuf], outputs: &Path) -> Result<Vec<QualityFigu
         for variant in ["thumbnail", "coverphoto"] {
             let read = |side: &str| -> Result<image::RgbImage> {
                 let path = dir.join(format!("{side}-{variant}.jpg"));
-                quality::decode_upright(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+                quality::decode_upright(
+                    &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+                )
             };
             let (ours, sharp) = (read("ours")?, read("sharp")?);
             let references = source.references(ours.width(), ours.height())?;
@@ -263,9 +349,15 @@ fn measure_quality(images: &[PathBuf], outputs: &Path) -> Result<Vec<QualityFigu
             } else {
                 quality::best_ssim(&sharp, &source.references(sharp.width(), sharp.height())?)?
             };
-            eprintln!("[quality] {} {variant}: SSIM ours {ours_ssim:.4}, sharp {sharp_ssim:.4}", stem(image));
+            eprintln!(
+                "[quality] {} {variant}: SSIM ours {ours_ssim:.4}, sharp {sharp_ssim:.4}",
+                stem(image)
+            );
             figures.push(QualityFigures {
-                image: image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                image: image
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 variant: variant.into(),
                 ours_ssim,
                 sharp_ssim,
@@ -280,7 +372,11 @@ fn mib(kib: u64) -> f64 {
 }
 
 fn bytes_of(side: &SideFigures) -> String {
-    side.bytes.iter().map(|(_, b)| format!("{:.1}", *b as f64 / 1024.0)).collect::<Vec<_>>().join(" / ")
+    side.bytes
+        .iter()
+        .map(|(_, b)| format!("{:.1}", *b as f64 / 1024.0))
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// The comparison as markdown.
@@ -299,12 +395,21 @@ pub fn markdown(c: &Comparison) -> String {
         sharp
     );
     for m in &c.modes {
-        let _ = writeln!(md, "#### {} (load average before: {}, after: {})\n", m.mode.label(), m.load_before, m.load_after);
+        let _ = writeln!(
+            md,
+            "#### {} (load average before: {}, after: {})\n",
+            m.mode.label(),
+            m.load_before,
+            m.load_after
+        );
         let _ = writeln!(
             md,
             "| image | MP | ours ms | sharp ms | ours/sharp | ours CPU ms | sharp CPU ms | ours peak RSS MiB | sharp peak RSS MiB | RSS ours/sharp | ours KiB | sharp KiB |"
         );
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            md,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for i in &m.images {
             let _ = writeln!(
                 md,
@@ -325,7 +430,11 @@ pub fn markdown(c: &Comparison) -> String {
         }
         let (ours_ms, sharp_ms) = (m.mean_ms(|i| &i.ours), m.mean_ms(|i| &i.sharp));
         let (ours_rss, sharp_rss) = (m.max_rss_kib(|i| &i.ours), m.max_rss_kib(|i| &i.sharp));
-        let ratios: Vec<f64> = m.images.iter().map(|i| i.ours.wall_ms / i.sharp.wall_ms).collect();
+        let ratios: Vec<f64> = m
+            .images
+            .iter()
+            .map(|i| i.ours.wall_ms / i.sharp.wall_ms)
+            .collect();
         let _ = writeln!(
             md,
             "| **all ({} images)** | | **{:.1}** | **{:.1}** | **{:.2}** (geo-mean {:.2}) | {:.1} | {:.1} | **{:.0}** (max) | **{:.0}** (max) | **{:.2}** | | |\n",
@@ -340,7 +449,10 @@ pub fn markdown(c: &Comparison) -> String {
             mib(sharp_rss),
             ours_rss as f64 / sharp_rss as f64
         );
-        let threads = m.images.first().map(|i| (i.ours.threads.to_string(), i.sharp.threads.to_string()));
+        let threads = m
+            .images
+            .first()
+            .map(|i| (i.ours.threads.to_string(), i.sharp.threads.to_string()));
         if let Some((ours_threads, sharp_threads)) = threads {
             let _ = writeln!(
                 md,
@@ -352,11 +464,18 @@ pub fn markdown(c: &Comparison) -> String {
             .filter_map(|n| m.mean_variant_ms(n).map(|ms| format!("{n} {ms:.1} ms")))
             .collect();
         if !per_variant.is_empty() {
-            let _ = writeln!(md, "Our time per variant (mean of medians): {}.\n", per_variant.join(", "));
+            let _ = writeln!(
+                md,
+                "Our time per variant (mean of medians): {}.\n",
+                per_variant.join(", ")
+            );
         }
     }
     if !c.quality.is_empty() {
-        let _ = writeln!(md, "#### Quality: SSIM (luma) against a Lanczos3 f32 reference, 1.0 = identical\n");
+        let _ = writeln!(
+            md,
+            "#### Quality: SSIM (luma) against a Lanczos3 f32 reference, 1.0 = identical\n"
+        );
         let _ = writeln!(md, "| image | variant | ours | sharp | ours − sharp |");
         let _ = writeln!(md, "|---|---|---:|---:|---:|");
         for q in &c.quality {
@@ -370,7 +489,9 @@ pub fn markdown(c: &Comparison) -> String {
                 q.ours_ssim - q.sharp_ssim
             );
         }
-        let mean = |f: fn(&QualityFigures) -> f64| c.quality.iter().map(f).sum::<f64>() / c.quality.len() as f64;
+        let mean = |f: fn(&QualityFigures) -> f64| {
+            c.quality.iter().map(f).sum::<f64>() / c.quality.len() as f64
+        };
         let _ = writeln!(
             md,
             "| **mean** | | **{:.4}** | **{:.4}** | **{:+.4}** |\n",

@@ -35,24 +35,45 @@ pub fn decode_memory_mib(max_pixels: u64) -> u32 {
 
 /// SMALL_STAGE_MEMORY_MIB from the CDK stack's source (validate and record-result).
 pub fn small_stage_memory_mib(stack_source: &str) -> Option<u32> {
-    let line = stack_source.lines().find(|l| l.contains("SMALL_STAGE_MEMORY_MIB ="))?;
-    line.split('=').nth(1)?.trim().trim_end_matches(';').trim().parse().ok()
+    let line = stack_source
+        .lines()
+        .find(|l| l.contains("SMALL_STAGE_MEMORY_MIB ="))?;
+    line.split('=')
+        .nth(1)?
+        .trim()
+        .trim_end_matches(';')
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// States entered by one successful execution of the state machine, taking the first branch of every
 /// Choice when `first_choice` (faces wanted), its Default otherwise, and running each Map's processor
 /// once per item. Step Functions Standard bills one transition per state entered.
 pub fn transitions(asl: &Value, map_items: usize, first_choice: bool) -> Result<usize> {
-    fn walk(states: &Value, start: &str, items: usize, first_choice: bool, depth: usize) -> Result<usize> {
+    fn walk(
+        states: &Value,
+        start: &str,
+        items: usize,
+        first_choice: bool,
+        depth: usize,
+    ) -> Result<usize> {
         let mut count = 0;
         let mut current = start.to_string();
         for _ in 0..1000 {
-            let state = states.get(&current).with_context(|| format!("no state {current:?}"))?;
+            let state = states
+                .get(&current)
+                .with_context(|| format!("no state {current:?}"))?;
             count += 1;
             let kind = state["Type"].as_str().unwrap_or_default();
             if kind == "Map" {
-                let processor = state.get("ItemProcessor").or_else(|| state.get("Iterator")).context("Map without processor")?;
-                let start = processor["StartAt"].as_str().context("Map processor without StartAt")?;
+                let processor = state
+                    .get("ItemProcessor")
+                    .or_else(|| state.get("Iterator"))
+                    .context("Map without processor")?;
+                let start = processor["StartAt"]
+                    .as_str()
+                    .context("Map processor without StartAt")?;
                 count += items * walk(&processor["States"], start, items, first_choice, depth + 1)?;
             }
             let next = if kind == "Choice" {
@@ -120,8 +141,10 @@ impl Deployment {
 }
 
 pub fn read_asl(path: &Path) -> Result<Value> {
-    serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
-        .with_context(|| format!("parsing {}", path.display()))
+    serde_json::from_slice(
+        &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))
 }
 
 pub fn markdown(ours: &Deployment, seed: &Deployment) -> String {
@@ -152,9 +175,23 @@ pub fn markdown(ours: &Deployment, seed: &Deployment) -> String {
                 d.transitions as f64 * SFN_STANDARD_TRANSITION * million
             );
         }
-        let _ = writeln!(md, "| S3 GET | | {} | | | {:.2} | |", d.s3_gets, d.s3_gets as f64 * S3_GET * million);
-        let _ = writeln!(md, "| S3 PUT | | {} | | | {:.2} | |", d.s3_puts, d.s3_puts as f64 * S3_PUT * million);
-        let _ = writeln!(md, "| **total** | | | | | **{:.2}** | |\n", d.per_image() * million);
+        let _ = writeln!(
+            md,
+            "| S3 GET | | {} | | | {:.2} | |",
+            d.s3_gets,
+            d.s3_gets as f64 * S3_GET * million
+        );
+        let _ = writeln!(
+            md,
+            "| S3 PUT | | {} | | | {:.2} | |",
+            d.s3_puts,
+            d.s3_puts as f64 * S3_PUT * million
+        );
+        let _ = writeln!(
+            md,
+            "| **total** | | | | | **{:.2}** | |\n",
+            d.per_image() * million
+        );
     }
     let _ = writeln!(
         md,
@@ -191,7 +228,10 @@ mod tests {
 
     #[test]
     fn small_stage_memory_is_read_from_the_stack_source() {
-        assert_eq!(small_stage_memory_mib("const X = 1;\nconst SMALL_STAGE_MEMORY_MIB = 256;\n"), Some(256));
+        assert_eq!(
+            small_stage_memory_mib("const X = 1;\nconst SMALL_STAGE_MEMORY_MIB = 256;\n"),
+            Some(256)
+        );
         assert_eq!(small_stage_memory_mib("nothing here"), None);
     }
 
@@ -215,10 +255,16 @@ mod tests {
 
     #[test]
     fn the_projects_state_machine_is_countable() {
-        let asl = read_asl(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../statemachine/pipeline.asl.json")).unwrap();
+        let asl = read_asl(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../statemachine/pipeline.asl.json"),
+        )
+        .unwrap();
         let with_faces = transitions(&asl, 3, true).unwrap();
         let without = transitions(&asl, 3, false).unwrap();
-        assert!(with_faces >= 3 + 3, "at least validate, map, record and three renders: {with_faces}");
+        assert!(
+            with_faces >= 3 + 3,
+            "at least validate, map, record and three renders: {with_faces}"
+        );
         assert!(without <= with_faces);
     }
 

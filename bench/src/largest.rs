@@ -44,19 +44,32 @@ pub fn ensure_images(dir: &Path) -> Result<Vec<PathBuf>> {
     for path in [&jpeg, &png] {
         let size = std::fs::metadata(path)?.len();
         if size > limit {
-            bail!("{} is {size} bytes, over the default {limit}-byte limit", path.display());
+            bail!(
+                "{} is {size} bytes, over the default {limit}-byte limit",
+                path.display()
+            );
         }
     }
     Ok(vec![jpeg, png])
 }
 
 fn run(mut command: Command, what: &str) -> Result<WorkerResult> {
-    let output = command.output().with_context(|| format!("starting {what}"))?;
+    let output = command
+        .output()
+        .with_context(|| format!("starting {what}"))?;
     if !output.status.success() {
-        bail!("{what} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "{what} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).context("no JSON line")?;
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .context("no JSON line")?;
     Ok(serde_json::from_str(line)?)
 }
 
@@ -66,12 +79,27 @@ pub fn measure(dir: &Path, node: &str, sharp_worker: &Path) -> Result<Vec<LargeR
         let source_bytes = std::fs::metadata(&image)?.len();
         for variant in ["thumbnail", "coverphoto"] {
             let mut ours = Command::new(std::env::current_exe()?);
-            ours.arg("ours").arg("--image").arg(&image).args(["--only", variant, "--runs", "1", "--warmup", "0"]);
+            ours.arg("ours")
+                .arg("--image")
+                .arg(&image)
+                .args(["--only", variant, "--runs", "1", "--warmup", "0"]);
             let mut sharp = Command::new(node);
             sharp.arg(sharp_worker).arg("--image").arg(&image);
-            sharp.args(["--only", variant, "--runs", "1", "--warmup", "0", "--concurrency", "1"]);
+            sharp.args([
+                "--only",
+                variant,
+                "--runs",
+                "1",
+                "--warmup",
+                "0",
+                "--concurrency",
+                "1",
+            ]);
             for (side, command) in [("ours", ours), ("sharp", sharp)] {
-                let name = image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = image
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let result = match run(command, side) {
                     Ok(r) => r,
                     Err(e) => {
@@ -79,7 +107,11 @@ pub fn measure(dir: &Path, node: &str, sharp_worker: &Path) -> Result<Vec<LargeR
                         continue;
                     }
                 };
-                eprintln!("[largest] {side} {name} {variant}: {:.0} ms, peak RSS {} MiB", result.wall_ms[0], result.peak_rss_kib / 1024);
+                eprintln!(
+                    "[largest] {side} {name} {variant}: {:.0} ms, peak RSS {} MiB",
+                    result.wall_ms[0],
+                    result.peak_rss_kib / 1024
+                );
                 runs.push(LargeRun {
                     image: name,
                     source_bytes,
@@ -96,7 +128,10 @@ pub fn measure(dir: &Path, node: &str, sharp_worker: &Path) -> Result<Vec<LargeR
 
 pub fn markdown(runs: &[LargeRun], memory_mib: u32) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "| image | source MB | variant | side | ms | peak RSS MiB | of {memory_mib} MiB |");
+    let _ = writeln!(
+        md,
+        "| image | source MB | variant | side | ms | peak RSS MiB | of {memory_mib} MiB |"
+    );
     let _ = writeln!(md, "|---|---:|---|---|---:|---:|---:|");
     for r in runs {
         let mib = r.peak_rss_kib as f64 / 1024.0;

@@ -100,9 +100,9 @@ pub(crate) fn collect_images(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .with_context(|| format!("listing {}", path.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
-                    p.extension()
-                        .and_then(|e| e.to_str())
-                        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+                    p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                        IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
+                    })
                 })
                 .collect();
             found.sort();
@@ -143,10 +143,17 @@ pub(crate) fn write_report(out: &Path, name: &str, markdown: &str) -> Result<()>
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::All(args) => report::all(&args)?,
-        Command::Stages { images, config, runs } => {
+        Command::Stages {
+            images,
+            config,
+            runs,
+        } => {
             let (variants, limits) = stages::default_profile(&config)?;
             for image in collect_images(&images)? {
-                println!("{}", serde_json::to_string(&stages::measure(&image, &variants, &limits, runs)?)?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&stages::measure(&image, &variants, &limits, runs)?)?
+                );
             }
         }
         Command::Compare(args) => {
@@ -155,10 +162,20 @@ fn main() -> Result<()> {
             let markdown = compare::markdown(&comparison);
             print!("{markdown}");
             std::fs::create_dir_all(&args.out)?;
-            std::fs::write(args.out.join("compare.json"), serde_json::to_vec_pretty(&comparison)?)?;
+            std::fs::write(
+                args.out.join("compare.json"),
+                serde_json::to_vec_pretty(&comparison)?,
+            )?;
             write_report(&args.out, "compare.md", &markdown)?;
         }
-        Command::Ours { image, runs, warmup, out, only, specs } => {
+        Command::Ours {
+            image,
+            runs,
+            warmup,
+            out,
+            only,
+            specs,
+        } => {
             let result = worker::run_ours(&worker::WorkerArgs {
                 image: &image,
                 runs,

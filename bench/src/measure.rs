@@ -56,7 +56,12 @@ pub fn median(samples: &[f64]) -> f64 {
 
 /// Geometric mean of positive ratios; NaN when there is none.
 pub fn geometric_mean(values: &[f64]) -> f64 {
-    let logs: Vec<f64> = values.iter().copied().filter(|v| *v > 0.0 && v.is_finite()).map(f64::ln).collect();
+    let logs: Vec<f64> = values
+        .iter()
+        .copied()
+        .filter(|v| *v > 0.0 && v.is_finite())
+        .map(f64::ln)
+        .collect();
     if logs.is_empty() {
         return f64::NAN;
     }
@@ -75,8 +80,10 @@ pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+            })
         })
         .unwrap_or_else(|| "unknown CPU".into())
 }

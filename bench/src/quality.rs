@@ -52,10 +52,18 @@ pub struct Source {
 
 impl Source {
     pub fn new(rgb: &RgbImage) -> Result<Self> {
-        let bytes: Vec<u8> = rgb.as_raw().iter().flat_map(|&v| (v as f32).to_ne_bytes()).collect();
+        let bytes: Vec<u8> = rgb
+            .as_raw()
+            .iter()
+            .flat_map(|&v| (v as f32).to_ne_bytes())
+            .collect();
         let pixels = Image::from_vec_u8(rgb.width(), rgb.height(), bytes, PixelType::F32x3)
             .context("wrapping the source for resizing")?;
-        Ok(Source { width: rgb.width(), height: rgb.height(), pixels })
+        Ok(Source {
+            width: rgb.width(),
+            height: rgb.height(),
+            pixels,
+        })
     }
 
     /// The `cover` crop at the centre, resized to `width`×`height` with Lanczos3 in f32, with the window
@@ -75,11 +83,17 @@ impl Source {
         let options = ResizeOptions::new()
             .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
             .crop(left, top, win_w, win_h);
-        Resizer::new().resize(&self.pixels, &mut dst, &options).context("reference resize")?;
+        Resizer::new()
+            .resize(&self.pixels, &mut dst, &options)
+            .context("reference resize")?;
         let values: Vec<u8> = dst
             .buffer()
             .chunks_exact(4)
-            .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]).round().clamp(0.0, 255.0) as u8)
+            .map(|b| {
+                f32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+                    .round()
+                    .clamp(0.0, 255.0) as u8
+            })
             .collect();
         RgbImage::from_raw(width, height, values).context("reference buffer size")
     }
@@ -88,10 +102,14 @@ impl Source {
     pub fn references(&self, width: u32, height: u32) -> Result<Vec<RgbImage>> {
         let crops_an_axis = {
             let scale = (width as f64 / self.width as f64).max(height as f64 / self.height as f64);
-            (width as f64 / scale) < self.width as f64 - 1e-6 || (height as f64 / scale) < self.height as f64 - 1e-6
+            (width as f64 / scale) < self.width as f64 - 1e-6
+                || (height as f64 / scale) < self.height as f64 - 1e-6
         };
         let shifts: &[f64] = if crops_an_axis { &SHIFTS } else { &[0.0] };
-        shifts.iter().map(|&s| self.reference(width, height, s)).collect()
+        shifts
+            .iter()
+            .map(|&s| self.reference(width, height, s))
+            .collect()
     }
 }
 
@@ -105,7 +123,10 @@ pub fn best_ssim(output: &RgbImage, references: &[RgbImage]) -> Result<f64> {
 }
 
 fn luma(image: &RgbImage) -> Vec<f32> {
-    image.pixels().map(|p| 0.299 * p.0[0] as f32 + 0.587 * p.0[1] as f32 + 0.114 * p.0[2] as f32).collect()
+    image
+        .pixels()
+        .map(|p| 0.299 * p.0[0] as f32 + 0.587 * p.0[1] as f32 + 0.114 * p.0[2] as f32)
+        .collect()
 }
 
 fn gaussian_kernel() -> [f32; 11] {
@@ -140,7 +161,11 @@ fn blur(plane: &[f32], w: usize, h: usize, k: &[f32; 11]) -> Vec<f32> {
 /// Mean SSIM of the luma of two images of the same size (at least 11×11).
 pub fn ssim_luma(a: &RgbImage, b: &RgbImage) -> Result<f64> {
     if a.dimensions() != b.dimensions() {
-        bail!("SSIM of images of different sizes: {:?} vs {:?}", a.dimensions(), b.dimensions());
+        bail!(
+            "SSIM of images of different sizes: {:?} vs {:?}",
+            a.dimensions(),
+            b.dimensions()
+        );
     }
     let (w, h) = (a.width() as usize, a.height() as usize);
     if w < 11 || h < 11 {
@@ -148,7 +173,9 @@ pub fn ssim_luma(a: &RgbImage, b: &RgbImage) -> Result<f64> {
     }
     let (x, y) = (luma(a), luma(b));
     let k = gaussian_kernel();
-    let products = |f: &dyn Fn(f32, f32) -> f32| -> Vec<f32> { x.iter().zip(&y).map(|(&p, &q)| f(p, q)).collect() };
+    let products = |f: &dyn Fn(f32, f32) -> f32| -> Vec<f32> {
+        x.iter().zip(&y).map(|(&p, &q)| f(p, q)).collect()
+    };
     let mu_x = blur(&x, w, h, &k);
     let mu_y = blur(&y, w, h, &k);
     let xx = blur(&products(&|p, _| p * p), w, h, &k);
@@ -161,7 +188,8 @@ pub fn ssim_luma(a: &RgbImage, b: &RgbImage) -> Result<f64> {
         let vx = xx[i] as f64 - mx * mx;
         let vy = yy[i] as f64 - my * my;
         let cov = xy[i] as f64 - mx * my;
-        sum += ((2.0 * mx * my + c1) * (2.0 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2));
+        sum +=
+            ((2.0 * mx * my + c1) * (2.0 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2));
     }
     Ok(sum / mu_x.len() as f64)
 }
@@ -196,7 +224,11 @@ mod tests {
     fn reference_of_a_flat_image_is_flat_and_of_the_asked_size() {
         let flat = RgbImage::from_pixel(400, 200, image::Rgb([10, 200, 30]));
         let refs = Source::new(&flat).unwrap().references(50, 50).unwrap();
-        assert_eq!(refs.len(), SHIFTS.len(), "a 2:1 source cropped to 1:1 is shifted along x");
+        assert_eq!(
+            refs.len(),
+            SHIFTS.len(),
+            "a 2:1 source cropped to 1:1 is shifted along x"
+        );
         for r in refs {
             assert_eq!(r.dimensions(), (50, 50));
             assert!(r.pixels().all(|p| p.0 == [10, 200, 30]));

@@ -13,7 +13,12 @@ use crate::measure::{cpu_model, load_average};
 use crate::stages::StageTimes;
 use crate::{largest, throughput, CompareArgs};
 
-const LAMBDAS: [&str; 4] = ["validate", "detect-faces", "render-variant", "record-result"];
+const LAMBDAS: [&str; 4] = [
+    "validate",
+    "detect-faces",
+    "render-variant",
+    "record-result",
+];
 /// The seed's Lambda: Node.js on x86_64 (the runtime's default architecture) at 1536 MB.
 const SEED_MEMORY_MIB: u32 = 1536;
 
@@ -59,7 +64,10 @@ fn stage_times(images: &[PathBuf], config: &Path) -> Result<Vec<StageTimes>> {
         .output()
         .context("starting the stages worker")?;
     if !output.status.success() {
-        anyhow::bail!("the stages worker failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        anyhow::bail!(
+            "the stages worker failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -83,10 +91,14 @@ struct Memories {
 }
 
 fn memories(repo: &Path, max_pixels: u64) -> (Memories, String) {
-    let stack = std::fs::read_to_string(repo.join("cdk/lib/ferrotype-stack.ts")).unwrap_or_default();
+    let stack =
+        std::fs::read_to_string(repo.join("cdk/lib/ferrotype-stack.ts")).unwrap_or_default();
     let (small, note) = match cost::small_stage_memory_mib(&stack) {
         Some(mib) => (mib, "read from cdk/lib/ferrotype-stack.ts"),
-        None => (256, "SMALL_STAGE_MEMORY_MIB not found in cdk/lib/ferrotype-stack.ts; assumed 256"),
+        None => (
+            256,
+            "SMALL_STAGE_MEMORY_MIB not found in cdk/lib/ferrotype-stack.ts; assumed 256",
+        ),
     };
     let decode = cost::decode_memory_mib(max_pixels);
     (
@@ -114,10 +126,18 @@ fn cost_model(
     memories: &Memories,
 ) -> Result<(Deployment, Deployment)> {
     let asl = cost::read_asl(&repo.join("statemachine/pipeline.asl.json"))?;
-    let variants: Vec<String> = times.first().map(|t| t.variants.iter().map(|v| v.0.clone()).collect()).unwrap_or_default();
+    let variants: Vec<String> = times
+        .first()
+        .map(|t| t.variants.iter().map(|v| v.0.clone()).collect())
+        .unwrap_or_default();
     let source_bytes = mean(times.iter().map(|t| t.source_bytes as f64));
     let (rust_cold, rust_cold_basis) = cold_start_of(cold, "render-variant", 14.0);
-    let stage = |name: String, memory_mib: u32, invocations: f64, duration_ms: f64, cold_ms: f64, basis: String| Stage {
+    let stage = |name: String,
+                 memory_mib: u32,
+                 invocations: f64,
+                 duration_ms: f64,
+                 cold_ms: f64,
+                 basis: String| Stage {
         name,
         memory_mib,
         invocations,
@@ -176,10 +196,20 @@ fn cost_model(
         s3_puts: variants.len() + 1,
     };
 
-    let single = comparison.modes.iter().find(|m| m.mode == Mode::Single).or(comparison.modes.first());
+    let single = comparison
+        .modes
+        .iter()
+        .find(|m| m.mode == Mode::Single)
+        .or(comparison.modes.first());
     let sharp_ms = single.map(|m| m.mean_ms(|i| &i.sharp)).unwrap_or(f64::NAN);
     let seed_out_bytes = single
-        .map(|m| mean(m.images.iter().map(|i| i.sharp.bytes.iter().map(|b| b.1 as f64).sum::<f64>())))
+        .map(|m| {
+            mean(
+                m.images
+                    .iter()
+                    .map(|i| i.sharp.bytes.iter().map(|b| b.1 as f64).sum::<f64>()),
+            )
+        })
         .unwrap_or(0.0);
     let (seed_cold, seed_cold_basis) = cold_start_of(cold, "seed-node-sharp", 425.0);
     let seed = Deployment {
@@ -202,7 +232,12 @@ fn cost_model(
     Ok((ours, seed))
 }
 
-fn cold_starts(bin_dir: &Path, repo: &Path, args: &AllArgs, memories: &Memories) -> (Vec<ColdStart>, Vec<String>) {
+fn cold_starts(
+    bin_dir: &Path,
+    repo: &Path,
+    args: &AllArgs,
+    memories: &Memories,
+) -> (Vec<ColdStart>, Vec<String>) {
     let mut results = Vec::new();
     let mut notes = Vec::new();
     let config = std::fs::read_to_string(repo.join("ferrotype.json"))
@@ -214,22 +249,35 @@ fn cold_starts(bin_dir: &Path, repo: &Path, args: &AllArgs, memories: &Memories)
     for name in LAMBDAS {
         let program = bin_dir.join(name);
         if !program.exists() {
-            notes.push(format!("{name}: not built ({} missing; `cargo build --release -p {name}`)", program.display()));
+            notes.push(format!(
+                "{name}: not built ({} missing; `cargo build --release -p {name}`)",
+                program.display()
+            ));
             continue;
         }
-        let memory_mib = if matches!(name, "validate" | "record-result") { memories.small } else { memories.decode };
+        let memory_mib = if matches!(name, "validate" | "record-result") {
+            memories.small
+        } else {
+            memories.decode
+        };
         targets.push(Target {
             name: name.into(),
             program,
             args: vec![],
-            env: vec![("FERROTYPE_CONFIG".into(), config.clone()), ("OUTPUT_BUCKET".into(), "bench-output".into())],
+            env: vec![
+                ("FERROTYPE_CONFIG".into(), config.clone()),
+                ("OUTPUT_BUCKET".into(), "bench-output".into()),
+            ],
             memory_mib,
         });
     }
     targets.push(Target {
         name: "seed-node-sharp".into(),
         program: PathBuf::from(&args.compare.node),
-        args: vec![repo.join("bench/seed-cold-start.mjs").to_string_lossy().into_owned()],
+        args: vec![repo
+            .join("bench/seed-cold-start.mjs")
+            .to_string_lossy()
+            .into_owned()],
         env: vec![],
         memory_mib: SEED_MEMORY_MIB,
     });
@@ -260,35 +308,83 @@ pub fn all(args: &AllArgs) -> Result<()> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         load_start
     );
-    let names: Vec<String> =
-        options.images.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = options
+        .images
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
     let _ = writeln!(md, "Images: {}.\n", names.join(", "));
 
     // 1. Speed, memory, size and quality against sharp.
     let comparison = compare::run(&options)?;
-    std::fs::write(out.join("compare.json"), serde_json::to_vec_pretty(&comparison)?)?;
-    let _ = writeln!(md, "## Ours against sharp: time, peak memory, output size, quality\n");
+    std::fs::write(
+        out.join("compare.json"),
+        serde_json::to_vec_pretty(&comparison)?,
+    )?;
+    let _ = writeln!(
+        md,
+        "## Ours against sharp: time, peak memory, output size, quality\n"
+    );
     md.push_str(&compare::markdown(&comparison));
 
     // 2. Stage compute, for the cost model.
     let times = stage_times(&options.images, &repo.join("ferrotype.json"))?;
     let (_, limits) = crate::stages::default_profile(&repo.join("ferrotype.json"))?;
     let (memories, memory_note) = memories(repo, limits.max_pixels);
-    let _ = writeln!(md, "## Compute per stage (one thread, default profile, mean over the images)\n");
-    let _ = writeln!(md, "| image | probe ms | preview + builtin faces ms (faces) | {} |", times.first().map(|t| t.variants.iter().map(|v| format!("{} ms", v.0)).collect::<Vec<_>>().join(" | ")).unwrap_or_default());
-    let _ = writeln!(md, "|---|---:|---:|{}", "---:|".repeat(times.first().map(|t| t.variants.len()).unwrap_or(0)));
+    let _ = writeln!(
+        md,
+        "## Compute per stage (one thread, default profile, mean over the images)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| image | probe ms | preview + builtin faces ms (faces) | {} |",
+        times
+            .first()
+            .map(|t| t
+                .variants
+                .iter()
+                .map(|v| format!("{} ms", v.0))
+                .collect::<Vec<_>>()
+                .join(" | "))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        md,
+        "|---|---:|---:|{}",
+        "---:|".repeat(times.first().map(|t| t.variants.len()).unwrap_or(0))
+    );
     for t in &times {
         let variants: Vec<String> = t.variants.iter().map(|v| format!("{:.1}", v.1)).collect();
-        let _ = writeln!(md, "| {} | {:.2} | {:.1} ({}) | {} |", t.image, t.probe_ms, t.faces_ms, t.faces_found, variants.join(" | "));
+        let _ = writeln!(
+            md,
+            "| {} | {:.2} | {:.1} ({}) | {} |",
+            t.image,
+            t.probe_ms,
+            t.faces_ms,
+            t.faces_found,
+            variants.join(" | ")
+        );
     }
     md.push('\n');
 
     // 3. The largest image the default profile accepts.
-    let _ = writeln!(md, "## The largest accepted image (100 MP), one variant per process\n");
+    let _ = writeln!(
+        md,
+        "## The largest accepted image (100 MP), one variant per process\n"
+    );
     if args.skip_largest {
         let _ = writeln!(md, "Skipped (--skip-largest).\n");
     } else {
-        match largest::measure(&out.join("largest"), &args.compare.node, &args.compare.sharp_worker) {
+        match largest::measure(
+            &out.join("largest"),
+            &args.compare.node,
+            &args.compare.sharp_worker,
+        ) {
             Ok(runs) => {
                 md.push_str(&largest::markdown(&runs, memories.decode));
                 let _ = writeln!(md, "\nOurs at the default threading; sharp with concurrency 1. Generated images without sensor grain (a grainy 100 MP PNG exceeds the 50 MB object limit).\n");
@@ -301,17 +397,35 @@ pub fn all(args: &AllArgs) -> Result<()> {
 
     // 4. Cold starts and sizes.
     let (cold, cold_notes) = cold_starts(&args.bin_dir, repo, args, &memories);
-    let _ = writeln!(md, "## Cold start: process start until the first poll of the Runtime API\n");
+    let _ = writeln!(
+        md,
+        "## Cold start: process start until the first poll of the Runtime API\n"
+    );
     let _ = writeln!(md, "Against a stand-in Runtime API on 127.0.0.1 (bench/src/cold_start.rs), median of {} starts after one untimed start; host build (x86_64), not the arm64 bootstrap.\n", args.cold_starts);
-    let _ = writeln!(md, "| binary | median ms | min | max | RSS at first poll MiB |\n|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "| binary | median ms | min | max | RSS at first poll MiB |\n|---|---:|---:|---:|---:|"
+    );
     for c in &cold {
-        let _ = writeln!(md, "| {} | {:.1} | {:.1} | {:.1} | {:.1} |", c.name, c.median_ms, c.min_ms, c.max_ms, c.rss_at_poll_kib as f64 / 1024.0);
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            c.name,
+            c.median_ms,
+            c.min_ms,
+            c.max_ms,
+            c.rss_at_poll_kib as f64 / 1024.0
+        );
     }
     for note in &cold_notes {
         let _ = writeln!(md, "\n- {note}");
     }
     let _ = writeln!(md, "\nseed-node-sharp is Node starting, importing sharp and polling (bench/seed-cold-start.mjs): it leaves out the managed runtime's client and the AWS SDK, so the seed's real cold start is longer.\n");
-    let _ = writeln!(md, "## Release bootstrap sizes ({})\n", args.bin_dir.display());
+    let _ = writeln!(
+        md,
+        "## Release bootstrap sizes ({})\n",
+        args.bin_dir.display()
+    );
     let _ = writeln!(md, "| binary | MiB |\n|---|---:|");
     for name in LAMBDAS {
         match std::fs::metadata(args.bin_dir.join(name)) {
@@ -329,7 +443,12 @@ pub fn all(args: &AllArgs) -> Result<()> {
     let _ = writeln!(md, "## Local pipeline throughput (`ferrotype run`)\n");
     let ferrotype = args.bin_dir.join("ferrotype");
     if ferrotype.exists() && throughput::has_run_command(&ferrotype) {
-        match throughput::measure(&ferrotype, &options.images, args.throughput_images, &out.join("throughput")) {
+        match throughput::measure(
+            &ferrotype,
+            &options.images,
+            args.throughput_images,
+            &out.join("throughput"),
+        ) {
             Ok(t) => {
                 let _ = writeln!(
                     md,
@@ -342,7 +461,11 @@ pub fn all(args: &AllArgs) -> Result<()> {
             }
         }
     } else {
-        let _ = writeln!(md, "Not measured: {} has no `run` command yet.\n", ferrotype.display());
+        let _ = writeln!(
+            md,
+            "Not measured: {} has no `run` command yet.\n",
+            ferrotype.display()
+        );
     }
 
     // 6. Cost.

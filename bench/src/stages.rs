@@ -32,10 +32,14 @@ pub struct StageTimes {
 /// The default profile of a ferrotype.json: its variants and limits.
 pub fn default_profile(config_path: &Path) -> Result<(Vec<VariantSpec>, Limits)> {
     let config: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(config_path).with_context(|| format!("reading {}", config_path.display()))?,
+        &std::fs::read(config_path)
+            .with_context(|| format!("reading {}", config_path.display()))?,
     )?;
-    let profile = config["profiles"].get(0).context("the config has no profile")?;
-    let variants = serde_json::from_value(profile["variants"].clone()).context("the profile's variants")?;
+    let profile = config["profiles"]
+        .get(0)
+        .context("the config has no profile")?;
+    let variants =
+        serde_json::from_value(profile["variants"].clone()).context("the profile's variants")?;
     let limits = match profile.get("limits") {
         Some(limits) => serde_json::from_value(limits.clone()).context("the profile's limits")?,
         None => Limits::default(),
@@ -43,7 +47,12 @@ pub fn default_profile(config_path: &Path) -> Result<(Vec<VariantSpec>, Limits)>
     Ok((variants, limits))
 }
 
-pub fn measure(image: &Path, variants: &[VariantSpec], limits: &Limits, runs: usize) -> Result<StageTimes> {
+pub fn measure(
+    image: &Path,
+    variants: &[VariantSpec],
+    limits: &Limits,
+    runs: usize,
+) -> Result<StageTimes> {
     let bytes = std::fs::read(image).with_context(|| format!("reading {}", image.display()))?;
     let timed = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
         f()?; // warm-up
@@ -64,20 +73,28 @@ pub fn measure(image: &Path, variants: &[VariantSpec], limits: &Limits, runs: us
     let mut faces_found = 0;
     let faces_ms = timed(&mut || {
         let preview = decode_preview(&bytes, BUILTIN_PREVIEW_SIDE, limits)?;
-        faces_found = detector.detect_blocking(&preview).map_err(|e| anyhow::anyhow!("faces: {e}"))?.len();
+        faces_found = detector
+            .detect_blocking(&preview)
+            .map_err(|e| anyhow::anyhow!("faces: {e}"))?
+            .len();
         Ok(())
     })?;
     let mut variant_times = Vec::new();
     for spec in variants {
         let mut out_bytes = 0;
         let ms = timed(&mut || {
-            out_bytes = render(&bytes, spec, Some(Focus::CENTRE), limits)?.bytes.len() as u64;
+            out_bytes = render(&bytes, spec, Some(Focus::CENTRE), limits)?
+                .bytes
+                .len() as u64;
             Ok(())
         })?;
         variant_times.push((spec.name.clone(), ms, out_bytes));
     }
     Ok(StageTimes {
-        image: image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        image: image
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         source_bytes: bytes.len() as u64,
         probe_ms,
         faces_ms,
@@ -100,7 +117,8 @@ mod tests {
 
     #[test]
     fn every_stage_is_timed_on_a_generated_photo() {
-        let dir = std::env::temp_dir().join(format!("ferrotype-bench-stages-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("ferrotype-bench-stages-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let image = dir.join("photo.jpg");
         let photo = crate::synthetic::photo_like(900, 600, 2, true);
@@ -108,7 +126,10 @@ mod tests {
         let specs: Vec<VariantSpec> = crate::worker::seed_variants().unwrap();
         let times = measure(&image, &specs, &Limits::default(), 1).unwrap();
         assert_eq!(times.variants.len(), 2);
-        assert!(times.variants.iter().all(|(_, ms, bytes)| *ms > 0.0 && *bytes > 0));
+        assert!(times
+            .variants
+            .iter()
+            .all(|(_, ms, bytes)| *ms > 0.0 && *bytes > 0));
         assert!(times.faces_ms > 0.0);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -45,7 +45,12 @@ fn fractal_noise(seed: u32, x: f32, y: f32) -> f32 {
     let mut amplitude = 0.5;
     let mut frequency = 1.0;
     for octave in 0..4 {
-        sum += amplitude * value_noise(seed.wrapping_add(octave * 7919), x * frequency, y * frequency);
+        sum += amplitude
+            * value_noise(
+                seed.wrapping_add(octave * 7919),
+                x * frequency,
+                y * frequency,
+            );
         amplitude *= 0.5;
         frequency *= 2.03;
     }
@@ -88,8 +93,13 @@ pub fn photo_like(width: u32, height: u32, seed: u32, grain: bool) -> RgbImage {
         for &(left, bw, top) in &buildings {
             if x >= left && x < left + bw && y >= top && y < horizon + 0.02 * h {
                 // Facade with a regular grid of windows: hard edges and fine periodic detail.
-                let lit = ((x - left) / window) as i32 % 3 != 0 && ((y - top) / window) as i32 % 3 != 0;
-                let tone = if lit { 40.0 + 160.0 * hash(seed, (x / window) as i32, (y / window) as i32) } else { 150.0 };
+                let lit =
+                    ((x - left) / window) as i32 % 3 != 0 && ((y - top) / window) as i32 % 3 != 0;
+                let tone = if lit {
+                    40.0 + 160.0 * hash(seed, (x / window) as i32, (y / window) as i32)
+                } else {
+                    150.0
+                };
                 rgb = [tone, tone * 0.95, tone * 0.85];
             }
         }
@@ -97,7 +107,11 @@ pub fn photo_like(width: u32, height: u32, seed: u32, grain: bool) -> RgbImage {
         if dx * dx + dy * dy < sun.2 * sun.2 {
             rgb = [255.0, 236.0, 180.0];
         }
-        let noise = if grain { (hash(seed ^ 0x9e37, px as i32, py as i32) - 0.5) * 14.0 } else { 0.0 };
+        let noise = if grain {
+            (hash(seed ^ 0x9e37, px as i32, py as i32) - 0.5) * 14.0
+        } else {
+            0.0
+        };
         image::Rgb(rgb.map(|c| (c + noise).round().clamp(0.0, 255.0) as u8))
     })
 }
@@ -105,7 +119,12 @@ pub fn photo_like(width: u32, height: u32, seed: u32, grain: bool) -> RgbImage {
 pub fn encode_jpeg(image: &RgbImage, quality: u8) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     JpegEncoder::new_with_quality(&mut bytes, quality)
-        .write_image(image.as_raw(), image.width(), image.height(), image::ExtendedColorType::Rgb8)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::Rgb8,
+        )
         .context("encoding a synthetic JPEG")?;
     Ok(bytes)
 }
@@ -113,7 +132,12 @@ pub fn encode_jpeg(image: &RgbImage, quality: u8) -> Result<Vec<u8>> {
 pub fn encode_png(image: &RgbImage) -> Result<Vec<u8>> {
     let mut bytes = Cursor::new(Vec::new());
     PngEncoder::new_with_quality(&mut bytes, CompressionType::Fast, FilterType::Adaptive)
-        .write_image(image.as_raw(), image.width(), image.height(), image::ExtendedColorType::Rgb8)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::Rgb8,
+        )
         .context("encoding a synthetic PNG")?;
     Ok(bytes.into_inner())
 }
@@ -143,7 +167,11 @@ mod tests {
         assert_eq!(a, photo_like(160, 120, 7, true));
         assert_ne!(a, photo_like(160, 120, 8, true));
         let distinct: std::collections::HashSet<_> = a.pixels().map(|p| p.0).collect();
-        assert!(distinct.len() > 1000, "a photo-like image has many colours, got {}", distinct.len());
+        assert!(
+            distinct.len() > 1000,
+            "a photo-like image has many colours, got {}",
+            distinct.len()
+        );
     }
 
     #[test]

@@ -27,7 +27,12 @@ pub fn has_run_command(ferrotype: &Path) -> bool {
 
 /// Copies `images` (repeated up to `count`) into a fresh uploads folder under `work` and times one
 /// `ferrotype run` over it, started in `work` so its state stays there.
-pub fn measure(ferrotype: &Path, images: &[PathBuf], count: usize, work: &Path) -> Result<Throughput> {
+pub fn measure(
+    ferrotype: &Path,
+    images: &[PathBuf],
+    count: usize,
+    work: &Path,
+) -> Result<Throughput> {
     if images.is_empty() {
         bail!("no images for the throughput run");
     }
@@ -38,8 +43,15 @@ pub fn measure(ferrotype: &Path, images: &[PathBuf], count: usize, work: &Path) 
     std::fs::create_dir_all(&uploads)?;
     for i in 0..count {
         let source = &images[i % images.len()];
-        let name = format!("{i:04}-{}", source.file_name().and_then(|n| n.to_str()).unwrap_or("image"));
-        std::fs::copy(source, uploads.join(name)).with_context(|| format!("copying {}", source.display()))?;
+        let name = format!(
+            "{i:04}-{}",
+            source
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("image")
+        );
+        std::fs::copy(source, uploads.join(name))
+            .with_context(|| format!("copying {}", source.display()))?;
     }
     let start = Instant::now();
     let output = Command::new(ferrotype)
@@ -50,12 +62,18 @@ pub fn measure(ferrotype: &Path, images: &[PathBuf], count: usize, work: &Path) 
         .with_context(|| format!("starting {}", ferrotype.display()))?;
     let seconds = start.elapsed().as_secs_f64();
     if !output.status.success() {
-        bail!("ferrotype run failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "ferrotype run failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(Throughput {
         images: count,
         seconds,
         images_per_minute: count as f64 / seconds * 60.0,
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     })
 }

@@ -70,10 +70,13 @@ pub fn run_ours(args: &WorkerArgs) -> Result<WorkerResult> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let source = std::fs::read(args.image).with_context(|| format!("reading {}", args.image.display()))?;
+    let source =
+        std::fs::read(args.image).with_context(|| format!("reading {}", args.image.display()))?;
     let mut specs = match args.specs {
-        Some(path) => serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
-            .with_context(|| format!("{} is not a JSON array of variant specs", path.display()))?,
+        Some(path) => serde_json::from_slice(
+            &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("{} is not a JSON array of variant specs", path.display()))?,
         None => seed_variants()?,
     };
     if let Some(only) = args.only {
@@ -117,9 +120,11 @@ pub fn run_ours(args: &WorkerArgs) -> Result<WorkerResult> {
     for (spec, output) in specs.iter().zip(&outputs) {
         let path = match args.out {
             Some(dir) => {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
                 let path = dir.join(format!("ours-{}.{}", spec.name, output.format.extension()));
-                std::fs::write(&path, &output.bytes).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, &output.bytes)
+                    .with_context(|| format!("writing {}", path.display()))?;
                 Some(path)
             }
             None => None,
@@ -139,7 +144,11 @@ pub fn run_ours(args: &WorkerArgs) -> Result<WorkerResult> {
         .unwrap_or_else(|| serde_json::Value::from("default"));
     Ok(WorkerResult {
         side: "ours".into(),
-        image: args.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        image: args
+            .image
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         wall_ms,
         cpu_ms,
         variant_wall_ms,
@@ -157,22 +166,46 @@ mod tests {
     #[test]
     fn seed_variants_parse_as_the_contract_says() {
         let specs = seed_variants().unwrap();
-        let boxes: Vec<_> = specs.iter().map(|s| (s.name.as_str(), s.width, s.height, s.quality)).collect();
-        assert_eq!(boxes, [("thumbnail", Some(300), Some(300), 80), ("coverphoto", Some(800), Some(800), 80)]);
-        assert!(specs.iter().all(|s| s.keep_metadata && s.validate().is_ok()));
+        let boxes: Vec<_> = specs
+            .iter()
+            .map(|s| (s.name.as_str(), s.width, s.height, s.quality))
+            .collect();
+        assert_eq!(
+            boxes,
+            [
+                ("thumbnail", Some(300), Some(300), 80),
+                ("coverphoto", Some(800), Some(800), 80)
+            ]
+        );
+        assert!(specs
+            .iter()
+            .all(|s| s.keep_metadata && s.validate().is_ok()));
     }
 
     #[test]
     fn worker_renders_both_variants_and_measures_them() {
-        let dir = std::env::temp_dir().join(format!("ferrotype-bench-worker-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("ferrotype-bench-worker-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let image = dir.join("src.jpg");
         let photo = crate::synthetic::photo_like(1200, 900, 11, true);
         std::fs::write(&image, crate::synthetic::encode_jpeg(&photo, 90).unwrap()).unwrap();
-        let result = run_ours(&WorkerArgs { image: &image, runs: 2, warmup: 0, out: Some(&dir), only: None, specs: None }).unwrap();
+        let result = run_ours(&WorkerArgs {
+            image: &image,
+            runs: 2,
+            warmup: 0,
+            out: Some(&dir),
+            only: None,
+            specs: None,
+        })
+        .unwrap();
         assert_eq!(result.wall_ms.len(), 2);
         assert_eq!(result.variant_wall_ms.len(), 2);
-        let sizes: Vec<_> = result.variants.iter().map(|v| (v.width, v.height)).collect();
+        let sizes: Vec<_> = result
+            .variants
+            .iter()
+            .map(|v| (v.width, v.height))
+            .collect();
         assert_eq!(sizes, [(300, 300), (800, 800)]);
         for v in &result.variants {
             let written = std::fs::read(v.path.as_ref().unwrap()).unwrap();
