@@ -4,8 +4,8 @@
 use ferrotype::local::{LocalPipeline, LocalSettings, OUTPUT_BUCKET};
 use ferrotype_core::pipeline::ManifestStatus;
 use ferrotype_executor::{ExecutionStatus, TimeMode};
-use ferrotype_local_s3::{Fault, FaultRule, S3Op};
 use ferrotype_local_s3::testing;
+use ferrotype_local_s3::{Fault, FaultRule, S3Op};
 
 async fn pipeline(data_dir: &std::path::Path) -> LocalPipeline {
     let mut settings = LocalSettings::new(data_dir).unwrap();

@@ -113,7 +113,7 @@ pub async fn handler(
     let manifest = match event.payload {
         RecordInput::Pipeline(request) => from_pipeline(request)?,
         RecordInput::StatusChange(change) => match from_status_change(change)? {
-            FailedExecution::Record(manifest) => manifest,
+            FailedExecution::Record(manifest) => *manifest,
             FailedExecution::AlreadyRecorded { key, rejection } => {
                 // A rejection also ends the execution as FAILED, after RecordRejection wrote its manifest.
                 tracing::info!(
@@ -223,7 +223,7 @@ fn source_key(event: &ObjectCreatedEvent) -> String {
 
 /// What a non-successful execution means for the manifest.
 enum FailedExecution {
-    Record(Manifest),
+    Record(Box<Manifest>),
     /// The execution failed because its upload was rejected, which the state machine recorded already.
     AlreadyRecorded {
         key: String,
@@ -271,7 +271,7 @@ fn from_status_change(change: ExecutionStatusChange) -> Result<FailedExecution, 
         Some(millis) => rfc3339_from_millis(millis)?,
         None => String::new(),
     };
-    Ok(FailedExecution::Record(Manifest {
+    Ok(FailedExecution::Record(Box::new(Manifest {
         status: ManifestStatus::Failed,
         bucket: event.bucket().to_owned(),
         key,
@@ -287,7 +287,7 @@ fn from_status_change(change: ExecutionStatusChange) -> Result<FailedExecution, 
             message: caught.message(),
             name: caught.error,
         }),
-    }))
+    })))
 }
 
 fn rfc3339_from_millis(millis: i64) -> Result<String, StageError> {
