@@ -6,7 +6,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 use ferrotype_core::{
-    probe, render, Fit, Focus, Limits, OutputFormat, Probe, RenderError, Rgb, VariantSpec,
+    config::Config, probe, render, Fit, Focus, Limits, OutputFormat, Probe, RenderError, Rgb,
+    VariantSpec,
 };
 
 #[derive(Debug, Args)]
@@ -16,6 +17,17 @@ pub struct RenderArgs {
     /// Where to write the output.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Take the spec (and the profile's limits) of this variant from the configuration instead of the
+    /// flags below.
+    #[arg(long, conflicts_with_all = ["width", "height", "fit", "format", "quality", "enlarge",
+        "background", "progressive", "keep_metadata", "max_pixels", "max_bytes"])]
+    pub variant: Option<String>,
+    /// The profile to take `--variant` from (default: the first profile that has a variant of that name).
+    #[arg(long, requires = "variant")]
+    pub profile: Option<String>,
+    /// The configuration file `--variant` reads.
+    #[arg(long, default_value = "ferrotype.json", requires = "variant")]
+    pub config: PathBuf,
     #[arg(long)]
     pub width: Option<u32>,
     #[arg(long)]
@@ -73,7 +85,51 @@ fn parse_focus(text: &str) -> Result<Focus, String> {
     Ok(Focus::new(x, y))
 }
 
+/// The spec and limits named by `--variant` in the configuration file.
+fn configured_variant(args: &RenderArgs, name: &str) -> anyhow::Result<(VariantSpec, Limits)> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    let config =
+        Config::from_json(&text).with_context(|| format!("loading {}", args.config.display()))?;
+    let mut profiles = config
+        .profiles
+        .iter()
+        .filter(|profile| args.profile.as_deref().is_none_or(|p| p == profile.name));
+    let found = profiles.find_map(|profile| {
+        let spec = profile.variants.iter().find(|spec| spec.name == name)?;
+        Some((spec.clone(), profile.limits.clone()))
+    });
+    found.with_context(|| {
+        let known: Vec<String> = config
+            .profiles
+            .iter()
+            .flat_map(|p| {
+                p.variants
+                    .iter()
+                    .map(move |v| format!("{}/{}", p.name, v.name))
+            })
+            .collect();
+        format!(
+            "no variant {name:?}{} in {} (profile/variant: {})",
+            args.profile
+                .as_deref()
+                .map(|p| format!(" in profile {p:?}"))
+                .unwrap_or_default(),
+            args.config.display(),
+            known.join(", ")
+        )
+    })
+}
+
 pub fn run(args: RenderArgs) -> anyhow::Result<()> {
+    let (spec, limits) = match &args.variant {
+        Some(name) => configured_variant(&args, name)?,
+        None => flag_spec(&args)?,
+    };
+    render_file(&args, &spec, &limits)
+}
+
+fn flag_spec(args: &RenderArgs) -> anyhow::Result<(VariantSpec, Limits)> {
     let spec = VariantSpec {
         fit: match args.fit {
             FitArg::Cover => Fit::Cover,
@@ -100,10 +156,14 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
         max_bytes: args.max_bytes,
         ..Limits::default()
     };
+    Ok((spec, limits))
+}
+
+fn render_file(args: &RenderArgs, spec: &VariantSpec, limits: &Limits) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
     let started = Instant::now();
-    match probe(&bytes, bytes.len() as u64, &limits) {
+    match probe(&bytes, bytes.len() as u64, limits) {
         Ok(Probe::Complete(info)) => println!(
             "input  {}: {} {}×{} orientation {} (upright {}×{}){}{}",
             args.input.display(),
@@ -125,7 +185,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
         }
         Err(rejection) => bail!("rejected {}: {rejection}", args.input.display()),
     }
-    let rendered = match render(&bytes, &spec, args.focus, &limits) {
+    let rendered = match render(&bytes, spec, args.focus, limits) {
         Ok(rendered) => rendered,
         Err(RenderError::Rejected(rejection)) => {
             bail!("rejected {}: {rejection}", args.input.display())

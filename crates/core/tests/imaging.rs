@@ -614,6 +614,27 @@ fn jpeg_shrink_on_load_keeps_the_target_size_and_preview_is_bounded() {
     assert_eq!(preview.dimensions(), (192, 256));
 }
 
+/// Odd sizes decoded at a reduced scale: the crop window, scaled to the smaller decode, must stay
+/// inside it (a 2725×2225 photo once failed its 800×800 cover by a rounding error).
+#[test]
+fn scaled_decodes_of_odd_sizes_render_every_cover_and_focus() {
+    for (w, h) in [(2725, 2225), (1001, 1999), (1603, 907)] {
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x % 251) as u8, (y % 241) as u8, 60])
+        });
+        let jpeg = jpeg_encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb, None);
+        for side in [100, 150, 300, 333, 500, 800] {
+            for focus in [None, Some(Focus::new(0.0, 0.0)), Some(Focus::new(1.0, 1.0))] {
+                let mut variant = spec(Some(side), Some(side), Fit::Cover, OutputFormat::Jpeg);
+                variant.follow_focus = true;
+                let out = render(&jpeg, &variant, focus, &Limits::default())
+                    .unwrap_or_else(|e| panic!("{w}×{h} → {side}² focus {focus:?}: {e}"));
+                assert_eq!((out.width, out.height), (side, side));
+            }
+        }
+    }
+}
+
 #[test]
 fn keep_metadata_embeds_srgb_and_upright_exif() {
     let jpeg = jpeg_encode(

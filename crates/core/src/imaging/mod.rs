@@ -137,11 +137,13 @@ pub fn render(
     // The region in decoded pixels (the decode may be smaller than the header's size).
     let fx = f64::from(bitmap.width) / f64::from(info.upright_width);
     let fy = f64::from(bitmap.height) / f64::from(info.upright_height);
+    // Clamped: scaling by a ratio can overshoot the edge by a rounding error, which the resizer refuses.
+    let (x, y) = (f64::from(sx) * fx, f64::from(sy) * fy);
     let region = (
-        f64::from(sx) * fx,
-        f64::from(sy) * fy,
-        f64::from(sw) * fx,
-        f64::from(sh) * fy,
+        x,
+        y,
+        (f64::from(sw) * fx).min(f64::from(bitmap.width) - x),
+        (f64::from(sh) * fy).min(f64::from(bitmap.height) - y),
     );
     let bitmap = bitmap
         .resized(region, layout.resized.0, layout.resized.1)
