@@ -113,6 +113,12 @@ async fn a_hostile_file_is_rejected_recorded_and_named() {
             testing::heic(),
             "ImageRejected.UnsupportedFormat",
         ),
+        // An intact header over pixel data cut short: validate accepts it, render finds it.
+        (
+            "uploads/cut.jpg",
+            testing::jpeg_cut_in_data(1200, 900),
+            "ImageRejected.Corrupt",
+        ),
     ] {
         let event = pipeline.upload(key, body).await.unwrap();
         let record = pipeline.execute(&event).await.unwrap();

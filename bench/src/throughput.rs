@@ -56,7 +56,8 @@ pub fn measure(
     let start = Instant::now();
     let output = Command::new(ferrotype)
         .arg("run")
-        .arg(&uploads)
+        // Relative to `work`, where the command runs (`uploads` itself may be relative to here).
+        .arg("uploads")
         .current_dir(work)
         .output()
         .with_context(|| format!("starting {}", ferrotype.display()))?;

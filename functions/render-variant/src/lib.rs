@@ -68,14 +68,10 @@ pub async fn handler(
         .await
         .map_err(|err| StageError::RenderFailed(format!("the render task failed: {err}")))?
         .map_err(|err| match err {
-            // Validate accepted this source, so a refusal now (e.g. pixel data cut short after an intact
-            // header) is not a rejection the state machine records; the execution fails and
-            // record-result writes the `failed` manifest with this message.
-            RenderError::Rejected(rejection) => StageError::RenderFailed(format!(
-                "the source cannot be rendered: {}: {}",
-                rejection.error_name(),
-                rejection.message
-            )),
+            // Validate read only the header; pixel data cut short or garbled after an intact header is
+            // found here. It is still the upload's fault: the Map catches ImageRejected.* and records a
+            // `rejected` manifest, as for validate's rejections.
+            RenderError::Rejected(rejection) => StageError::Rejected(rejection),
             RenderError::InvalidSpec(spec) => StageError::Config(spec.to_string()),
             RenderError::Encode(message) => StageError::RenderFailed(message),
         })?;

@@ -283,3 +283,18 @@ async fn an_unknown_profile_is_a_bad_event() {
     bad.profile = "nope".into();
     assert_eq!(error_name(render(&server, bad).await), "Ferrotype.BadEvent");
 }
+
+#[tokio::test]
+async fn pixel_data_cut_short_behind_an_intact_header_is_a_rejection() {
+    let server = testing::start_server().await;
+    // Validate reads only the header, so it accepts this; the decode finds the data missing.
+    let image = validated(
+        &server,
+        "uploads/cut.jpg",
+        &testing::jpeg_cut_in_data(400, 300),
+    )
+    .await;
+    let result = render(&server, request(&image, "thumb", Focus::CENTRE)).await;
+    assert_eq!(error_name(result), "ImageRejected.Corrupt");
+    assert!(output_keys(&server).await.is_empty(), "nothing was written");
+}
