@@ -149,8 +149,10 @@ pub async fn test(args: &TestArgs) -> anyhow::Result<ExecutionRecord> {
         .with_context(|| args.mock_config.display().to_string())?;
     let unmocked = invoker.unmocked_tasks(&machine);
     if !unmocked.is_empty() {
-        bail!(
-            "test case {:?} mocks no response for Task state(s) {}",
+        // As in Step Functions Local, a test case need only mock the Tasks its path reaches; reaching
+        // another one fails the execution with States.Runtime (there is no real service to call here).
+        eprintln!(
+            "note: test case {:?} mocks no response for Task state(s) {}; reaching one fails the execution",
             args.test_case,
             unmocked.join(", ")
         );

@@ -1,0 +1,192 @@
+//! The shipped definition's main paths, through `ferrotype statemachine test` with the mock
+//! configuration statemachine/pipeline.mocks.json (AWS Step Functions Local's format): what someone who
+//! edits the definition runs before deploying, asserted.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Runs one test case of the shipped mock config; returns the `--json` result and whether the command
+/// exited successfully.
+fn run_case(case: &str, expect: &[&str]) -> (Value, bool) {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferrotype"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "statemachine",
+            "test",
+            "statemachine/pipeline.asl.json",
+            "--mock-config",
+            "statemachine/pipeline.mocks.json",
+            "--test-case",
+            case,
+            "--input",
+            "@statemachine/pipeline.test-event.json",
+            "--json",
+        ])
+        // The deployed stack's substitutions, so the Tasks are Lambda functions (whose mocked
+        // `{StatusCode, Payload}` returns are unwrapped as AWS unwraps a function's response).
+        .args(
+            [
+                ("ValidateFunctionArn", "validate"),
+                ("DetectFacesFunctionArn", "detect-faces"),
+                ("RenderVariantFunctionArn", "render-variant"),
+                ("RecordResultFunctionArn", "record-result"),
+            ]
+            .iter()
+            .flat_map(|(placeholder, name)| {
+                [
+                    "--substitute".to_owned(),
+                    format!("{placeholder}={}", function_arn(name)),
+                ]
+            }),
+        )
+        .args(expect)
+        .output()
+        .expect("the ferrotype binary runs");
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "{case}: not JSON ({err}): {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (result, output.status.success())
+}
+
+/// The parsed inputs of every entry into the Task state `name`.
+fn entered(result: &Value, name: &str) -> Vec<Value> {
+    result["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "TaskStateEntered")
+        .filter(|e| e["stateEnteredEventDetails"]["name"] == name)
+        .map(|e| {
+            serde_json::from_str(e["stateEnteredEventDetails"]["input"].as_str().unwrap()).unwrap()
+        })
+        .collect()
+}
+
+/// The parsed payloads the Lambda function `name` was invoked with (after Parameters), in order.
+fn invoked(result: &Value, name: &str) -> Vec<Value> {
+    result["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "LambdaFunctionScheduled")
+        .map(|e| &e["lambdaFunctionScheduledEventDetails"])
+        .filter(|d| d["resource"] == function_arn(name))
+        .map(|d| serde_json::from_str(d["input"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+/// How many times the Lambda function `name` was scheduled (retries included).
+fn attempts(result: &Value, name: &str) -> usize {
+    result["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "LambdaFunctionScheduled")
+        .filter(|e| e["lambdaFunctionScheduledEventDetails"]["resource"] == function_arn(name))
+        .count()
+}
+
+fn function_arn(name: &str) -> String {
+    format!("arn:aws:lambda:us-east-1:123456789012:function:ferrotype-{name}")
+}
+
+#[test]
+fn happy_path_renders_every_variant_at_the_faces_focus_and_records() {
+    let (result, ok) = run_case("HappyPath", &["--expect-status", "SUCCEEDED"]);
+    assert!(ok, "{result}");
+    let renders = entered(&result, "RenderVariant");
+    assert_eq!(renders.len(), 3);
+    for render in &renders {
+        assert_eq!(render["focus"], serde_json::json!({"x": 0.65, "y": 0.315}));
+        assert_eq!(render["profile"], "default");
+    }
+    let names: Vec<&str> = renders
+        .iter()
+        .map(|r| r["variant"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["thumbnail", "coverphoto", "thumbnail-webp"]);
+    assert_eq!(entered(&result, "RecordResult").len(), 1);
+    let record = invoked(&result, "record-result");
+    assert_eq!(record[0]["status"], "succeeded");
+    assert_eq!(record[0]["variants"].as_array().unwrap().len(), 3);
+    assert_eq!(result["output"]["status"], "succeeded");
+}
+
+#[test]
+fn a_rejected_upload_is_recorded_and_fails_with_its_reason() {
+    let (result, ok) = run_case(
+        "RejectedUpload",
+        &["--expect-error", "ImageRejected.TooManyPixels"],
+    );
+    assert!(ok, "{result}");
+    assert_eq!(result["status"], "FAILED");
+    assert_eq!(entered(&result, "RecordRejection").len(), 1);
+    let recorded = invoked(&result, "record-result");
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["status"], "rejected");
+    assert_eq!(
+        recorded[0]["rejection"]["Error"],
+        "ImageRejected.TooManyPixels"
+    );
+    assert_eq!(
+        recorded[0]["event"]["detail"]["object"]["key"],
+        "uploads/holiday/beach.jpg"
+    );
+    assert!(entered(&result, "RenderVariant").is_empty());
+}
+
+#[test]
+fn face_detection_failing_falls_back_to_the_centre() {
+    let (result, ok) = run_case("FaceDetectionFails", &["--expect-status", "SUCCEEDED"]);
+    assert!(ok, "{result}");
+    for render in entered(&result, "RenderVariant") {
+        assert_eq!(render["focus"], serde_json::json!({"x": 0.5, "y": 0.5}));
+    }
+}
+
+#[test]
+fn a_throttled_render_is_retried_and_the_execution_succeeds() {
+    let (result, ok) = run_case("RenderRetried", &["--expect-status", "SUCCEEDED"]);
+    assert!(ok, "{result}");
+    assert_eq!(entered(&result, "RenderVariant").len(), 3);
+    assert_eq!(attempts(&result, "render-variant"), 4, "one retry");
+}
+
+#[test]
+fn a_render_failing_for_good_fails_the_execution_unrecorded() {
+    let (result, ok) = run_case(
+        "RenderFailsForGood",
+        &["--expect-error", "Ferrotype.RenderFailed"],
+    );
+    assert!(ok, "{result}");
+    // Not retried (only Lambda service errors and Ferrotype.Transient are), not caught: the execution
+    // fails at the Map, where a redrive resumes; record-result writes `failed` from the status event.
+    assert!(entered(&result, "RecordResult").is_empty());
+    assert!(entered(&result, "RecordRejection").is_empty());
+}
+
+#[test]
+fn pixel_data_found_corrupt_at_render_is_a_recorded_rejection() {
+    let (result, ok) = run_case(
+        "CorruptPixelData",
+        &["--expect-error", "ImageRejected.Corrupt"],
+    );
+    assert!(ok, "{result}");
+    assert_eq!(entered(&result, "RecordRejection").len(), 1);
+    let recorded = invoked(&result, "record-result");
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["status"], "rejected");
+    assert_eq!(recorded[0]["rejection"]["Error"], "ImageRejected.Corrupt");
+}
+
+#[test]
+fn an_expectation_that_does_not_hold_fails_the_command() {
+    let (result, ok) = run_case("RenderFailsForGood", &["--expect-status", "SUCCEEDED"]);
+    assert_eq!(result["status"], "FAILED");
+    assert!(!ok);
+}
