@@ -77,7 +77,7 @@ pub struct RedriveArgs {
     /// Execution ARNs to redrive.
     #[arg(required_unless_present = "all_failed", conflicts_with = "all_failed")]
     pub execution_arns: Vec<String>,
-    /// Redrive every FAILED execution of the state machine (within --since).
+    /// Redrive every FAILED, TIMED_OUT or ABORTED execution of the state machine (within --since).
     #[arg(long)]
     pub all_failed: bool,
     #[command(flatten)]
@@ -159,23 +159,26 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<ExitCode> {
         AwsCommand::Redrive(redrive) => {
             let arns = if redrive.all_failed {
                 let pipeline = pipeline().await?;
-                let filter = ListFilter {
-                    status: Some(ferrotype_ops::parse_status("FAILED")?),
-                    started_after: ferrotype_ops::executions::started_within(
-                        redrive.window.since.as_deref(),
-                    )?,
-                    limit: redrive.window.limit,
-                };
-                let (failed, _) = ferrotype_ops::list_executions(
-                    &clients.sfn,
-                    pipeline.state_machine_arn()?,
-                    &filter,
-                )
-                .await?;
-                failed
-                    .into_iter()
-                    .map(|execution| execution.execution_arn)
-                    .collect()
+                // Every status Step Functions can redrive from; redrive_executions skips (and names)
+                // those DescribeExecution marks NOT_REDRIVABLE.
+                let mut arns = Vec::new();
+                for status in ["FAILED", "TIMED_OUT", "ABORTED"] {
+                    let filter = ListFilter {
+                        status: Some(ferrotype_ops::parse_status(status)?),
+                        started_after: ferrotype_ops::executions::started_within(
+                            redrive.window.since.as_deref(),
+                        )?,
+                        limit: redrive.window.limit,
+                    };
+                    let (ended, _) = ferrotype_ops::list_executions(
+                        &clients.sfn,
+                        pipeline.state_machine_arn()?,
+                        &filter,
+                    )
+                    .await?;
+                    arns.extend(ended.into_iter().map(|execution| execution.execution_arn));
+                }
+                arns
             } else {
                 redrive.execution_arns.clone()
             };
