@@ -207,7 +207,14 @@ export class FerrotypeStack extends Stack {
         new iam.PolicyStatement({ sid: 'WriteVariants', actions: ['s3:PutObject'], resources: [variantsArn] }),
       ]),
       'record-result': fn('record-result', SMALL_STAGE_MEMORY_MIB, [
-        new iam.PolicyStatement({ sid: 'WriteManifests', actions: ['s3:PutObject'], resources: [manifestsArn] }),
+        // It reads the stored manifest first, so a late-finishing older execution never replaces a newer one's.
+        new iam.PolicyStatement({ sid: 'ReadWriteManifests', actions: ['s3:GetObject', 's3:PutObject'], resources: [manifestsArn] }),
+        // As for validate: without ListBucket a manifest not written yet answers 403, not 404.
+        new iam.PolicyStatement({
+          sid: 'TellMissingManifests',
+          actions: ['s3:ListBucket'],
+          resources: [this.outputBucket.bucketArn],
+        }),
       ]),
     };
     const neededMiB = decodeMemoryNeededMiB(largestMaxPixels(config));

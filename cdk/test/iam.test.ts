@@ -22,7 +22,12 @@ function expectedAllowances(built: Built, stage: Stage, rekognition: boolean) {
     case 'render-variant':
       return [logs, readUploads, { actions: ['s3:PutObject'], resources: [resolve(stack.outputBucket.arnForObjects('variants/*'))] }, XRAY];
     case 'record-result':
-      return [logs, { actions: ['s3:PutObject'], resources: [resolve(stack.outputBucket.arnForObjects('manifests/*'))] }, XRAY];
+      return [
+        logs,
+        { actions: ['s3:GetObject', 's3:PutObject'], resources: [resolve(stack.outputBucket.arnForObjects('manifests/*'))] },
+        { actions: ['s3:ListBucket'], resources: [resolve(stack.outputBucket.bucketArn)] },
+        XRAY,
+      ];
   }
 }
 

@@ -298,6 +298,36 @@ impl ObjectStore {
         Ok(output.body)
     }
 
+    /// The current object, or None when there is none; at most `max_bytes` of it (a small document of
+    /// our own, such as a manifest).
+    pub async fn get_if_exists(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<Vec<u8>>, S3Error> {
+        let output = match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err) => {
+                let error = classify("GetObject", bucket, key, err);
+                return match error.kind {
+                    S3ErrorKind::NotFound => Ok(None),
+                    _ => Err(error),
+                };
+            }
+        };
+        read_body(output.body, max_bytes, bucket, key, Excess::Truncate)
+            .await
+            .map(Some)
+    }
+
     /// Stores an object; returns its ETag.
     pub async fn put(&self, object: PutObject<'_>) -> Result<String, S3Error> {
         let PutObject {

@@ -164,6 +164,9 @@ pub struct Manifest {
 pub struct Recorded {
     pub manifest_key: String,
     pub status: ManifestStatus,
+    /// True when nothing was written because a later execution's manifest is already stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub superseded: bool,
 }
 
 #[cfg(test)]

@@ -124,6 +124,7 @@ pub async fn handler(
                 return Ok(Recorded {
                     manifest_key: manifest_key(&deps.config.outputs, &key),
                     status: ManifestStatus::Rejected,
+                    superseded: false,
                 });
             }
         },
@@ -131,8 +132,28 @@ pub async fn handler(
     write(deps, &manifest).await
 }
 
+/// Manifests are small; a stored object larger than this is not one of ours and is replaced.
+const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
+
 async fn write(deps: &RecordResult, manifest: &Manifest) -> Result<Recorded, StageError> {
     let key = manifest_key(&deps.config.outputs, &manifest.key);
+    // Executions for the same key can finish out of order (a replaced upload fails its older execution
+    // with SourceChanged after the newer one succeeded; status-change events arrive late): the
+    // manifest of the execution that started last wins.
+    if let Some(newer) = newer_stored_manifest(deps, &key, manifest).await? {
+        tracing::info!(
+            key,
+            status = ?manifest.status,
+            execution = manifest.execution_id,
+            newer_execution = newer.execution_id,
+            "a later execution's manifest is already recorded; keeping it"
+        );
+        return Ok(Recorded {
+            manifest_key: key,
+            status: manifest.status,
+            superseded: true,
+        });
+    }
     let body = serde_json::to_vec_pretty(manifest).map_err(|err| {
         StageError::RenderFailed(format!("the manifest does not serialise: {err}"))
     })?;
@@ -154,7 +175,36 @@ async fn write(deps: &RecordResult, manifest: &Manifest) -> Result<Recorded, Sta
     Ok(Recorded {
         manifest_key: key,
         status: manifest.status,
+        superseded: false,
     })
+}
+
+/// The stored manifest at `key` when it comes from an execution that started after this one's.
+async fn newer_stored_manifest(
+    deps: &RecordResult,
+    key: &str,
+    manifest: &Manifest,
+) -> Result<Option<Manifest>, StageError> {
+    let Some(ours) = parse_rfc3339(&manifest.started_at) else {
+        return Ok(None);
+    };
+    let Some(bytes) = deps
+        .s3
+        .get_if_exists(&deps.output_bucket, key, MAX_MANIFEST_BYTES)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Ok(stored) = serde_json::from_slice::<Manifest>(&bytes) else {
+        return Ok(None);
+    };
+    let newer = stored.execution_id != manifest.execution_id
+        && parse_rfc3339(&stored.started_at).is_some_and(|theirs| theirs > ours);
+    Ok(newer.then_some(stored))
+}
+
+fn parse_rfc3339(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
 }
 
 fn now() -> String {

@@ -1,3 +1,7 @@
+// The handler future (S3 read, then write, inside the runtime's service stack) is deeper than rustc's
+// default query depth allows when checking that it is Send.
+#![recursion_limit = "256"]
+
 use ferrotype_aws::bootstrap::{self, Environment};
 
 #[tokio::main]

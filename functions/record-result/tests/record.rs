@@ -287,3 +287,55 @@ async fn a_failing_write_is_transient() {
     record(&server, rejected_input()).await.unwrap();
     assert_eq!(manifest_keys(&server).await, [MANIFEST_KEY]);
 }
+
+#[tokio::test]
+async fn a_late_failure_of_an_older_execution_keeps_the_newer_manifest() {
+    let server = testing::start_server().await;
+    let image = validated(&server).await;
+    // The upload was replaced: the newer execution (started 3 s later) succeeded first, then the older
+    // one failed (SourceChanged) and its status-change event arrives.
+    let newer = "arn:aws:states:us-east-1:123456789012:execution:ferrotype:7a1e";
+    let mut succeeded = succeeded_input(&image);
+    succeeded["executionId"] = json!(newer);
+    succeeded["startedAt"] = json!("2026-11-28T04:00:03Z");
+    let written = record(&server, succeeded).await.unwrap();
+    assert!(!written.superseded);
+
+    let cause =
+        "{\"errorType\":\"Ferrotype.SourceChanged\",\"errorMessage\":\"the object was replaced\"}";
+    let late = record(
+        &server,
+        status_change("FAILED", Some("Ferrotype.SourceChanged"), Some(cause)),
+    )
+    .await
+    .unwrap();
+    assert!(late.superseded);
+    assert_eq!(late.manifest_key, MANIFEST_KEY);
+    let doc = manifest(&server, MANIFEST_KEY).await;
+    assert_eq!(doc["status"], "succeeded");
+    assert_eq!(doc["executionId"], newer);
+}
+
+#[tokio::test]
+async fn a_newer_execution_replaces_an_older_manifest() {
+    let server = testing::start_server().await;
+    let image = validated(&server).await;
+    let cause = "{\"errorType\":\"Ferrotype.Transient\",\"errorMessage\":\"S3 kept failing\"}";
+    record(
+        &server,
+        status_change("FAILED", Some("Ferrotype.Transient"), Some(cause)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(manifest(&server, MANIFEST_KEY).await["status"], "failed");
+
+    let newer = "arn:aws:states:us-east-1:123456789012:execution:ferrotype:7a1e";
+    let mut succeeded = succeeded_input(&image);
+    succeeded["executionId"] = json!(newer);
+    succeeded["startedAt"] = json!("2026-11-28T04:10:00Z");
+    let written = record(&server, succeeded).await.unwrap();
+    assert!(!written.superseded);
+    let doc = manifest(&server, MANIFEST_KEY).await;
+    assert_eq!(doc["status"], "succeeded");
+    assert_eq!(doc["executionId"], newer);
+}
