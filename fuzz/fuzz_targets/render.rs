@@ -45,6 +45,7 @@ fn spec_for(selector: u8) -> VariantSpec {
     let format = [OutputFormat::Jpeg, OutputFormat::Png, OutputFormat::Webp][usize::from(selector / 5 % 3)];
     let side = 16 + u32::from(selector / 15 % 4) * 24;
     let mut spec = VariantSpec::new("fuzz", Some(side), if selector & 0x40 != 0 { None } else { Some(side * 3 / 4) });
+    spec.fit = fit;
     spec.format = format;
     spec.enlarge = selector & 0x80 != 0;
     spec.progressive = selector & 0x20 != 0;
