@@ -36,7 +36,18 @@ fn is_definite(path: &str) -> bool {
     true
 }
 
+/// Most filter expressions (`[?…]`) accepted in one path. serde_json_path's parser backtracks
+/// exponentially on nested, unclosed filters (fuzzing found a 200-byte path that did not finish);
+/// real definitions use one or two.
+pub const MAX_FILTER_DEPTH: usize = 4;
+
 fn compile(path: &str) -> Result<JsonPath, String> {
+    let filters = path.matches("[?").count();
+    if filters > MAX_FILTER_DEPTH {
+        return Err(format!(
+            "invalid JSONPath {path:?}: {filters} filter expressions (at most {MAX_FILTER_DEPTH} accepted)"
+        ));
+    }
     JsonPath::parse(path).map_err(|e| format!("invalid JSONPath {path:?}: {e}"))
 }
 
@@ -300,6 +311,21 @@ pub fn check_template(template: &Value, problems: &mut Vec<String>) {
 
 #[cfg(test)]
 mod tests {
+
+    /// Found by fuzz/asl_paths (artifacts/asl_paths/timeout-e22f46f6…): 25 nested, unclosed filters.
+    #[test]
+    fn deeply_nested_filters_are_refused_before_parsing() {
+        let path = "$.iteJs[?$.item.itejss[?$.iitems[?$.item.itejs[?$.ems[?$..ems[?$.i..ems[?$.items[?$.item.it[?$.ems[?$.items[?$.item.itejss[?$.iitems[?$.item.itejs[?$.ems[?$..ems[?$.i..ems[?$.items[?$.item.itejss[?$.(";
+        let error = check_path(path).unwrap_err();
+        assert!(error.contains("filter expressions"), "{error}");
+        // At the limit, the parser still answers (here: unclosed filters are invalid).
+        let at_limit = "$.a[?$.b[?$.c[?$.d[?$.(";
+        assert!(check_path(at_limit)
+            .unwrap_err()
+            .contains("invalid JSONPath"));
+        // Ordinary filters still work.
+        check_path("$.items[?(@.size > 10)].name").unwrap();
+    }
     use super::*;
     use crate::definition::PathField;
     use serde_json::json;
