@@ -165,7 +165,12 @@ pub fn parse_reference(path: &str) -> Result<Vec<Step>, String> {
                     if inner.len() < 2 || !inner.ends_with(q) {
                         return Err(bad("unterminated quoted field name"));
                     }
-                    steps.push(Step::Field(inner[1..inner.len() - 1].to_string()));
+                    let name = &inner[1..inner.len() - 1];
+                    // `['a','b']` is a union of two names, not one name with quotes and a comma in it.
+                    if name.contains(q) {
+                        return Err(bad("one quoted field name per bracket"));
+                    }
+                    steps.push(Step::Field(name.to_string()));
                 } else {
                     let index = inner.parse::<usize>().map_err(|_| {
                         bad("only field names and non-negative indexes are allowed")
@@ -325,6 +330,22 @@ mod tests {
             .contains("invalid JSONPath"));
         // Ordinary filters still work.
         check_path("$.items[?(@.size > 10)].name").unwrap();
+    }
+
+    /// Found by fuzz/asl_paths (artifacts/asl_paths/crash-6566376f…): a union of two quoted names was
+    /// taken for one name containing quotes, so ResultPath wrote where the same path does not read.
+    #[test]
+    fn a_union_is_not_a_reference_path() {
+        let error = parse_reference("$.result['~2}','\"II$\",,']").unwrap_err();
+        assert!(
+            error.contains("one quoted field name per bracket"),
+            "{error}"
+        );
+        assert!(parse_reference("$.result['a','b']").is_err());
+        assert_eq!(
+            parse_reference("$.result['a b']").unwrap(),
+            vec![Step::Field("result".into()), Step::Field("a b".into())]
+        );
     }
     use super::*;
     use crate::definition::PathField;
