@@ -10,9 +10,29 @@ use ferrotype_executor::choice::{string_matches, ChoiceRule};
 use ferrotype_executor::definition::PathField;
 use ferrotype_executor::{intrinsics, paths};
 use libfuzzer_sys::fuzz_target;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
 use serde_json::{json, Value};
 
+static HOOK: Once = Once::new();
+
+/// libfuzzer-sys's hook aborts on every panic, even one the executor catches on purpose (it wraps
+/// serde_json_path's parser, which panics on some malformed escapes). Replace it with one that reports
+/// the first panic only: a panic that escapes the executor still aborts, from libfuzzer-sys's own
+/// catch_unwind around this target.
+fn install_panic_hook() {
+    HOOK.call_once(|| {
+        let reported = AtomicBool::new(false);
+        std::panic::set_hook(Box::new(move |info| {
+            if !reported.swap(true, Ordering::Relaxed) {
+                eprintln!("panic (reported once; fatal only if it escapes the executor): {info}");
+            }
+        }))
+    });
+}
+
 fuzz_target!(|data: &[u8]| {
+    install_panic_hook();
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };

@@ -48,7 +48,14 @@ fn compile(path: &str) -> Result<JsonPath, String> {
             "invalid JSONPath {path:?}: {filters} filter expressions (at most {MAX_FILTER_DEPTH} accepted)"
         ));
     }
-    JsonPath::parse(path).map_err(|e| format!("invalid JSONPath {path:?}: {e}"))
+    // serde_json_path 0.7 panics (`unreachable!`) on some malformed escapes, e.g. `$['][0\u`: a bad
+    // path must stay an error of the state, never bring the executor down.
+    match std::panic::catch_unwind(|| JsonPath::parse(path)) {
+        Ok(parsed) => parsed.map_err(|e| format!("invalid JSONPath {path:?}: {e}")),
+        Err(_) => Err(format!(
+            "invalid JSONPath {path:?}: the parser gave up on it"
+        )),
+    }
 }
 
 /// Check that a string is a JSONPath this executor can evaluate (`$…` or `$$…`).
@@ -330,6 +337,13 @@ mod tests {
             .contains("invalid JSONPath"));
         // Ordinary filters still work.
         check_path("$.items[?(@.size > 10)].name").unwrap();
+    }
+
+    /// Found by fuzz/asl_paths (artifacts/asl_paths/crash-95cfa6bb…): the JSONPath parser panicked.
+    #[test]
+    fn a_path_the_parser_panics_on_is_an_invalid_path() {
+        let error = check_path("$['][0\\u").unwrap_err();
+        assert!(error.contains("invalid JSONPath"), "{error}");
     }
 
     /// Found by fuzz/asl_paths (artifacts/asl_paths/crash-6566376f…): a union of two quoted names was
