@@ -53,6 +53,12 @@ struct Parser<'a> {
 
 /// Parse an intrinsic function expression.
 pub fn parse(expression: &str) -> Result<Call, String> {
+    let max = crate::paths::MAX_NESTING;
+    if crate::paths::nesting_depth(expression) > max {
+        return Err(format!(
+            "invalid intrinsic function {expression:?}: nested deeper than {max} calls or brackets"
+        ));
+    }
     let mut parser = Parser {
         chars: expression.chars().collect(),
         pos: 0,

@@ -41,7 +41,42 @@ fn is_definite(path: &str) -> bool {
 /// real definitions use one or two.
 pub const MAX_FILTER_DEPTH: usize = 4;
 
+/// Deepest nesting of brackets and parentheses accepted in a JSONPath or an intrinsic function call:
+/// both parsers recurse per level, and fuzzing overflowed the stack with a few thousand levels. Real
+/// definitions nest a handful.
+pub const MAX_NESTING: usize = 32;
+
+/// The deepest nesting of `(` and `[` in `text`, outside quoted strings.
+pub(crate) fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' | '[' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ')' | ']' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    deepest
+}
+
 fn compile(path: &str) -> Result<JsonPath, String> {
+    if nesting_depth(path) > MAX_NESTING {
+        return Err(format!(
+            "invalid JSONPath {path:?}: nested deeper than {MAX_NESTING} brackets or parentheses"
+        ));
+    }
     let filters = path.matches("[?").count();
     if filters > MAX_FILTER_DEPTH {
         return Err(format!(
@@ -337,6 +372,23 @@ mod tests {
             .contains("invalid JSONPath"));
         // Ordinary filters still work.
         check_path("$.items[?(@.size > 10)].name").unwrap();
+    }
+
+    /// Found by fuzz/asl_paths (a stack overflow, no artifact written): thousands of nested parentheses
+    /// in a filter, or of nested intrinsic calls, overflowed the parsers' recursion.
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let parens = format!("$[?({}@.a{})]", "(".repeat(3000), ")".repeat(3000));
+        assert!(check_path(&parens).unwrap_err().contains("nested deeper"));
+        let calls = format!("{}1{}", "States.Array(".repeat(20_000), ")".repeat(20_000));
+        assert!(crate::intrinsics::parse(&calls)
+            .unwrap_err()
+            .contains("nested deeper"));
+        // Quoted brackets do not count, and ordinary nesting parses.
+        assert_eq!(nesting_depth("$['(((('][0]"), 1);
+        check_path("$.a[?(@.b && (@.c || (@.d > 1)))]").unwrap();
+        crate::intrinsics::parse("States.Array(States.Array(1, 2), States.StringToJson('[[1]]'))")
+            .unwrap();
     }
 
     /// Found by fuzz/asl_paths (artifacts/asl_paths/crash-95cfa6bb…): the JSONPath parser panicked.
