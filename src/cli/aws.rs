@@ -63,6 +63,17 @@ pub struct WindowArgs {
     pub limit: usize,
 }
 
+impl WindowArgs {
+    /// The executions of this window with `status` (any status when None).
+    fn filter(&self, status: Option<&str>) -> anyhow::Result<ListFilter> {
+        Ok(ListFilter {
+            status: status.map(ferrotype_ops::parse_status).transpose()?,
+            started_after: ferrotype_ops::executions::started_within(self.since.as_deref())?,
+            limit: self.limit,
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED or PENDING_REDRIVE.
@@ -132,17 +143,7 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
         AwsCommand::Executions(ExecutionsCommand::List(list)) => {
             let pipeline: Pipeline = pipeline().await?;
-            let filter = ListFilter {
-                status: list
-                    .status
-                    .as_deref()
-                    .map(ferrotype_ops::parse_status)
-                    .transpose()?,
-                started_after: ferrotype_ops::executions::started_within(
-                    list.window.since.as_deref(),
-                )?,
-                limit: list.window.limit,
-            };
+            let filter = list.window.filter(list.status.as_deref())?;
             let (executions, truncated) = ferrotype_ops::list_executions(
                 &clients.sfn,
                 pipeline.state_machine_arn()?,
@@ -163,13 +164,7 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<ExitCode> {
                 // those DescribeExecution marks NOT_REDRIVABLE.
                 let mut arns = Vec::new();
                 for status in ["FAILED", "TIMED_OUT", "ABORTED"] {
-                    let filter = ListFilter {
-                        status: Some(ferrotype_ops::parse_status(status)?),
-                        started_after: ferrotype_ops::executions::started_within(
-                            redrive.window.since.as_deref(),
-                        )?,
-                        limit: redrive.window.limit,
-                    };
+                    let filter = redrive.window.filter(Some(status))?;
                     let (ended, _) = ferrotype_ops::list_executions(
                         &clients.sfn,
                         pipeline.state_machine_arn()?,

@@ -82,6 +82,23 @@ pub async fn upload_with_event(
     ))
 }
 
+/// Every key in `bucket`, sorted.
+pub async fn keys(client: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let listed = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("listing s3://{bucket}: {err:?}"));
+    let mut keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// An object's bytes, content type and cache control.
 pub async fn download(
     client: &aws_sdk_s3::Client,

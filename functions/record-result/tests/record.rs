@@ -35,18 +35,7 @@ async fn manifest(server: &LocalS3, key: &str) -> Value {
 }
 
 async fn manifest_keys(server: &LocalS3) -> Vec<String> {
-    let listed = server
-        .client()
-        .list_objects_v2()
-        .bucket(OUTPUT_BUCKET)
-        .send()
-        .await
-        .unwrap();
-    listed
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_owned))
-        .collect()
+    testing::keys(&server.client(), OUTPUT_BUCKET).await
 }
 
 async fn validated(server: &LocalS3) -> ValidatedImage {

@@ -43,20 +43,7 @@ fn error_name(result: Result<RenderedVariant, StageError>) -> String {
 }
 
 async fn output_keys(server: &LocalS3) -> Vec<String> {
-    let listed = server
-        .client()
-        .list_objects_v2()
-        .bucket(OUTPUT_BUCKET)
-        .send()
-        .await
-        .unwrap();
-    let mut keys: Vec<_> = listed
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_owned))
-        .collect();
-    keys.sort();
-    keys
+    testing::keys(&server.client(), OUTPUT_BUCKET).await
 }
 
 #[tokio::test]
