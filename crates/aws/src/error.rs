@@ -9,12 +9,17 @@ pub enum StageError {
     /// `ImageRejected.<code>`: the upload is refused for good and recorded as `rejected`.
     #[error("{}", .0.message)]
     Rejected(Rejection),
-    /// `Ferrotype.Transient`: S3 5xx, throttling, timeouts, connection failures; retried by the ASL.
+    /// `Ferrotype.Superseded`: the version this execution works on is no longer the key's current object
+    /// (replaced or deleted). Not a fault: the ASL removes the version's outputs and succeeds.
+    #[error("{0}")]
+    Superseded(String),
+    /// `Ferrotype.Throttled`: S3 kept answering 503 SlowDown (or another throttling code); the ASL
+    /// retries it with the throttling retrier, like Lambda's own throttling.
+    #[error("{0}")]
+    Throttled(String),
+    /// `Ferrotype.Transient`: S3 5xx, timeouts, connection failures; retried by the ASL.
     #[error("{0}")]
     Transient(String),
-    /// `Ferrotype.SourceChanged`: the object was replaced or deleted after validate read it.
-    #[error("{0}")]
-    SourceChanged(String),
     /// `Ferrotype.Config`: bad configuration or environment (including missing permissions).
     #[error("{0}")]
     Config(String),
@@ -30,8 +35,9 @@ pub enum StageError {
 }
 
 impl StageError {
+    pub const SUPERSEDED: &'static str = "Ferrotype.Superseded";
+    pub const THROTTLED: &'static str = "Ferrotype.Throttled";
     pub const TRANSIENT: &'static str = "Ferrotype.Transient";
-    pub const SOURCE_CHANGED: &'static str = "Ferrotype.SourceChanged";
     pub const CONFIG: &'static str = "Ferrotype.Config";
     pub const BAD_EVENT: &'static str = "Ferrotype.BadEvent";
     pub const FACE_DETECTION: &'static str = "Ferrotype.FaceDetection";
@@ -45,8 +51,9 @@ impl StageError {
     pub fn name(&self) -> &'static str {
         match self {
             StageError::Rejected(rejection) => rejection.error_name(),
+            StageError::Superseded(_) => Self::SUPERSEDED,
+            StageError::Throttled(_) => Self::THROTTLED,
             StageError::Transient(_) => Self::TRANSIENT,
-            StageError::SourceChanged(_) => Self::SOURCE_CHANGED,
             StageError::Config(_) => Self::CONFIG,
             StageError::BadEvent(_) => Self::BAD_EVENT,
             StageError::FaceDetection(_) => Self::FACE_DETECTION,
@@ -98,14 +105,11 @@ mod tests {
                 StageError::rejected(RejectionCode::TooManyPixels, "big"),
                 "ImageRejected.TooManyPixels",
             ),
+            (StageError::Transient("500".into()), "Ferrotype.Transient"),
+            (StageError::Throttled("503".into()), "Ferrotype.Throttled"),
             (
-                StageError::rejected(RejectionCode::SourceMissing, "gone"),
-                "ImageRejected.SourceMissing",
-            ),
-            (StageError::Transient("503".into()), "Ferrotype.Transient"),
-            (
-                StageError::SourceChanged("etag".into()),
-                "Ferrotype.SourceChanged",
+                StageError::Superseded("replaced".into()),
+                "Ferrotype.Superseded",
             ),
             (StageError::Config("env".into()), "Ferrotype.Config"),
             (StageError::BadEvent("json".into()), "Ferrotype.BadEvent"),

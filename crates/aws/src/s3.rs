@@ -3,13 +3,17 @@
 //! Sources are read pinned: by version id when the bucket is versioned, and always with `If-Match` on the
 //! ETag validate saw (S3 answers 412 when the object was replaced). The ETag of the answer is checked
 //! too, so a server that ignores `If-Match` still cannot hand back other bytes unnoticed.
+//!
+//! Outputs are written conditionally (S3 conditional writes): variants with `If-None-Match: *` (their keys
+//! belong to one version and never change content), manifests with `If-Match` on the ETag read just
+//! before, so that a write lands only if nobody wrote in between (docs/CONTRACTS.md).
 
 use std::collections::HashMap;
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
-use ferrotype_core::RejectionCode;
+use ferrotype_core::pipeline::Source;
 
 use crate::StageError;
 
@@ -18,9 +22,14 @@ use crate::StageError;
 pub enum S3ErrorKind {
     /// 404: no such key (or version).
     NotFound,
-    /// 412, or an answer for another ETag than the pinned one: the object was replaced.
+    /// 412, or an answer for another ETag than the pinned one: the object was replaced (or, for a
+    /// conditional write, the condition did not hold).
     Changed,
-    /// 5xx, throttling, timeouts, connection failures, a body cut short: worth retrying.
+    /// 409 ConditionalRequestConflict: a conflicting write raced a conditional one; read and decide again.
+    Conflict,
+    /// 503 SlowDown and the other throttling answers: retried by the ASL's throttling retrier.
+    Throttled,
+    /// Other 5xx, timeouts, connection failures, a body cut short: worth retrying.
     Transient,
     /// 403: the function may not do this (IAM role, bucket policy, KMS key).
     AccessDenied,
@@ -50,33 +59,23 @@ impl S3Error {
         }
     }
 
-    /// For the upload an event announced (validate): missing means it was deleted before we got to it,
-    /// which refuses the upload for good.
-    pub fn into_upload_error(self) -> StageError {
-        match self.kind {
-            S3ErrorKind::NotFound => StageError::rejected(
-                RejectionCode::SourceMissing,
-                format!("the object no longer exists ({})", self.message),
-            ),
-            _ => self.into(),
-        }
-    }
 }
 
-/// For the validated source (detect-faces, render-variant) and for outputs: a source that is gone or
-/// different is a changed source; permissions and setup problems are configuration errors.
+/// For reads of the pinned source: a version that is gone or different is no longer the key's current
+/// object, so this execution is superseded; permissions and setup problems are configuration errors.
 impl From<S3Error> for StageError {
     fn from(error: S3Error) -> StageError {
         match error.kind {
-            S3ErrorKind::NotFound => StageError::SourceChanged(format!(
-                "the object was deleted after validation ({})",
+            S3ErrorKind::NotFound => StageError::Superseded(format!(
+                "the upload was deleted ({})",
                 error.message
             )),
-            S3ErrorKind::Changed => StageError::SourceChanged(format!(
-                "the object was replaced after validation ({})",
+            S3ErrorKind::Changed => StageError::Superseded(format!(
+                "the upload was replaced ({})",
                 error.message
             )),
-            S3ErrorKind::Transient => StageError::Transient(error.message),
+            S3ErrorKind::Conflict | S3ErrorKind::Transient => StageError::Transient(error.message),
+            S3ErrorKind::Throttled => StageError::Throttled(error.message),
             S3ErrorKind::AccessDenied => StageError::Config(format!(
                 "access denied; check the function's IAM role and the bucket policy ({})",
                 error.message
@@ -86,17 +85,17 @@ impl From<S3Error> for StageError {
     }
 }
 
-/// S3 error codes worth retrying whatever their status says (RequestTimeout is a 400).
-const TRANSIENT_CODES: [&str; 8] = [
+/// S3's answers to too many requests: waited out with the throttling retrier.
+const THROTTLING_CODES: [&str; 5] = [
     "SlowDown",
     "Throttling",
     "ThrottlingException",
     "RequestLimitExceeded",
     "TooManyRequestsException",
-    "RequestTimeout",
-    "InternalError",
-    "ServiceUnavailable",
 ];
+
+/// Other S3 error codes worth retrying whatever their status says (RequestTimeout is a 400).
+const TRANSIENT_CODES: [&str; 3] = ["RequestTimeout", "InternalError", "ServiceUnavailable"];
 
 fn classify<E>(
     operation: &str,
@@ -114,8 +113,12 @@ where
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = service.err().code().unwrap_or_default();
-            if TRANSIENT_CODES.contains(&code) || status == 429 || status >= 500 {
+            if THROTTLING_CODES.contains(&code) || status == 429 {
+                S3ErrorKind::Throttled
+            } else if TRANSIENT_CODES.contains(&code) || status >= 500 {
                 S3ErrorKind::Transient
+            } else if status == 409 {
+                S3ErrorKind::Conflict
             } else if code == "NoSuchBucket" {
                 S3ErrorKind::Setup
             } else if status == 404 {
@@ -167,6 +170,17 @@ impl ObjectHead {
     }
 }
 
+/// When a write may land.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// Whatever is there (objects only this execution's version writes, e.g. the working copy).
+    Always,
+    /// Only if the key holds no object (`If-None-Match: *`): immutable keys.
+    IfAbsent,
+    /// Only if the key still holds the object with this ETag (`If-Match`): compare-and-swap.
+    IfMatch(String),
+}
+
 /// What to store with an output object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutObject<'a> {
@@ -177,6 +191,48 @@ pub struct PutObject<'a> {
     pub cache_control: &'a str,
     /// User metadata (`x-amz-meta-*`); values must be ASCII (use [`metadata_value`]).
     pub metadata: HashMap<String, String>,
+    pub condition: WriteCondition,
+}
+
+/// How a conditional write ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Stored; the new ETag.
+    Stored(String),
+    /// The condition did not hold (412, or 409 for a write that raced it): nothing was written.
+    ConditionFailed,
+}
+
+/// One upload of a key, as far as telling it from the others goes: by version id (versioned buckets),
+/// else by ETag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionRef<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub version_id: Option<&'a str>,
+    pub etag: Option<&'a str>,
+}
+
+impl<'a> VersionRef<'a> {
+    /// The version validate pinned.
+    pub fn of_source(source: &'a Source) -> VersionRef<'a> {
+        VersionRef {
+            bucket: &source.bucket,
+            key: &source.key,
+            version_id: source.version_id.as_deref().filter(|id| *id != "null"),
+            etag: Some(&source.etag),
+        }
+    }
+}
+
+/// Whether a version is its key's current object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Currency {
+    Current,
+    /// Another upload replaced it (or, unversioned, another ETag is stored).
+    Replaced,
+    /// The key has no object (404, or a delete marker).
+    Deleted,
 }
 
 /// Percent-encodes a metadata value (e.g. a source key with non-ASCII letters), as S3 notifications encode
@@ -198,6 +254,53 @@ impl ObjectStore {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Whether `version` is still its key's current object: a HEAD of the key without a version id,
+    /// compared by version id when known, else by ETag. The single arbiter of "newest" (S3 is strongly
+    /// consistent, so the answer reflects every write that completed before the call).
+    pub async fn currency(&self, version: &VersionRef<'_>) -> Result<Currency, S3Error> {
+        let Some(head) = self.head_if_exists(version.bucket, version.key).await? else {
+            return Ok(Currency::Deleted);
+        };
+        let same = match (version.version_id, version.etag) {
+            (Some(version_id), _) => head.version_id.as_deref() == Some(version_id),
+            (None, Some(etag)) => head.etag.trim_matches('"') == etag.trim_matches('"'),
+            (None, None) => true,
+        };
+        Ok(if same {
+            Currency::Current
+        } else {
+            Currency::Replaced
+        })
+    }
+
+    /// [`ObjectStore::currency`] as a stage needs it: Ok when current, else `Ferrotype.Superseded`.
+    pub async fn ensure_current(&self, version: &VersionRef<'_>) -> Result<(), StageError> {
+        match self.currency(version).await? {
+            Currency::Current => Ok(()),
+            Currency::Replaced => Err(StageError::Superseded(format!(
+                "s3://{}/{} was uploaded again: this execution's version is no longer current",
+                version.bucket, version.key
+            ))),
+            Currency::Deleted => Err(StageError::Superseded(format!(
+                "s3://{}/{} was deleted",
+                version.bucket, version.key
+            ))),
+        }
+    }
+
+    /// HEAD of the key's current object, or None when the key has none (404, or a delete marker).
+    pub async fn head_if_exists(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectHead>, S3Error> {
+        match self.head(bucket, key, None).await {
+            Ok(head) => Ok(Some(head)),
+            Err(err) if err.kind == S3ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// HEAD of the current object, or of `version_id`.
@@ -298,14 +401,14 @@ impl ObjectStore {
         Ok(output.body)
     }
 
-    /// The current object, or None when there is none; at most `max_bytes` of it (a small document of
-    /// our own, such as a manifest).
+    /// The current object and its ETag, or None when there is none; at most `max_bytes` of it (a small
+    /// document of our own, such as a manifest).
     pub async fn get_if_exists(
         &self,
         bucket: &str,
         key: &str,
         max_bytes: u64,
-    ) -> Result<Option<Vec<u8>>, S3Error> {
+    ) -> Result<Option<(Vec<u8>, String)>, S3Error> {
         let output = match self
             .client
             .get_object()
@@ -323,13 +426,14 @@ impl ObjectStore {
                 };
             }
         };
+        let etag = output.e_tag().unwrap_or_default().to_owned();
         read_body(output.body, max_bytes, bucket, key, Excess::Truncate)
             .await
-            .map(Some)
+            .map(|bytes| Some((bytes, etag)))
     }
 
-    /// Stores an object; returns its ETag.
-    pub async fn put(&self, object: PutObject<'_>) -> Result<String, S3Error> {
+    /// Stores an object if its condition holds.
+    pub async fn put(&self, object: PutObject<'_>) -> Result<Written, S3Error> {
         let PutObject {
             bucket,
             key,
@@ -337,8 +441,9 @@ impl ObjectStore {
             content_type,
             cache_control,
             metadata,
+            condition,
         } = object;
-        let output = self
+        let request = self
             .client
             .put_object()
             .bucket(bucket)
@@ -346,11 +451,40 @@ impl ObjectStore {
             .body(ByteStream::from(body))
             .content_type(content_type)
             .cache_control(cache_control)
-            .set_metadata(Some(metadata))
-            .send()
-            .await
-            .map_err(|err| classify("PutObject", bucket, key, err))?;
-        Ok(output.e_tag().unwrap_or_default().to_owned())
+            .set_metadata(Some(metadata));
+        let request = match condition {
+            WriteCondition::Always => request,
+            WriteCondition::IfAbsent => request.if_none_match("*"),
+            WriteCondition::IfMatch(etag) => request.if_match(etag),
+        };
+        match request.send().await {
+            Ok(output) => Ok(Written::Stored(output.e_tag().unwrap_or_default().to_owned())),
+            Err(err) => {
+                let error = classify("PutObject", bucket, key, err);
+                match error.kind {
+                    // 404: If-Match on a key that has no object any more.
+                    S3ErrorKind::Changed | S3ErrorKind::Conflict | S3ErrorKind::NotFound => {
+                        Ok(Written::ConditionFailed)
+                    }
+                    _ => Err(error),
+                }
+            }
+        }
+    }
+
+    /// Deletes the key's current object (a delete marker in a versioned bucket); a key that has none
+    /// is fine: deleting is idempotent.
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), S3Error> {
+        match self.client.delete_object().bucket(bucket).key(key).send().await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let error = classify("DeleteObject", bucket, key, err);
+                match error.kind {
+                    S3ErrorKind::NotFound => Ok(()),
+                    _ => Err(error),
+                }
+            }
+        }
     }
 }
 

@@ -36,6 +36,10 @@ pub struct Config {
 pub struct Outputs {
     pub variants_prefix: String,
     pub manifests_prefix: String,
+    /// Working copies: what validate decoded, read by the later stages; never served.
+    #[serde(default = "default_work_prefix")]
+    pub work_prefix: String,
+    /// Of variants only (their keys never change content); manifests are always `no-cache`.
     #[serde(default = "default_cache_control")]
     pub cache_control: String,
 }
@@ -88,7 +92,11 @@ fn default_cache_control() -> String {
 }
 
 fn default_key_template() -> String {
-    "{profile}/{variant}/{stem}.{ext}".to_owned()
+    "{profile}/{key}/{version}/{variant}.{ext}".to_owned()
+}
+
+fn default_work_prefix() -> String {
+    "work/".to_owned()
 }
 
 /// A configuration that cannot be used, with the path of the offending field.
@@ -159,17 +167,24 @@ impl Config {
         let outputs = &self.outputs;
         check_prefix("outputs.variantsPrefix", &outputs.variants_prefix)?;
         check_prefix("outputs.manifestsPrefix", &outputs.manifests_prefix)?;
-        if outputs
-            .variants_prefix
-            .starts_with(&outputs.manifests_prefix)
-            || outputs
-                .manifests_prefix
-                .starts_with(&outputs.variants_prefix)
-        {
-            return Err(invalid(
-                "outputs.manifestsPrefix",
-                "must not overlap outputs.variantsPrefix (they get different permissions)",
-            ));
+        check_prefix("outputs.workPrefix", &outputs.work_prefix)?;
+        let prefixes = [
+            ("outputs.variantsPrefix", &outputs.variants_prefix),
+            ("outputs.manifestsPrefix", &outputs.manifests_prefix),
+            ("outputs.workPrefix", &outputs.work_prefix),
+        ];
+        for (i, (field, prefix)) in prefixes.iter().enumerate() {
+            for (other_field, other) in &prefixes[..i] {
+                if prefix.starts_with(other.as_str()) || other.starts_with(prefix.as_str()) {
+                    return Err(invalid(
+                        *field,
+                        format!(
+                            "must not overlap {other_field} (they are served, cached and permitted \
+                             differently)"
+                        ),
+                    ));
+                }
+            }
         }
         if !(1..=MAX_MAP_CONCURRENCY).contains(&self.map_max_concurrency) {
             return Err(invalid(

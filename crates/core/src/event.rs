@@ -1,6 +1,7 @@
-//! The EventBridge "Object Created" event that starts every execution, as the S3 → EventBridge rule
-//! delivers it (FACTS.md). One type for everyone who reads or writes it: the validate function, the
-//! local runner that emits it for `ferrotype run`, and the CLI's backfill.
+//! The EventBridge S3 events that start every execution, "Object Created" and "Object Deleted", as the
+//! S3 → EventBridge rules deliver them (FACTS.md). One type for everyone who reads or writes them: the
+//! validate and record-result functions, the local runner that emits them, and the CLI's backfill and
+//! reconcile. The event names the version of the object it is about ([`VersionIdentity`]).
 //!
 //! Object keys: classic S3 notifications form-encode keys (`red flower.jpg` → `red+flower.jpg`); whether
 //! EventBridge does is unverified. So producers here encode the way S3 does, and readers try the
@@ -9,10 +10,11 @@
 use serde::{Deserialize, Serialize};
 
 pub const SOURCE: &str = "aws.s3";
-pub const DETAIL_TYPE: &str = "Object Created";
+pub const OBJECT_CREATED: &str = "Object Created";
+pub const OBJECT_DELETED: &str = "Object Deleted";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ObjectCreatedEvent {
+pub struct ObjectEvent {
     #[serde(default = "zero")]
     pub version: String,
     #[serde(default)]
@@ -28,11 +30,11 @@ pub struct ObjectCreatedEvent {
     pub region: String,
     #[serde(default)]
     pub resources: Vec<String>,
-    pub detail: ObjectCreatedDetail,
+    pub detail: ObjectEventDetail,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ObjectCreatedDetail {
+pub struct ObjectEventDetail {
     #[serde(default = "zero")]
     pub version: String,
     pub bucket: BucketName,
@@ -51,9 +53,17 @@ pub struct ObjectCreatedDetail {
         skip_serializing_if = "Option::is_none"
     )]
     pub source_ip_address: Option<String>,
-    /// PutObject, POST Object, CopyObject or CompleteMultipartUpload.
+    /// Created: PutObject, POST Object, CopyObject or CompleteMultipartUpload. Deleted: DeleteObject or
+    /// Lifecycle Expiration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Deleted only: "Delete Marker Created" or "Permanently Deleted".
+    #[serde(
+        rename = "deletion-type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deletion_type: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +73,7 @@ pub struct BucketName {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectDetail {
-    /// As delivered: possibly form-encoded. Use [`ObjectCreatedEvent::candidate_keys`].
+    /// As delivered: possibly form-encoded. Use [`ObjectEvent::candidate_keys`].
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
@@ -76,8 +86,34 @@ pub struct ObjectDetail {
         skip_serializing_if = "Option::is_none"
     )]
     pub version_id: Option<String>,
+    /// Orders the changes of one key (a later change has a larger sequencer); unique per write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequencer: Option<String>,
+}
+
+/// Which version of an object an event is about: what tells one upload of a key from every other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum VersionIdentity {
+    /// A versioned bucket: the version id names the upload.
+    VersionId(String),
+    /// An unversioned bucket: the ETag (quotes removed) and the sequencer of the write, when the event
+    /// carries one (events started by a backfill do not).
+    Etag {
+        etag: String,
+        sequencer: Option<String>,
+    },
+}
+
+impl VersionIdentity {
+    /// The canonical text hashed into version tags.
+    pub fn canonical(&self) -> String {
+        match self {
+            VersionIdentity::VersionId(id) => format!("version-id:{id}"),
+            VersionIdentity::Etag { etag, sequencer } => {
+                format!("etag:{etag}\0sequencer:{}", sequencer.as_deref().unwrap_or(""))
+            }
+        }
+    }
 }
 
 fn zero() -> String {
@@ -101,21 +137,40 @@ pub struct NewObject<'a> {
     pub id: &'a str,
     /// One of S3's reasons; uploads and backfills announce `PutObject`.
     pub reason: &'a str,
+    /// What S3 stamped on the write, when known (a listing does not tell it).
+    pub sequencer: Option<&'a str>,
 }
 
-impl ObjectCreatedEvent {
+/// What a producer knows about a deletion it announces.
+#[derive(Debug, Clone, Default)]
+pub struct DeletedObject<'a> {
+    pub bucket: &'a str,
+    /// The real (unencoded) key.
+    pub key: &'a str,
+    /// The version removed, or the delete marker's version id.
+    pub version_id: Option<&'a str>,
+    pub sequencer: Option<&'a str>,
+    /// "Delete Marker Created" or "Permanently Deleted".
+    pub deletion_type: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub time: &'a str,
+    pub id: &'a str,
+}
+
+impl ObjectEvent {
     /// The event S3 would send for a new object, with the key encoded as S3 encodes it.
-    pub fn for_object(object: &NewObject<'_>) -> ObjectCreatedEvent {
-        ObjectCreatedEvent {
+    pub fn for_object(object: &NewObject<'_>) -> ObjectEvent {
+        ObjectEvent {
             version: zero(),
             id: object.id.to_owned(),
-            detail_type: DETAIL_TYPE.to_owned(),
+            detail_type: OBJECT_CREATED.to_owned(),
             source: SOURCE.to_owned(),
             account: object.account.to_owned(),
             time: object.time.to_owned(),
             region: object.region.to_owned(),
             resources: vec![format!("arn:aws:s3:::{}", object.bucket)],
-            detail: ObjectCreatedDetail {
+            detail: ObjectEventDetail {
                 version: zero(),
                 bucket: BucketName {
                     name: object.bucket.to_owned(),
@@ -125,23 +180,65 @@ impl ObjectCreatedEvent {
                     size: Some(object.size),
                     etag: object.etag.map(str::to_owned),
                     version_id: object.version_id.map(str::to_owned),
-                    sequencer: None,
+                    sequencer: object.sequencer.map(str::to_owned),
                 },
                 request_id: None,
                 requester: None,
                 source_ip_address: None,
                 reason: Some(object.reason.to_owned()),
+                deletion_type: None,
             },
         }
     }
 
-    /// Parses an event and checks it is an S3 Object Created event with a bucket and a key.
-    pub fn from_value(value: serde_json::Value) -> Result<ObjectCreatedEvent, EventError> {
-        let event: ObjectCreatedEvent = serde_json::from_value(value)
-            .map_err(|err| EventError(format!("not an S3 Object Created event: {err}")))?;
-        if event.source != SOURCE || event.detail_type != DETAIL_TYPE {
+    /// The event S3 would send for a deletion.
+    pub fn for_deletion(object: &DeletedObject<'_>) -> ObjectEvent {
+        ObjectEvent {
+            version: zero(),
+            id: object.id.to_owned(),
+            detail_type: OBJECT_DELETED.to_owned(),
+            source: SOURCE.to_owned(),
+            account: object.account.to_owned(),
+            time: object.time.to_owned(),
+            region: object.region.to_owned(),
+            resources: vec![format!("arn:aws:s3:::{}", object.bucket)],
+            detail: ObjectEventDetail {
+                version: zero(),
+                bucket: BucketName {
+                    name: object.bucket.to_owned(),
+                },
+                object: ObjectDetail {
+                    key: encode_key(object.key),
+                    size: None,
+                    etag: None,
+                    version_id: object.version_id.map(str::to_owned),
+                    sequencer: object.sequencer.map(str::to_owned),
+                },
+                request_id: None,
+                requester: None,
+                source_ip_address: None,
+                reason: Some("DeleteObject".to_owned()),
+                deletion_type: Some(object.deletion_type.to_owned()),
+            },
+        }
+    }
+
+    /// Parses an event and checks it is an S3 "Object Created" event with a bucket and a key.
+    pub fn created(value: serde_json::Value) -> Result<ObjectEvent, EventError> {
+        Self::parse(value, OBJECT_CREATED)
+    }
+
+    /// Parses an event and checks it is an S3 "Object Deleted" event with a bucket and a key.
+    pub fn deleted(value: serde_json::Value) -> Result<ObjectEvent, EventError> {
+        Self::parse(value, OBJECT_DELETED)
+    }
+
+    fn parse(value: serde_json::Value, detail_type: &str) -> Result<ObjectEvent, EventError> {
+        let event: ObjectEvent = serde_json::from_value(value)
+            .map_err(|err| EventError(format!("not an S3 {detail_type} event: {err}")))?;
+        if event.source != SOURCE || event.detail_type != detail_type {
             return Err(EventError(format!(
-                "expected source {SOURCE:?} and detail-type {DETAIL_TYPE:?}, got {:?} and {:?}",
+                "expected source {SOURCE:?} and detail-type {detail_type:?}, got {:?} and {:?}",
                 event.source, event.detail_type
             )));
         }
@@ -149,6 +246,24 @@ impl ObjectCreatedEvent {
             return Err(EventError("the event names no bucket or no key".to_owned()));
         }
         Ok(event)
+    }
+
+    pub fn is_deletion(&self) -> bool {
+        self.detail_type == OBJECT_DELETED
+    }
+
+    /// The version of the object this event announces: by version id when the event carries one, else
+    /// by ETag and sequencer. None for an event that names neither (a deletion in an unversioned bucket).
+    pub fn version_identity(&self) -> Option<VersionIdentity> {
+        let object = &self.detail.object;
+        if let Some(id) = object.version_id.as_deref().filter(|id| !id.is_empty() && *id != "null") {
+            return Some(VersionIdentity::VersionId(id.to_owned()));
+        }
+        let etag = object.etag.as_deref()?.trim_matches('"');
+        Some(VersionIdentity::Etag {
+            etag: etag.to_owned(),
+            sequencer: object.sequencer.clone().filter(|s| !s.is_empty()),
+        })
     }
 
     pub fn bucket(&self) -> &str {
@@ -238,7 +353,7 @@ mod tests {
     #[test]
     fn parses_the_documented_event() {
         let event =
-            ObjectCreatedEvent::from_value(serde_json::from_str(DOC_EXAMPLE).unwrap()).unwrap();
+            ObjectEvent::created(serde_json::from_str(DOC_EXAMPLE).unwrap()).unwrap();
         assert_eq!(event.bucket(), "amzn-s3-demo-bucket1");
         assert_eq!(
             event.detail.object.version_id.as_deref(),
@@ -259,16 +374,17 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("version-id");
-        let event = ObjectCreatedEvent::from_value(value.clone()).unwrap();
+        let event = ObjectEvent::created(value.clone()).unwrap();
         assert_eq!(event.detail.object.version_id, None);
 
         value["detail-type"] = "Object Deleted".into();
-        assert!(ObjectCreatedEvent::from_value(value)
+        assert!(ObjectEvent::created(value.clone())
             .unwrap_err()
             .0
             .contains("Object Created"));
-        assert!(ObjectCreatedEvent::from_value(serde_json::json!({"hello": 1})).is_err());
-        assert!(ObjectCreatedEvent::from_value(serde_json::json!([])).is_err());
+        assert!(ObjectEvent::deleted(value).unwrap().is_deletion());
+        assert!(ObjectEvent::created(serde_json::json!({"hello": 1})).is_err());
+        assert!(ObjectEvent::created(serde_json::json!([])).is_err());
     }
 
     #[test]
@@ -302,7 +418,7 @@ mod tests {
 
     #[test]
     fn produced_events_parse_back() {
-        let event = ObjectCreatedEvent::for_object(&NewObject {
+        let event = ObjectEvent::for_object(&NewObject {
             bucket: "in",
             key: "uploads/red flower.jpg",
             size: 42,
@@ -313,10 +429,45 @@ mod tests {
             time: "2026-11-28T00:00:00Z",
             id: "id-1",
             reason: "PutObject",
+            sequencer: Some("0055AED6DCD90281E5"),
         });
-        let parsed = ObjectCreatedEvent::from_value(serde_json::to_value(&event).unwrap()).unwrap();
+        let parsed = ObjectEvent::created(serde_json::to_value(&event).unwrap()).unwrap();
         assert_eq!(parsed.detail.object.key, "uploads/red+flower.jpg");
         assert_eq!(parsed.candidate_keys()[0], "uploads/red flower.jpg");
         assert_eq!(parsed.detail.object.size, Some(42));
+        assert_eq!(
+            parsed.version_identity(),
+            Some(VersionIdentity::Etag {
+                etag: "abc".into(),
+                sequencer: Some("0055AED6DCD90281E5".into())
+            })
+        );
+    }
+
+    #[test]
+    fn versions_are_named_by_version_id_first() {
+        let event =
+            ObjectEvent::created(serde_json::from_str(DOC_EXAMPLE).unwrap()).unwrap();
+        assert_eq!(
+            event.version_identity(),
+            Some(VersionIdentity::VersionId(
+                "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e".into()
+            ))
+        );
+        let deletion = ObjectEvent::for_deletion(&DeletedObject {
+            bucket: "in",
+            key: "uploads/a b.jpg",
+            version_id: None,
+            sequencer: Some("0A"),
+            deletion_type: "Permanently Deleted",
+            ..Default::default()
+        });
+        let parsed = ObjectEvent::deleted(serde_json::to_value(&deletion).unwrap()).unwrap();
+        assert_eq!(parsed.candidate_keys()[0], "uploads/a b.jpg");
+        assert_eq!(parsed.version_identity(), None);
+        assert_eq!(
+            parsed.detail.deletion_type.as_deref(),
+            Some("Permanently Deleted")
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! the local runner and the CLI all build on this crate.
 
 pub mod config;
+pub mod cpu;
 pub mod event;
 pub mod faces;
 pub mod imaging;

@@ -6,7 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::SmartCrop;
 use crate::faces::FaceDetection;
-use crate::spec::{Focus, OutputFormat, SourceFormat, VariantSpec};
+use crate::spec::{OutputFormat, SourceFormat, VariantSpec};
+
+/// What the definition's `${UncaughtErrors}` placeholder becomes in a Standard workflow: an error name no
+/// stage raises, so failures stay uncaught (the execution can be redriven, and record-result records them
+/// from the FAILED status-change event). Express workflows substitute `States.ALL` and record inline.
+pub const UNCAUGHT_IN_STANDARD: &str = "Ferrotype.LeftForRedrive";
 
 /// The uploaded object as validate found it. Later stages read exactly this version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +23,9 @@ pub struct Source {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
     pub etag: String,
+    /// The event's sequencer, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
     pub size: u64,
     pub format: SourceFormat,
     /// Stored pixels, before EXIF orientation.
@@ -35,6 +43,8 @@ pub struct Source {
 pub struct ValidatedImage {
     pub source: Source,
     pub profile: String,
+    /// The version tag ([`crate::keys::version_tag`]) every output key of this upload carries.
+    pub version: String,
     pub smart_crop: SmartCrop,
     pub detect_faces: bool,
     pub max_concurrency: u32,
@@ -55,7 +65,9 @@ pub struct DetectFacesRequest {
 pub struct RenderRequest {
     pub source: Source,
     pub profile: String,
-    pub focus: Focus,
+    pub version: String,
+    /// What detect-faces found (or the centre focus): the focus and the faces steer cover crops.
+    pub faces: FaceDetection,
     pub variant: VariantSpec,
 }
 
@@ -94,27 +106,62 @@ impl StatesError {
     }
 }
 
-/// Input of record-result from the state machine (the FAILED path comes as an EventBridge status-change
-/// event and is parsed separately by the function).
+/// What one Map iteration ended with: the stored variant, or why it was not rendered (its version was
+/// superseded, or the source turned out corrupt), as the ASL's Catch recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum VariantOutcome {
+    Rendered(RenderedVariant),
+    #[serde(rename_all = "camelCase")]
+    NotRendered {
+        name: String,
+        not_rendered: StatesError,
+    },
+}
+
+/// Input of record-result from the state machine (the FAILED path of Standard workflows comes as an
+/// EventBridge status-change event and is parsed separately by the function).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "camelCase")]
 pub enum RecordRequest {
+    /// Every Map iteration has ended: record `succeeded`, or `rejected` / superseded if an iteration said so.
     #[serde(rename_all = "camelCase")]
-    Succeeded {
+    Rendered {
         execution_id: String,
         started_at: String,
-        source: Source,
-        profile: String,
+        image: ValidatedImage,
         faces: FaceDetection,
-        variants: Vec<RenderedVariant>,
+        variants: Vec<VariantOutcome>,
     },
+    /// Validate refused the upload; `event` is the execution's state (the S3 event and the caught
+    /// `rejection`).
     #[serde(rename_all = "camelCase")]
     Rejected {
         execution_id: String,
         started_at: String,
-        /// The execution's state: the S3 event plus the caught `rejection`.
         event: serde_json::Value,
-        rejection: StatesError,
+    },
+    /// A stage found the version no longer current; `event` is the execution's state.
+    #[serde(rename_all = "camelCase")]
+    Superseded {
+        execution_id: String,
+        started_at: String,
+        event: serde_json::Value,
+    },
+    /// An "Object Deleted" event.
+    #[serde(rename_all = "camelCase")]
+    Deleted {
+        execution_id: String,
+        started_at: String,
+        event: serde_json::Value,
+    },
+    /// An uncaught failure, caught inline (Express workflows); `event` is the state with the caught
+    /// `failure`.
+    #[serde(rename_all = "camelCase")]
+    Failed {
+        execution_id: String,
+        started_at: String,
+        event: serde_json::Value,
     },
 }
 
@@ -124,6 +171,8 @@ pub enum ManifestStatus {
     Succeeded,
     Rejected,
     Failed,
+    /// The source was deleted: a tombstone whose outputs are gone.
+    Deleted,
 }
 
 /// The error a manifest records: its stable name and the human message.
@@ -133,7 +182,7 @@ pub struct ManifestError {
     pub message: String,
 }
 
-/// One JSON document per source image in the output bucket: what happened to it, last execution wins.
+/// One JSON document per source key in the output bucket: what happened to its current object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
@@ -141,12 +190,15 @@ pub struct Manifest {
     /// The source bucket and key are always known; the rest of the facts only once validate succeeded.
     pub bucket: String,
     pub key: String,
+    /// The version tag of the upload this manifest describes (absent for a deletion tombstone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub focus: Option<Focus>,
+    pub focus: Option<crate::spec::Focus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faces: Option<FaceDetection>,
     #[serde(default)]
@@ -156,6 +208,36 @@ pub struct Manifest {
     pub recorded_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ManifestError>,
+    /// `failed` only: outputs this version already wrote, kept so a redrive can finish without
+    /// rendering them again; the next manifest of the key retires them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retained: Vec<String>,
+    /// Outputs of the previous manifest that this one no longer uses, deleted when it was recorded
+    /// (kept here so an interrupted deletion is finished by whoever records the key next).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
+}
+
+impl Manifest {
+    /// Every output key this manifest accounts for: its variants and what it retains.
+    pub fn output_keys(&self) -> impl Iterator<Item = &str> {
+        self.variants
+            .iter()
+            .map(|variant| variant.key.as_str())
+            .chain(self.retained.iter().map(String::as_str))
+    }
+}
+
+/// What record-result did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordOutcome {
+    /// The manifest was written.
+    Recorded,
+    /// The version is no longer the key's current object: its outputs were removed, nothing written.
+    Superseded,
+    /// The stored manifest already says as much (or more: a failure never replaces a success).
+    Unchanged,
 }
 
 /// Output of record-result.
@@ -164,9 +246,7 @@ pub struct Manifest {
 pub struct Recorded {
     pub manifest_key: String,
     pub status: ManifestStatus,
-    /// True when nothing was written because a later execution's manifest is already stored.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub superseded: bool,
+    pub outcome: RecordOutcome,
 }
 
 #[cfg(test)]
@@ -194,10 +274,15 @@ mod tests {
     fn record_requests_are_tagged_by_status() {
         let rejected: RecordRequest = serde_json::from_value(serde_json::json!({
             "status": "rejected", "executionId": "arn:x", "startedAt": "2026-01-01T00:00:00Z",
-            "event": {"detail": {}}, "rejection": {"Error": "ImageRejected.Empty", "Cause": "{}"}
+            "event": {"detail": {}, "rejection": {"Error": "ImageRejected.Empty", "Cause": "{}"}}
         }))
         .unwrap();
         assert!(matches!(rejected, RecordRequest::Rejected { .. }));
+        let outcome: VariantOutcome = serde_json::from_value(serde_json::json!({
+            "name": "thumbnail", "notRendered": {"Error": "Ferrotype.Superseded", "Cause": "replaced"}
+        }))
+        .unwrap();
+        assert!(matches!(outcome, VariantOutcome::NotRendered { .. }));
         assert!(
             serde_json::from_value::<RecordRequest>(serde_json::json!({"status": "maybe"}))
                 .is_err()

@@ -19,19 +19,16 @@ pub enum RejectionCode {
     TooManyPixels,
     /// The header or the data is malformed or truncated.
     Corrupt,
-    /// The object was deleted before we could read it.
-    SourceMissing,
 }
 
 impl RejectionCode {
-    pub const ALL: [RejectionCode; 7] = [
+    pub const ALL: [RejectionCode; 6] = [
         RejectionCode::Empty,
         RejectionCode::NotAnImage,
         RejectionCode::UnsupportedFormat,
         RejectionCode::TooLarge,
         RejectionCode::TooManyPixels,
         RejectionCode::Corrupt,
-        RejectionCode::SourceMissing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,7 +39,6 @@ impl RejectionCode {
             RejectionCode::TooLarge => "TooLarge",
             RejectionCode::TooManyPixels => "TooManyPixels",
             RejectionCode::Corrupt => "Corrupt",
-            RejectionCode::SourceMissing => "SourceMissing",
         }
     }
 
@@ -55,7 +51,6 @@ impl RejectionCode {
             RejectionCode::TooLarge => "ImageRejected.TooLarge",
             RejectionCode::TooManyPixels => "ImageRejected.TooManyPixels",
             RejectionCode::Corrupt => "ImageRejected.Corrupt",
-            RejectionCode::SourceMissing => "ImageRejected.SourceMissing",
         }
     }
 

@@ -49,11 +49,9 @@ impl FaceDetector for BuiltinDetector {
     async fn detect(&self, upright: &RgbImage) -> Result<Vec<FaceBox>, FaceDetectionError> {
         // The (small) grey copy is what moves to the blocking thread, not the caller's image.
         let grey = detection_image(upright);
-        tokio::task::spawn_blocking(move || detect_in_grey(&grey))
+        crate::cpu::run(move || detect_in_grey(&grey))
             .await
-            .map_err(|error| {
-                FaceDetectionError::Failed(format!("builtin detector task ended: {error}"))
-            })?
+            .map_err(|error| FaceDetectionError::Failed(format!("builtin detector: {error}")))?
     }
 
     fn kind(&self) -> DetectorKind {
