@@ -109,21 +109,17 @@ pub async fn handler(
         .s3
         .get(&source.bucket, &source.key, &pin, source.size)
         .await?;
-    // Decoding is CPU-bound: keep it off the runtime's worker threads.
-    let preview =
-        tokio::task::spawn_blocking(move || decode_preview(&bytes, preview_side, &limits))
-            .await
-            .map_err(|err| StageError::FaceDetection(format!("the preview task failed: {err}")))?
-            .map_err(|err| match err {
-                RenderError::Rejected(rejection) => StageError::FaceDetection(format!(
-                    "the source cannot be decoded for face detection: {}: {}",
-                    rejection.error_name(),
-                    rejection.message
-                )),
-                other => {
-                    StageError::FaceDetection(format!("the preview could not be made: {other}"))
-                }
-            })?;
+    let preview = ferrotype_aws::run_cpu(move || decode_preview(&bytes, preview_side, &limits))
+        .await
+        .map_err(|err| StageError::FaceDetection(format!("the preview task failed: {err}")))?
+        .map_err(|err| match err {
+            RenderError::Rejected(rejection) => StageError::FaceDetection(format!(
+                "the source cannot be decoded for face detection: {}: {}",
+                rejection.error_name(),
+                rejection.message
+            )),
+            other => StageError::FaceDetection(format!("the preview could not be made: {other}")),
+        })?;
     let detection = detector.detect_focus(&preview).await?;
     tracing::info!(
         key = source.key,

@@ -1,13 +1,15 @@
 //! render-variant: one Map iteration. Reads the validated source (pinned to the version validate saw),
-//! renders one variant around the focus point and stores it at its deterministic key, so a retry or a
-//! redrive overwrites the same object.
+//! renders one variant around the focus point and stores it at its key, which belongs to this upload
+//! alone. Before writing it checks the upload is still the key's current object (else the execution is
+//! superseded), and it writes with `If-None-Match: *`: the key's bytes never change, so a retry or a
+//! redrive that finds its own earlier write keeps it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use ferrotype_aws::s3::metadata_value;
-use ferrotype_aws::{ObjectStore, Pin, PutObject, StageError};
+use ferrotype_aws::{ObjectStore, Pin, PutObject, StageError, VersionRef, WriteCondition, Written};
 use ferrotype_core::config::Config;
 use ferrotype_core::keys::variant_key;
 use ferrotype_core::pipeline::{RenderRequest, RenderedVariant};
@@ -44,7 +46,8 @@ pub async fn handler(
     let RenderRequest {
         source,
         profile,
-        focus,
+        version,
+        faces,
         variant,
     } = event.payload;
     let profile = deps
@@ -60,13 +63,11 @@ pub async fn handler(
         .get(&source.bucket, &source.key, &pin, source.size)
         .await?;
 
-    let focus = variant.follow_focus.then_some(focus);
+    let focus = variant.follow_focus.then_some(faces.focus);
     let limits = profile.limits.clone();
     let spec = variant.clone();
-    // Decoding and encoding are CPU-bound: keep them off the runtime's worker threads.
-    let rendered = tokio::task::spawn_blocking(move || render(&bytes, &spec, focus, &limits))
-        .await
-        .map_err(|err| StageError::RenderFailed(format!("the render task failed: {err}")))?
+    let rendered = ferrotype_aws::run_cpu(move || render(&bytes, &spec, focus, &limits))
+        .await?
         .map_err(|err| match err {
             // Validate read only the header; pixel data cut short or garbled after an intact header is
             // found here. It is still the upload's fault: the Map catches ImageRejected.* and records a
@@ -76,7 +77,13 @@ pub async fn handler(
             RenderError::Encode(message) => StageError::RenderFailed(message),
         })?;
 
-    let key = variant_key(&deps.config.outputs, profile, &variant, &source.key);
+    let key = variant_key(
+        &deps.config.outputs,
+        profile,
+        &variant,
+        &source.key,
+        &version,
+    );
     let content_type = rendered.format.content_type();
     let size = rendered.bytes.len() as u64;
     let mut metadata = HashMap::from([
@@ -92,7 +99,14 @@ pub async fn handler(
     if let Some(version_id) = &source.version_id {
         metadata.insert("source-version-id".to_owned(), metadata_value(version_id));
     }
+    metadata.insert("version".to_owned(), version.clone());
+    // The last moment to find out cheaply that a newer upload (or a deletion) took over; a write after
+    // this that loses the race anyway is removed by this execution's superseded clean-up.
     deps.s3
+        .ensure_current(&VersionRef::of_source(&source))
+        .await?;
+    let written = deps
+        .s3
         .put(PutObject {
             bucket: &deps.output_bucket,
             key: &key,
@@ -100,8 +114,14 @@ pub async fn handler(
             content_type,
             cache_control: &deps.config.outputs.cache_control,
             metadata,
+            condition: WriteCondition::IfAbsent,
         })
         .await?;
+    if written == Written::ConditionFailed {
+        // An earlier attempt of this very iteration (or a duplicate execution of this upload) stored
+        // the same bytes under this key: keys are unique to an upload and its settings.
+        tracing::info!(key, "already stored by an earlier attempt; kept");
+    }
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     tracing::info!(
         source = source.key,

@@ -2,7 +2,7 @@
 
 use ferrotype_aws::StageError;
 use ferrotype_core::pipeline::{RenderRequest, RenderedVariant, ValidatedImage};
-use ferrotype_core::{Focus, OutputFormat};
+use ferrotype_core::{DetectorKind, FaceDetection, Focus, OutputFormat};
 use ferrotype_local_s3::testing::{self, OUTPUT_BUCKET};
 use ferrotype_local_s3::{Fault, FaultRule, LocalS3, S3Op};
 use render_variant::{handler, RenderVariant};
@@ -20,7 +20,12 @@ fn request(image: &ValidatedImage, name: &str, focus: Focus) -> RenderRequest {
     RenderRequest {
         source: image.source.clone(),
         profile: image.profile.clone(),
-        focus,
+        version: image.version.clone(),
+        faces: FaceDetection {
+            detector: DetectorKind::None,
+            faces: Vec::new(),
+            focus,
+        },
         variant: image
             .variants
             .iter()
@@ -47,7 +52,7 @@ async fn output_keys(server: &LocalS3) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn renders_every_variant_to_its_deterministic_key() {
+async fn renders_every_variant_to_its_own_immutable_key() {
     let server = testing::start_server().await;
     let image = validated(
         &server,
@@ -55,24 +60,25 @@ async fn renders_every_variant_to_its_deterministic_key() {
         &testing::jpeg(120, 80),
     )
     .await;
+    let key = |file: &str| format!("variants/default/2024/red flower.jpg/{}/{file}", image.version);
     let expected = [
         (
             "thumb",
-            "variants/default/thumb/2024/red flower.jpg",
+            key("thumb.jpg"),
             OutputFormat::Jpeg,
             "image/jpeg",
             (32, 32),
         ),
         (
             "wide",
-            "variants/default/wide/2024/red flower.png",
+            key("wide.png"),
             OutputFormat::Png,
             "image/png",
             (64, 43),
         ),
         (
             "centred",
-            "variants/default/centred/2024/red flower.webp",
+            key("centred.webp"),
             OutputFormat::Webp,
             "image/webp",
             (24, 48),
@@ -90,7 +96,7 @@ async fn renders_every_variant_to_its_deterministic_key() {
         assert_eq!((rendered.width, rendered.height), (width, height), "{name}");
 
         let (bytes, stored_type, cache_control) =
-            testing::download(&server.client(), OUTPUT_BUCKET, key).await;
+            testing::download(&server.client(), OUTPUT_BUCKET, &key).await;
         assert_eq!(rendered.bytes, bytes.len() as u64);
         assert_eq!(stored_type.as_deref(), Some(content_type));
         assert_eq!(cache_control.as_deref(), Some("public, max-age=60"));
@@ -105,7 +111,7 @@ async fn renders_every_variant_to_its_deterministic_key() {
             .client()
             .head_object()
             .bucket(OUTPUT_BUCKET)
-            .key(key)
+            .key(&key)
             .send()
             .await
             .unwrap();
@@ -117,6 +123,7 @@ async fn renders_every_variant_to_its_deterministic_key() {
         assert_eq!(metadata["source-bucket"], "input");
         assert_eq!(metadata["variant"], name);
         assert_eq!(metadata["profile"], "default");
+        assert_eq!(metadata["version"], image.version);
     }
     let json = serde_json::to_value(
         render(&server, request(&image, "thumb", Focus::CENTRE))
@@ -141,7 +148,7 @@ async fn renders_every_variant_to_its_deterministic_key() {
 }
 
 #[tokio::test]
-async fn a_retried_render_overwrites_the_same_key() {
+async fn a_retried_render_keeps_its_earlier_write() {
     let server = testing::start_server().await;
     let image = validated(&server, "uploads/cat.png", &testing::png(90, 60)).await;
     let first = render(&server, request(&image, "thumb", Focus::CENTRE))
@@ -154,10 +161,30 @@ async fn a_retried_render_overwrites_the_same_key() {
     assert_eq!(again.key, first.key);
     let (again_bytes, _, _) = testing::download(&server.client(), OUTPUT_BUCKET, &again.key).await;
     assert_eq!(again_bytes, first_bytes, "rendering is deterministic");
-    assert_eq!(
-        output_keys(&server).await,
-        ["variants/default/thumb/cat.jpg"]
-    );
+    assert_eq!(output_keys(&server).await, [first.key.clone()]);
+    let puts = server.faults().requests_of(S3Op::PutObject);
+    assert_eq!(puts.len(), 2, "both attempts tried to write");
+}
+
+#[tokio::test]
+async fn uploads_of_one_key_never_share_an_output() {
+    let server = testing::start_server().await;
+    let first = validated(&server, "uploads/cat.png", &testing::png(90, 60)).await;
+    let first = render(&server, request(&first, "thumb", Focus::CENTRE))
+        .await
+        .unwrap();
+    let second = validated(&server, "uploads/cat.png", &testing::png(60, 90)).await;
+    let second = render(&server, request(&second, "thumb", Focus::CENTRE))
+        .await
+        .unwrap();
+    assert_ne!(first.key, second.key);
+    // Neither a .jpg nor a .png with the same stem shares them either.
+    let other = validated(&server, "uploads/cat.jpg", &testing::jpeg(60, 90)).await;
+    let other = render(&server, request(&other, "thumb", Focus::CENTRE))
+        .await
+        .unwrap();
+    assert_ne!(other.key, second.key);
+    assert_eq!(output_keys(&server).await.len(), 3);
 }
 
 #[tokio::test]
@@ -212,7 +239,7 @@ async fn faults_that_outlast_the_sdk_retries_are_transient_and_a_retry_succeeds(
         .inject(FaultRule::new(S3Op::GetObject, Fault::SlowDown).times(3));
     assert_eq!(
         error_name(render(&server, request(&image, "thumb", Focus::CENTRE)).await),
-        "Ferrotype.Transient"
+        "Ferrotype.Throttled"
     );
 
     server.faults().inject(
@@ -227,25 +254,22 @@ async fn faults_that_outlast_the_sdk_retries_are_transient_and_a_retry_succeeds(
     assert!(output_keys(&server).await.is_empty());
 
     // What the state machine's retry does: the same input again.
-    render(&server, request(&image, "thumb", Focus::CENTRE))
+    let rendered = render(&server, request(&image, "thumb", Focus::CENTRE))
         .await
         .unwrap();
-    assert_eq!(
-        output_keys(&server).await,
-        ["variants/default/thumb/cat.jpg"]
-    );
+    assert_eq!(output_keys(&server).await, [rendered.key]);
 }
 
 #[tokio::test]
-async fn a_source_replaced_or_deleted_after_validation_is_source_changed() {
+async fn a_source_replaced_or_deleted_after_validation_supersedes_the_render() {
     let server = testing::start_server().await;
     let image = validated(&server, "uploads/cat.jpg", &testing::jpeg(50, 50)).await;
-    // Same key, new bytes (no versioning here: the ETag pin must catch it).
+    // Same key, new bytes.
     testing::upload(&server.client(), "uploads/cat.jpg", &testing::jpeg(60, 40)).await;
     let result = render(&server, request(&image, "thumb", Focus::CENTRE)).await;
     let err = result.as_ref().unwrap_err();
     assert!(err.message().contains("replaced"), "{err}");
-    assert_eq!(error_name(result), "Ferrotype.SourceChanged");
+    assert_eq!(error_name(result), "Ferrotype.Superseded");
 
     server
         .client()
@@ -257,7 +281,7 @@ async fn a_source_replaced_or_deleted_after_validation_is_source_changed() {
         .unwrap();
     assert_eq!(
         error_name(render(&server, request(&image, "thumb", Focus::CENTRE)).await),
-        "Ferrotype.SourceChanged"
+        "Ferrotype.Superseded"
     );
     assert!(output_keys(&server).await.is_empty());
 }

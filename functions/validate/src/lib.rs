@@ -1,12 +1,15 @@
-//! validate: the first stage. Finds the uploaded object the event announces, reads only its header
-//! (a ranged GET of the first 64 KiB, more while the header continues), applies the profile's limits and
-//! describes the source for the later stages, pinned to the version it saw.
+//! validate: the first stage. Checks that the upload the event announces is still the key's current
+//! object (else the execution is superseded: the newer upload has its own), reads only its header (a
+//! ranged GET of the first 64 KiB, more while the header continues), applies the profile's limits and
+//! describes the source for the later stages, pinned to that version, with the version tag every output
+//! key of this upload carries.
 
 use std::sync::Arc;
 
-use ferrotype_aws::{ObjectHead, ObjectStore, S3ErrorKind, StageError};
+use ferrotype_aws::{ObjectHead, ObjectStore, StageError};
 use ferrotype_core::config::{Config, SmartCrop};
-use ferrotype_core::event::ObjectCreatedEvent;
+use ferrotype_core::event::{ObjectEvent, VersionIdentity};
+use ferrotype_core::keys::version_tag;
 use ferrotype_core::pipeline::{Source, ValidatedImage};
 use ferrotype_core::{probe, ImageInfo, Probe, RejectionCode};
 use lambda_runtime::LambdaEvent;
@@ -37,16 +40,26 @@ pub async fn handler(
     deps: &Validate,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<ValidatedImage, StageError> {
-    let event = ObjectCreatedEvent::from_value(event.payload)
-        .map_err(|err| StageError::BadEvent(err.to_string()))?;
+    let event =
+        ObjectEvent::created(event.payload).map_err(|err| StageError::BadEvent(err.to_string()))?;
     let bucket = event.bucket();
-    let (key, head) = find_object(deps, &event).await?;
+    let (key, head) = find_current_object(deps, &event).await?;
     let profile = deps.config.profile_for_key(&key).ok_or_else(|| {
         StageError::BadEvent(format!(
             "s3://{bucket}/{key} is under no profile prefix ({}); the event rule should not have sent it",
             deps.config.profiles.iter().map(|p| p.prefix.as_str()).collect::<Vec<_>>().join(", ")
         ))
     })?;
+    // The event's own identity, so every stage (and record-result from the event alone) derives the
+    // same tag; a hand-made event that names no version gets the stored object's.
+    let identity = event.version_identity().unwrap_or_else(|| match &head.version_id {
+        Some(id) => VersionIdentity::VersionId(id.clone()),
+        None => VersionIdentity::Etag {
+            etag: head.etag.trim_matches('"').to_owned(),
+            sequencer: None,
+        },
+    });
+    let version = version_tag(&identity, profile);
     let info = read_header(deps, bucket, &key, &head, &profile.limits).await?;
     tracing::info!(
         bucket,
@@ -64,6 +77,7 @@ pub async fn handler(
             key,
             version_id: head.version_id,
             etag: head.etag,
+            sequencer: event.detail.object.sequencer.clone(),
             size: head.size,
             format: info.format,
             width: info.width,
@@ -73,6 +87,7 @@ pub async fn handler(
             upright_height: info.upright_height,
         },
         profile: profile.name.clone(),
+        version,
         smart_crop: profile.smart_crop,
         detect_faces: profile.smart_crop != SmartCrop::Off && info.format.is_decodable(),
         max_concurrency: deps.config.map_max_concurrency,
@@ -80,25 +95,42 @@ pub async fn handler(
     })
 }
 
-/// The object's real key and HEAD. Keys are tried decoded first, then raw (FACTS.md: whether EventBridge
-/// form-encodes keys is unverified). A version id in the event pins that version.
-async fn find_object(
+/// The object's real key and the HEAD of its current version, which must be the version the event
+/// announces: a later upload or a deletion supersedes this execution (their own events take over).
+/// Keys are tried decoded first, then raw (FACTS.md: whether EventBridge form-encodes keys is unverified).
+async fn find_current_object(
     deps: &Validate,
-    event: &ObjectCreatedEvent,
+    event: &ObjectEvent,
 ) -> Result<(String, ObjectHead), StageError> {
     let bucket = event.bucket();
-    let version_id = event.detail.object.version_id.as_deref();
-    let mut last_missing = None;
+    let object = &event.detail.object;
+    let mut replaced = false;
     for key in event.candidate_keys() {
-        match deps.s3.head(bucket, &key, version_id).await {
-            Ok(head) => return Ok((key, head)),
-            Err(err) if err.kind == S3ErrorKind::NotFound => last_missing = Some(err),
-            Err(err) => return Err(err.into_upload_error()),
+        let Some(head) = deps.s3.head_if_exists(bucket, &key).await? else {
+            continue;
+        };
+        let announced = match (object.version_id.as_deref(), object.etag.as_deref()) {
+            (Some(version_id), _) if version_id != "null" => {
+                head.version_id.as_deref() == Some(version_id)
+            }
+            (_, Some(etag)) => head.etag.trim_matches('"') == etag.trim_matches('"'),
+            _ => true,
+        };
+        if announced {
+            return Ok((key, head));
         }
+        // Another candidate may be the announced object ("a+b.jpg" beside "a b.jpg").
+        replaced = true;
     }
-    Err(last_missing
-        .map(|err| err.into_upload_error())
-        .unwrap_or_else(|| StageError::BadEvent("the event names no key".to_owned())))
+    let key = event.candidate_keys().swap_remove(0);
+    Err(StageError::Superseded(if replaced {
+        format!(
+            "s3://{bucket}/{key} was uploaded again after this event: the newer upload's own \
+             execution takes over"
+        )
+    } else {
+        format!("s3://{bucket}/{key} no longer exists: it was deleted after this event")
+    }))
 }
 
 /// Reads the header from a growing prefix until `probe` can decide. Every read is pinned to the HEAD's
@@ -119,8 +151,7 @@ async fn read_header(
         let piece = deps
             .s3
             .get_range(bucket, key, &pin, prefix.len() as u64, more)
-            .await
-            .map_err(|err| err.into_upload_error())?;
+            .await?;
         let got_nothing = piece.is_empty();
         prefix.extend_from_slice(&piece);
         match probe(&prefix, head.size, limits).map_err(StageError::Rejected)? {

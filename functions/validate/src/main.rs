@@ -1,3 +1,7 @@
+// The handler futures nest deeply (SDK calls inside async fns); computing their layout needs more
+// than the default query depth.
+#![recursion_limit = "256"]
+
 use ferrotype_aws::bootstrap::{self, Environment};
 
 #[tokio::main]

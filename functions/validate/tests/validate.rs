@@ -2,6 +2,8 @@
 
 use ferrotype_aws::StageError;
 use ferrotype_core::config::SmartCrop;
+use ferrotype_core::event::VersionIdentity;
+use ferrotype_core::keys::version_tag;
 use ferrotype_core::pipeline::ValidatedImage;
 use ferrotype_core::SourceFormat;
 use ferrotype_local_s3::testing::{self, INPUT_BUCKET};
@@ -55,6 +57,18 @@ async fn describes_the_source_and_its_profile() {
     assert_eq!(source.orientation, 1);
     assert_eq!((source.upright_width, source.upright_height), (120, 80));
     assert_eq!(image.profile, "default");
+    assert_eq!(image.version.len(), 16, "{}", image.version);
+    assert_eq!(
+        image.version,
+        version_tag(
+            &VersionIdentity::Etag {
+                etag: etag.trim_matches('"').to_owned(),
+                sequencer: None
+            },
+            testing::test_config().profile("default").unwrap()
+        ),
+        "the tag is the event's version and the profile's settings"
+    );
     assert_eq!(image.smart_crop, SmartCrop::Builtin);
     assert!(image.detect_faces);
     assert_eq!(image.max_concurrency, 4);
@@ -258,20 +272,28 @@ async fn rejections_explain_themselves() {
 }
 
 #[tokio::test]
-async fn an_object_deleted_before_processing_is_source_missing() {
+async fn an_event_for_an_upload_that_is_gone_or_replaced_is_superseded() {
     let server = testing::start_server().await;
+    // Deleted before validate ran.
     let event = testing::event_json(&testing::object_created(
         INPUT_BUCKET,
         "uploads/gone.jpg",
         100,
         Some("abc"),
     ));
-    assert_eq!(
-        error_name(run(&server, event).await),
-        "ImageRejected.SourceMissing"
-    );
+    let err = run(&server, event).await.unwrap_err();
+    assert_eq!(err.name(), "Ferrotype.Superseded");
+    assert!(err.message().contains("deleted"), "{err}");
 
-    // Deleted between the HEAD and the read of the header.
+    // Replaced before validate ran: the event names the old upload (a redelivered or late event).
+    let old = testing::upload_with_event(&server.client(), "uploads/a.jpg", &testing::jpeg(20, 20))
+        .await;
+    testing::upload(&server.client(), "uploads/a.jpg", &testing::png(30, 30)).await;
+    let err = run(&server, old).await.unwrap_err();
+    assert_eq!(err.name(), "Ferrotype.Superseded");
+    assert!(err.message().contains("uploaded again"), "{err}");
+
+    // Deleted between the HEAD and the read of the header: the pinned read finds nothing.
     let event = testing::upload_with_event(
         &server.client(),
         "uploads/vanishing.jpg",
@@ -281,14 +303,11 @@ async fn an_object_deleted_before_processing_is_source_missing() {
     server
         .faults()
         .inject(FaultRule::new(S3Op::GetObject, Fault::Vanish));
-    assert_eq!(
-        error_name(run(&server, event).await),
-        "ImageRejected.SourceMissing"
-    );
+    assert_eq!(error_name(run(&server, event).await), "Ferrotype.Superseded");
 }
 
 #[tokio::test]
-async fn throttling_that_outlasts_the_sdk_retries_is_transient() {
+async fn throttling_that_outlasts_the_sdk_retries_is_throttled_and_errors_transient() {
     let server = testing::start_server().await;
     let event =
         testing::upload_with_event(&server.client(), "uploads/a.jpg", &testing::jpeg(20, 20)).await;
@@ -297,7 +316,7 @@ async fn throttling_that_outlasts_the_sdk_retries_is_transient() {
         .inject(FaultRule::new(S3Op::HeadObject, Fault::SlowDown).times(3));
     assert_eq!(
         error_name(run(&server, event.clone()).await),
-        "Ferrotype.Transient"
+        "Ferrotype.Throttled"
     );
 
     server
