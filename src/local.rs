@@ -11,23 +11,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
-use async_trait::async_trait;
-use ferrotype_aws::StageError;
 use ferrotype_core::config::Config;
-use ferrotype_core::event::{NewObject, ObjectCreatedEvent};
-use ferrotype_core::pipeline::Manifest;
+use ferrotype_core::event::{DeletedObject, NewObject, ObjectEvent};
+use ferrotype_core::pipeline::{Manifest, UNCAUGHT_IN_STANDARD};
 use ferrotype_core::{BuiltinDetector, FaceDetector};
 use ferrotype_executor::{
     substitute, ExecutionOptions, ExecutionRecord, ExecutionStatus, Executor, StateMachine,
-    TaskCall, TaskFailure, TaskInvoker, TimeMode,
+    TimeMode,
 };
 use ferrotype_local_s3::LocalS3;
-use lambda_runtime::LambdaEvent;
-use serde::Serialize;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::lambdas::{function_arn, Lambdas, ACCOUNT, FUNCTIONS, REGION};
 use crate::store::ExecutionStore;
 
 /// The definition and the configuration the binary was built with (the repo's files).
@@ -37,21 +34,6 @@ pub const SHIPPED_CONFIG: &str = include_str!("../ferrotype.json");
 pub const INPUT_BUCKET: &str = "input";
 pub const OUTPUT_BUCKET: &str = "output";
 pub const STATE_MACHINE_NAME: &str = "ferrotype-pipeline";
-/// The region and account of the executor's local ARNs.
-const REGION: &str = "us-east-1";
-const ACCOUNT: &str = "123456789012";
-
-/// The four stages, by the name their ARN substitution uses in the definition.
-pub const FUNCTIONS: [(&str, &str); 4] = [
-    ("ValidateFunctionArn", "validate"),
-    ("DetectFacesFunctionArn", "detect-faces"),
-    ("RenderVariantFunctionArn", "render-variant"),
-    ("RecordResultFunctionArn", "record-result"),
-];
-
-pub fn function_arn(stage: &str) -> String {
-    format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:ferrotype-{stage}")
-}
 
 /// What a local pipeline runs with.
 #[derive(Debug, Clone)]
@@ -63,6 +45,8 @@ pub struct LocalSettings {
     pub definition: String,
     /// Real sleeps for retry intervals (the CLI) or simulated ones (tests).
     pub time_mode: TimeMode,
+    /// The account's Lambda concurrency limit to simulate (None: unlimited).
+    pub lambda_concurrency: Option<usize>,
 }
 
 impl LocalSettings {
@@ -73,6 +57,7 @@ impl LocalSettings {
             config: Config::from_json(SHIPPED_CONFIG)?,
             definition: SHIPPED_DEFINITION.to_owned(),
             time_mode: TimeMode::Real,
+            lambda_concurrency: None,
         })
     }
 }
@@ -83,7 +68,7 @@ pub struct LocalPipeline {
     server: LocalS3,
     s3: aws_sdk_s3::Client,
     executor: Executor,
-    functions: Arc<LocalFunctions>,
+    functions: Arc<Lambdas>,
     store: ExecutionStore,
     execution_counter: AtomicU64,
 }
@@ -102,6 +87,10 @@ impl LocalPipeline {
         let substitutions = FUNCTIONS
             .iter()
             .map(|(placeholder, stage)| (placeholder.to_string(), function_arn(stage)))
+            .chain([(
+                "UncaughtErrors".to_owned(),
+                UNCAUGHT_IN_STANDARD.to_owned(),
+            )])
             .collect();
         let definition = substitute(&settings.definition, &substitutions)
             .context("the definition's placeholders")?;
@@ -119,22 +108,11 @@ impl LocalPipeline {
         let config = Arc::new(settings.config.clone());
         // Locally the built-in detector answers for Rekognition too: no AWS here.
         let builtin: Arc<dyn FaceDetector> = Arc::new(BuiltinDetector::new());
-        let functions = Arc::new(LocalFunctions {
-            validate: validate::Validate::new(s3.clone(), config.clone()),
-            detect_faces: detect_faces::DetectFaces::new(
-                s3.clone(),
-                config.clone(),
-                builtin.clone(),
-            )
-            .with_rekognition(builtin),
-            render_variant: render_variant::RenderVariant::new(
-                s3.clone(),
-                config.clone(),
-                OUTPUT_BUCKET,
-            ),
-            record_result: record_result::RecordResult::new(s3.clone(), config, OUTPUT_BUCKET),
-            invocations: AtomicU64::new(0),
-        });
+        let mut functions = Lambdas::new(s3.clone(), config, OUTPUT_BUCKET, builtin);
+        if let Some(limit) = settings.lambda_concurrency {
+            functions = functions.with_concurrency_limit(limit);
+        }
+        let functions = Arc::new(functions);
         let executor = Executor::new(machine, functions.clone()).with_time_mode(settings.time_mode);
         let store = ExecutionStore::open(settings.data_dir.join("executions"))?;
         Ok(LocalPipeline {
@@ -179,7 +157,7 @@ impl LocalPipeline {
     }
 
     /// Puts `bytes` into the input bucket at `key` and returns the event S3 would send for it.
-    pub async fn upload(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<ObjectCreatedEvent> {
+    pub async fn upload(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<ObjectEvent> {
         let size = bytes.len() as u64;
         let put = self
             .s3
@@ -197,11 +175,9 @@ impl LocalPipeline {
             })?;
         let etag = put.e_tag().map(str::to_owned);
         let now = now_rfc3339();
-        let id = format!(
-            "{:016x}",
-            self.execution_counter.fetch_add(1, Ordering::Relaxed) ^ nanos()
-        );
-        Ok(ObjectCreatedEvent::for_object(&NewObject {
+        let id = self.event_id();
+        let sequencer = self.sequencer();
+        Ok(ObjectEvent::for_object(&NewObject {
             bucket: INPUT_BUCKET,
             key,
             size,
@@ -212,12 +188,61 @@ impl LocalPipeline {
             time: &now,
             id: &id,
             reason: "PutObject",
+            sequencer: Some(&sequencer),
         }))
+    }
+
+    /// Deletes `key` from the input bucket and returns the "Object Deleted" event S3 would send.
+    pub async fn delete(&self, key: &str) -> anyhow::Result<ObjectEvent> {
+        let deleted = self
+            .s3
+            .delete_object()
+            .bucket(INPUT_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "cannot delete {key} from the local input bucket: {}",
+                    display_sdk(&err)
+                )
+            })?;
+        let now = now_rfc3339();
+        let id = self.event_id();
+        let sequencer = self.sequencer();
+        let deletion_type = if deleted.delete_marker() == Some(true) {
+            "Delete Marker Created"
+        } else {
+            "Permanently Deleted"
+        };
+        Ok(ObjectEvent::for_deletion(&DeletedObject {
+            bucket: INPUT_BUCKET,
+            key,
+            version_id: deleted.version_id(),
+            sequencer: Some(&sequencer),
+            deletion_type,
+            region: REGION,
+            account: ACCOUNT,
+            time: &now,
+            id: &id,
+        }))
+    }
+
+    fn event_id(&self) -> String {
+        format!(
+            "{:016x}",
+            self.execution_counter.fetch_add(1, Ordering::Relaxed) ^ nanos()
+        )
+    }
+
+    /// Increasing within this process, as S3's are for the writes of one key.
+    fn sequencer(&self) -> String {
+        format!("{:020X}", nanos())
     }
 
     /// Runs one execution for the event, stores its record and, when it failed, has record-result write
     /// the `failed` manifest from the status-change event, as the CDK stack's rule does in AWS.
-    pub async fn execute(&self, event: &ObjectCreatedEvent) -> anyhow::Result<ExecutionRecord> {
+    pub async fn execute(&self, event: &ObjectEvent) -> anyhow::Result<ExecutionRecord> {
         let name = self.execution_name(event);
         let input = serde_json::to_value(event)?;
         let record = self
@@ -264,7 +289,7 @@ impl LocalPipeline {
 
     /// How many times the local Lambda handlers were invoked (tests check redrive reruns nothing extra).
     pub fn invocations(&self) -> u64 {
-        self.functions.invocations.load(Ordering::Relaxed)
+        self.functions.invocations()
     }
 
     pub async fn shutdown(self) {
@@ -277,7 +302,7 @@ impl LocalPipeline {
             ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted
         ) {
             let event = status_change_event(record);
-            if let Err(failure) = self.functions.call("record-result", event).await {
+            if let Err(failure) = self.functions.invoke("record-result", event).await {
                 // The record of the failure could not be written; the execution record still says why.
                 tracing::warn!(
                     error = failure.error,
@@ -290,7 +315,7 @@ impl LocalPipeline {
     }
 
     /// Unique, readable and valid as a Step Functions execution name (≤ 80 of `[A-Za-z0-9_-]`).
-    fn execution_name(&self, event: &ObjectCreatedEvent) -> String {
+    fn execution_name(&self, event: &ObjectEvent) -> String {
         let key = event.candidate_keys().remove(0);
         let file = key.rsplit('/').next().unwrap_or(&key);
         let slug: String = file
@@ -346,90 +371,6 @@ pub fn status_change_event(record: &ExecutionRecord) -> Value {
             "redriveCount": record.redrive_count,
         }
     })
-}
-
-/// The four Lambda handlers, answering the executor's Task states in-process.
-struct LocalFunctions {
-    validate: validate::Validate,
-    detect_faces: detect_faces::DetectFaces,
-    render_variant: render_variant::RenderVariant,
-    record_result: record_result::RecordResult,
-    invocations: AtomicU64,
-}
-
-impl LocalFunctions {
-    async fn call(&self, stage: &str, payload: Value) -> Result<Value, TaskFailure> {
-        self.invocations.fetch_add(1, Ordering::Relaxed);
-        let mut context = lambda_runtime::Context::default();
-        context.request_id = format!("local-{:x}", nanos());
-        context.invoked_function_arn = function_arn(stage);
-        match stage {
-            "validate" => {
-                answer(validate::handler(&self.validate, LambdaEvent::new(payload, context)).await)
-            }
-            "detect-faces" => match ferrotype_aws::bootstrap::parse_input(payload) {
-                Ok(input) => answer(
-                    detect_faces::handler(&self.detect_faces, LambdaEvent::new(input, context))
-                        .await,
-                ),
-                Err(err) => answer::<()>(Err(err)),
-            },
-            "render-variant" => match ferrotype_aws::bootstrap::parse_input(payload) {
-                Ok(input) => answer(
-                    render_variant::handler(&self.render_variant, LambdaEvent::new(input, context))
-                        .await,
-                ),
-                Err(err) => answer::<()>(Err(err)),
-            },
-            "record-result" => match ferrotype_aws::bootstrap::parse_input(payload) {
-                Ok(input) => answer(
-                    record_result::handler(&self.record_result, LambdaEvent::new(input, context))
-                        .await,
-                ),
-                Err(err) => answer::<()>(Err(err)),
-            },
-            other => Err(TaskFailure::new(
-                "Lambda.ResourceNotFoundException",
-                format!("Function not found: {}", function_arn(other)),
-            )),
-        }
-    }
-}
-
-#[async_trait]
-impl TaskInvoker for LocalFunctions {
-    async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
-        let arn = call.function_name.as_deref().unwrap_or(&call.resource);
-        let Some(stage) = arn
-            .rsplit(":function:")
-            .next()
-            .and_then(|name| name.strip_prefix("ferrotype-"))
-        else {
-            return Err(TaskFailure::new(
-                "Lambda.ResourceNotFoundException",
-                format!("Function not found: {arn}"),
-            ));
-        };
-        let stage = stage.split(':').next().unwrap_or(stage).to_owned();
-        self.call(&stage, call.input).await
-    }
-}
-
-/// A handler's result as Lambda reports it: the output, or the error with its stable name and Lambda's
-/// JSON cause (`{"errorType", "errorMessage"}`).
-fn answer<O: Serialize>(result: Result<O, StageError>) -> Result<Value, TaskFailure> {
-    match result {
-        Ok(output) => serde_json::to_value(output).map_err(|err| {
-            TaskFailure::new(
-                "Lambda.Unknown",
-                format!("the handler's output is not JSON: {err}"),
-            )
-        }),
-        Err(err) => Err(TaskFailure::new(
-            err.name(),
-            json!({ "errorType": err.name(), "errorMessage": err.message() }).to_string(),
-        )),
-    }
 }
 
 fn now_rfc3339() -> String {

@@ -59,6 +59,7 @@ fn status_of(row: &ReportRow<'_>) -> &'static str {
     match row.manifest.map(|m| m.status) {
         Some(ManifestStatus::Succeeded) => "succeeded",
         Some(ManifestStatus::Rejected) => "rejected",
+        Some(ManifestStatus::Deleted) => "deleted",
         Some(ManifestStatus::Failed) | None => "failed",
     }
 }

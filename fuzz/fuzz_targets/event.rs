@@ -4,14 +4,14 @@
 //! and survives a serialise/parse round trip unchanged.
 #![no_main]
 
-use ferrotype_core::event::ObjectCreatedEvent;
+use ferrotype_core::event::ObjectEvent;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };
-    let Ok(event) = ObjectCreatedEvent::from_value(value) else {
+    let Ok(event) = ObjectEvent::created(value) else {
         return;
     };
     assert!(!event.bucket().is_empty());
@@ -19,5 +19,5 @@ fuzz_target!(|data: &[u8]| {
     assert!(!candidates.is_empty());
     assert_eq!(candidates.last(), Some(&event.detail.object.key));
     let again = serde_json::to_value(&event).expect("an event serialises");
-    assert_eq!(ObjectCreatedEvent::from_value(again).as_ref(), Ok(&event), "round trip changed the event");
+    assert_eq!(ObjectEvent::created(again).as_ref(), Ok(&event), "round trip changed the event");
 });

@@ -5,7 +5,7 @@ use std::io::Cursor;
 
 use aws_sdk_s3::primitives::ByteStream;
 use ferrotype_core::config::Config;
-use ferrotype_core::event::{NewObject, ObjectCreatedEvent};
+use ferrotype_core::event::{NewObject, ObjectEvent};
 use image::{ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 
 use crate::LocalS3;
@@ -21,7 +21,7 @@ pub const TEST_CONFIG: &str = r##"{
   "profiles": [
     {
       "name": "default", "prefix": "uploads/", "smartCrop": "builtin",
-      "keyTemplate": "{profile}/{variant}/{stem}.{ext}",
+      "keyTemplate": "{profile}/{key}/{version}/{variant}.{ext}",
       "limits": { "maxBytes": 1000000, "maxPixels": 4000000, "formats": ["jpeg", "png", "gif", "webp", "tiff", "bmp"] },
       "variants": [
         { "name": "thumb", "width": 32, "height": 32, "fit": "cover", "format": "jpeg", "quality": 80 },
@@ -307,8 +307,8 @@ pub fn object_created(
     key: &str,
     size: u64,
     etag: Option<&str>,
-) -> ObjectCreatedEvent {
-    ObjectCreatedEvent::for_object(&NewObject {
+) -> ObjectEvent {
+    ObjectEvent::for_object(&NewObject {
         bucket,
         key,
         size,
@@ -319,6 +319,7 @@ pub fn object_created(
         time: "2026-11-28T00:00:00Z",
         id: "00000000-0000-0000-0000-000000000001",
         reason: "PutObject",
+        sequencer: None,
     })
 }
 
@@ -328,14 +329,14 @@ pub fn object_created_raw_key(
     key: &str,
     size: u64,
     etag: Option<&str>,
-) -> ObjectCreatedEvent {
+) -> ObjectEvent {
     let mut event = object_created(bucket, key, size, etag);
     event.detail.object.key = key.to_owned();
     event
 }
 
 /// As a Lambda receives it: JSON.
-pub fn event_json(event: &ObjectCreatedEvent) -> serde_json::Value {
+pub fn event_json(event: &ObjectEvent) -> serde_json::Value {
     serde_json::to_value(event).expect("events serialise")
 }
 

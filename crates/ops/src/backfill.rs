@@ -11,7 +11,7 @@ use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ferrotype_core::config::Config;
-use ferrotype_core::event::{NewObject, ObjectCreatedEvent};
+use ferrotype_core::event::{NewObject, ObjectEvent};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
@@ -166,7 +166,7 @@ pub fn candidate(
             .format(&Rfc3339)
             .unwrap_or_default()
     });
-    let event = ObjectCreatedEvent::for_object(&NewObject {
+    let event = ObjectEvent::for_object(&NewObject {
         bucket: &origin.bucket,
         key: object.key,
         size: object.size,
@@ -177,8 +177,11 @@ pub fn candidate(
         time: &time,
         id: &id,
         reason: "PutObject",
+        // A listing does not tell the write's sequencer (docs/CONTRACTS.md: the version is named by its
+        // ETag then).
+        sequencer: None,
     });
-    let input = serde_json::to_string(&event).expect("an ObjectCreatedEvent always serialises");
+    let input = serde_json::to_string(&event).expect("an ObjectEvent always serialises");
     Some(Candidate {
         key: object.key.to_owned(),
         profile: profile.name.clone(),

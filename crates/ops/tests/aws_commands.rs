@@ -27,7 +27,7 @@ use aws_smithy_types::error::ErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::DateTime;
 use ferrotype_core::config::Config;
-use ferrotype_core::event::ObjectCreatedEvent;
+use ferrotype_core::event::ObjectEvent;
 use ferrotype_ops::backfill::START_ATTEMPTS;
 use ferrotype_ops::{BackfillRequest, BackfillSummary, ListFilter, OpsError, RedriveSummary};
 use indicatif::ProgressBar;
@@ -776,7 +776,7 @@ async fn backfill_starts_each_profile_object_once_with_the_rule_event_shape() {
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
             "{name}"
         );
-        let event = ObjectCreatedEvent::from_value(serde_json::from_str(input).unwrap()).unwrap();
+        let event = ObjectEvent::created(serde_json::from_str(input).unwrap()).unwrap();
         assert_eq!(event.bucket(), "ferrotype-input");
         assert_eq!(event.resources, ["arn:aws:s3:::ferrotype-input"]);
         assert_eq!(
