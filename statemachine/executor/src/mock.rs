@@ -268,7 +268,7 @@ impl TaskInvoker for MockInvoker {
                     Value::Object(o) if o.contains_key("Payload") && o.contains_key("StatusCode") => o["Payload"].clone(),
                     other => other.clone(),
                 },
-                TaskKind::Service => value.clone(),
+                TaskKind::Service | TaskKind::ItemReader | TaskKind::ResultWriter => value.clone(),
             }),
         }
     }

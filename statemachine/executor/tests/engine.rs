@@ -346,6 +346,30 @@ async fn map_runs_iterations_concurrently_up_to_max_concurrency() {
     }
 }
 
+fn distributed(mut definition: Value) -> Value {
+    definition["States"]["Each"]["ItemProcessor"]["ProcessorConfig"] =
+        json!({"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"});
+    definition
+}
+
+#[tokio::test]
+async fn an_inline_map_ignores_tolerated_failures_as_aws_does() {
+    let fails_on_one = |call: &TaskCall, _| {
+        if call.input["value"] == json!(1) {
+            Err(TaskFailure::new("Item.Bad", "one"))
+        } else {
+            Ok(call.input["value"].clone())
+        }
+    };
+    let record = run(
+        map_definition(json!({"ToleratedFailureCount": 5, "MaxConcurrency": 1})),
+        Scripted::new(fails_on_one),
+        json!({"items": [0, 1, 2], "prefix": ""}),
+    )
+    .await;
+    assert_eq!(record.error.as_deref(), Some("Item.Bad"));
+}
+
 #[tokio::test]
 async fn map_tolerates_failures_up_to_the_threshold() {
     let fails_on_odd = |call: &TaskCall, _| {
@@ -357,7 +381,9 @@ async fn map_tolerates_failures_up_to_the_threshold() {
     };
     let items: Vec<u32> = (0..10).collect();
     let record = run(
-        map_definition(json!({"ToleratedFailureCount": 2, "MaxConcurrency": 1})),
+        distributed(map_definition(
+            json!({"ToleratedFailureCount": 2, "MaxConcurrency": 1}),
+        )),
         Scripted::new(fails_on_odd),
         json!({"items": items, "prefix": ""}),
     )
@@ -368,7 +394,9 @@ async fn map_tolerates_failures_up_to_the_threshold() {
     assert_eq!(output[2], json!(2));
 
     let record = run(
-        map_definition(json!({"ToleratedFailurePercentage": 10, "MaxConcurrency": 1})),
+        distributed(map_definition(
+            json!({"ToleratedFailurePercentage": 10, "MaxConcurrency": 1}),
+        )),
         Scripted::new(fails_on_odd),
         json!({"items": items, "prefix": ""}),
     )

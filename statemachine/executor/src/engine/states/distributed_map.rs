@@ -1,0 +1,1069 @@
+//! The Distributed Map: items from the input or an ItemReader (S3 listing, JSON/CSV object, S3
+//! Inventory manifest), batched by ItemBatcher, each item (or batch) processed by a child execution
+//! of its own (the Map Run), with MaxConcurrency, ToleratedFailureCount/Percentage, and the results
+//! written by ResultWriter as AWS writes them. S3 is reached only through the [`TaskInvoker`]
+//! (`TaskKind::ItemReader` / `TaskKind::ResultWriter`). A redrive reruns the Map Run's unsuccessful
+//! children only.
+
+use std::io::Read as _;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+
+use crate::definition::{
+    ExecutionType, ItemReader, MapState, QueryLanguage, ReaderInput, StateMachine,
+};
+use crate::engine::{
+    check_size, rfc3339_millis, ChildCheckpoint, Cursor, ExecutionOptions, ExecutionRecord,
+    ExecutionStatus, Executor, IntegrationPattern, MapRunRecord, Scope, Shared, TaskCall,
+    TaskClock, TaskKind,
+};
+use crate::error::{names, StateError};
+use crate::expr::jsonata::{self, StatesVar};
+use crate::expr::{template, Env};
+use crate::history::*;
+
+/// AWS runs at most this many child executions of a Map Run at once.
+pub const DISTRIBUTED_MAP_CONCURRENCY_LIMIT: usize = 10_000;
+/// Most pages of `s3:listObjectsV2` one ItemReader follows (1,000 keys a page on S3).
+const MAX_LIST_PAGES: usize = 100_000;
+
+/// How one child ended.
+#[derive(Debug, Clone)]
+enum ChildEnd {
+    Succeeded(Box<ExecutionRecord>),
+    /// Succeeded before the parent was redriven: not rerun.
+    Reused(Value),
+    Failed(Box<ExecutionRecord>),
+    /// Never started (or aborted when the Map Run failed).
+    Pending,
+}
+
+fn reader_failed(why: impl std::fmt::Display) -> StateError {
+    StateError::new(names::ITEM_READER_FAILED, why.to_string())
+}
+
+fn writer_failed(why: impl std::fmt::Display) -> StateError {
+    StateError::new(names::RESULT_WRITER_FAILED, why.to_string())
+}
+
+impl Shared {
+    fn s3_call(
+        &self,
+        state: &str,
+        resource: &str,
+        kind: TaskKind,
+        input: Value,
+        context: &Value,
+    ) -> TaskCall {
+        TaskCall {
+            state_name: state.to_string(),
+            resource: resource.to_string(),
+            kind,
+            pattern: IntegrationPattern::RequestResponse,
+            function_name: None,
+            input,
+            context: context.clone(),
+            attempt: 0,
+            task_token: None,
+            clock: TaskClock::new(self.time_mode),
+        }
+    }
+
+    /// A reader's or writer's Parameters (JSONPath template) / Arguments (JSONata).
+    fn s3_parameters(
+        &self,
+        language: QueryLanguage,
+        parameters: &Value,
+        effective: &Value,
+        raw: &Value,
+        env: &Env,
+    ) -> Result<Value, StateError> {
+        match language {
+            QueryLanguage::JsonPath => template::evaluate_template(parameters, effective, env),
+            QueryLanguage::Jsonata => {
+                jsonata::evaluate_value(parameters, StatesVar::input(raw), env)
+            }
+        }
+    }
+
+    async fn read_object(
+        &self,
+        name: &str,
+        reader: &ItemReader,
+        bucket: &str,
+        key: &str,
+        context: &Value,
+    ) -> Result<Vec<u8>, StateError> {
+        let call = self.s3_call(
+            name,
+            &reader.resource,
+            TaskKind::ItemReader,
+            json!({"Bucket": bucket, "Key": key}),
+            context,
+        );
+        let answer = self
+            .invoker
+            .invoke(call)
+            .await
+            .map_err(|f| reader_failed(format!("{}: {}", f.error, f.cause)))?;
+        let bytes = match answer {
+            Value::String(text) => text.into_bytes(),
+            Value::Object(o) if o.contains_key("BodyBase64") => {
+                use base64::Engine as _;
+                let text = o["BodyBase64"].as_str().unwrap_or_default();
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(|e| reader_failed(format!("s3://{bucket}/{key}: {e}")))?
+            }
+            other => {
+                return Err(reader_failed(format!(
+                    "s3:getObject of s3://{bucket}/{key} answered {other}, not the object's text"
+                )))
+            }
+        };
+        if key.ends_with(".gz") {
+            let mut text = Vec::new();
+            flate2::read::GzDecoder::new(bytes.as_slice())
+                .take(256 * 1024 * 1024)
+                .read_to_end(&mut text)
+                .map_err(|e| reader_failed(format!("s3://{bucket}/{key} is not gzip: {e}")))?;
+            return Ok(text);
+        }
+        Ok(bytes)
+    }
+
+    /// The items an ItemReader reads.
+    async fn read_items(
+        &self,
+        name: &str,
+        reader: &ItemReader,
+        parameters: &Value,
+        context: &Value,
+    ) -> Result<Vec<Value>, StateError> {
+        let bucket = parameters
+            .get("Bucket")
+            .and_then(Value::as_str)
+            .ok_or_else(|| reader_failed("the ItemReader parameters need a string Bucket"))?
+            .to_string();
+        let mut items = Vec::new();
+        match &reader.input {
+            None => {
+                let mut token: Option<String> = None;
+                for _ in 0..MAX_LIST_PAGES {
+                    let mut request = parameters.clone();
+                    if let Some(t) = &token {
+                        request["ContinuationToken"] = json!(t);
+                    }
+                    let call = self.s3_call(
+                        name,
+                        &reader.resource,
+                        TaskKind::ItemReader,
+                        request,
+                        context,
+                    );
+                    let page = self
+                        .invoker
+                        .invoke(call)
+                        .await
+                        .map_err(|f| reader_failed(format!("{}: {}", f.error, f.cause)))?;
+                    for object in page
+                        .get("Contents")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        // The shape AWS gives each listed object.
+                        items.push(json!({
+                            "Etag": object.get("ETag").or_else(|| object.get("Etag")).cloned().unwrap_or(Value::Null),
+                            "Key": object.get("Key").cloned().unwrap_or(Value::Null),
+                            "LastModified": object.get("LastModified").cloned().unwrap_or(Value::Null),
+                            "Size": object.get("Size").cloned().unwrap_or(Value::Null),
+                            "StorageClass": object.get("StorageClass").cloned().unwrap_or(json!("STANDARD")),
+                        }));
+                    }
+                    token = page
+                        .get("NextContinuationToken")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    if token.is_none() {
+                        break;
+                    }
+                }
+            }
+            Some(input) => {
+                let key = parameters
+                    .get("Key")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| reader_failed("s3:getObject needs a string Key"))?;
+                let body = self
+                    .read_object(name, reader, &bucket, key, context)
+                    .await?;
+                match input {
+                    ReaderInput::Json => match serde_json::from_slice::<Value>(&body) {
+                        Ok(Value::Array(list)) => items = list,
+                        Ok(_) => {
+                            return Err(reader_failed(format!(
+                                "s3://{bucket}/{key} does not hold a JSON array"
+                            )))
+                        }
+                        Err(e) => {
+                            return Err(reader_failed(format!(
+                                "s3://{bucket}/{key} is not JSON: {e}"
+                            )))
+                        }
+                    },
+                    ReaderInput::Csv { headers } => {
+                        items = csv_items(&body, headers.as_deref())
+                            .map_err(|e| reader_failed(format!("s3://{bucket}/{key}: {e}")))?
+                    }
+                    ReaderInput::Manifest => {
+                        let manifest: Value = serde_json::from_slice(&body).map_err(|e| {
+                            reader_failed(format!(
+                                "the manifest s3://{bucket}/{key} is not JSON: {e}"
+                            ))
+                        })?;
+                        let schema: Vec<String> = manifest
+                            .get("fileSchema")
+                            .and_then(Value::as_str)
+                            .unwrap_or("Bucket, Key")
+                            .split(',')
+                            .map(|f| f.trim().to_string())
+                            .collect();
+                        if manifest
+                            .get("fileFormat")
+                            .and_then(Value::as_str)
+                            .is_some_and(|f| f != "CSV")
+                        {
+                            return Err(reader_failed(
+                                "only CSV S3 Inventory manifests can be read",
+                            ));
+                        }
+                        let destination = manifest
+                            .get("destinationBucket")
+                            .and_then(Value::as_str)
+                            .map(|b| b.rsplit(':').next().unwrap_or(b).to_string())
+                            .unwrap_or(bucket.clone());
+                        for file in manifest
+                            .get("files")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                        {
+                            let file_key = file
+                                .get("key")
+                                .and_then(Value::as_str)
+                                .ok_or_else(|| reader_failed("a manifest file entry has no key"))?;
+                            let data = self
+                                .read_object(name, reader, &destination, file_key, context)
+                                .await?;
+                            for row in csv_items(&data, Some(&schema)).map_err(|e| {
+                                reader_failed(format!("s3://{destination}/{file_key}: {e}"))
+                            })? {
+                                let bucket = row.get("Bucket").cloned().unwrap_or(Value::Null);
+                                let key = row
+                                    .get("Key")
+                                    .and_then(Value::as_str)
+                                    .map(percent_decode)
+                                    .map(Value::String)
+                                    .unwrap_or(Value::Null);
+                                items.push(json!({"Bucket": bucket, "Key": key}));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    /// One child execution: its own record, history and checkpoint.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_child(
+        &self,
+        processor: &Arc<StateMachine>,
+        options: ExecutionOptions,
+        map_run_arn: &str,
+        input: Value,
+        start: OffsetDateTime,
+        resume: Option<crate::engine::ScopeCheckpoint>,
+        seed: u64,
+    ) -> ExecutionRecord {
+        let executor = Executor {
+            machine: processor.clone(),
+            invoker: self.invoker.clone(),
+            time_mode: self.time_mode,
+            seed: Some(seed),
+            observer: self.observer.clone(),
+        };
+        let record = ExecutionRecord {
+            options,
+            status: ExecutionStatus::Running,
+            input,
+            output: None,
+            error: None,
+            cause: None,
+            start_date: start,
+            stop_date: None,
+            redrive_count: u32::from(resume.is_some()),
+            redrive_date: resume.is_some().then_some(start),
+            history: Vec::new(),
+            checkpoint: None,
+            map_runs: Vec::new(),
+            map_run_arn: Some(map_run_arn.to_string()),
+        };
+        Box::pin(executor.run(record, start, resume)).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::engine) async fn distributed_map_attempt(
+        &self,
+        name: &str,
+        s: &MapState,
+        execution_type: ExecutionType,
+        raw: &Value,
+        context: &Value,
+        prior: Option<Vec<ChildCheckpoint>>,
+        scope: &mut Scope,
+        cursor: &mut Cursor,
+    ) -> Result<Value, StateError> {
+        let env = self.env(context, scope);
+        let effective = self.filtered_input(&s.io, raw, &env)?;
+        let mut items = match &s.item_reader {
+            Some(reader) => {
+                let parameters =
+                    self.s3_parameters(s.io.language, &reader.parameters, &effective, raw, &env)?;
+                self.read_items(name, reader, &parameters, context).await?
+            }
+            None => self.map_items(name, s, raw, &env)?.1,
+        };
+        if let Some(max) = s.item_reader.as_ref().and_then(|r| r.max_items.as_ref()) {
+            let max = self.amount(max, "MaxItems", name, &effective, raw, &env)? as usize;
+            if max > 0 {
+                items.truncate(max);
+            }
+        }
+        let amount = |a: &Option<crate::definition::Amount>,
+                      field: &str|
+         -> Result<Option<f64>, StateError> {
+            a.as_ref()
+                .map(|a| self.amount(a, field, name, &effective, raw, &env))
+                .transpose()
+        };
+        let max_concurrency = amount(&s.max_concurrency, "MaxConcurrency")?.unwrap_or(0.0) as usize;
+        let limit = if max_concurrency == 0 {
+            DISTRIBUTED_MAP_CONCURRENCY_LIMIT
+        } else {
+            max_concurrency.min(DISTRIBUTED_MAP_CONCURRENCY_LIMIT)
+        };
+        let tolerated_count = amount(&s.tolerated_failure_count, "ToleratedFailureCount")?;
+        let tolerated_percentage = amount(
+            &s.tolerated_failure_percentage,
+            "ToleratedFailurePercentage",
+        )?;
+        if tolerated_percentage.is_some_and(|p| p > 100.0) {
+            return Err(StateError::runtime(format!(
+                "The ToleratedFailurePercentage of state '{name}' must be at most 100"
+            )));
+        }
+        // Each item through the ItemSelector, then into batches.
+        let entered = cursor.now;
+        let mut selected = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            selected.push(self.item_input(
+                name,
+                s,
+                raw,
+                &effective,
+                (index, item),
+                entered,
+                scope,
+            )?);
+        }
+        let inputs: Vec<Value> = match &s.item_batcher {
+            None => selected,
+            Some(batcher) => {
+                let max_items = amount(&batcher.limits.max_items, "MaxItemsPerBatch")?
+                    .map(|v| v as usize)
+                    .filter(|v| *v > 0);
+                let max_bytes = amount(&batcher.limits.max_bytes, "MaxInputBytesPerBatch")?
+                    .map(|v| v as usize)
+                    .filter(|v| *v > 0);
+                let batch_input = match &batcher.batch_input {
+                    Some(b) => Some(self.s3_parameters(s.io.language, b, &effective, raw, &env)?),
+                    None => None,
+                };
+                batches(
+                    selected,
+                    max_items,
+                    max_bytes.map(|b| b.min(crate::engine::PAYLOAD_LIMIT_BYTES)),
+                    batch_input,
+                )
+            }
+        };
+        let total = inputs.len();
+        for input in &inputs {
+            check_size("input of a child execution", name, input)?;
+        }
+        // The Map Run: the same one again when the parent is redriven.
+        let label = s.label.clone().unwrap_or_else(|| name.to_string());
+        let redriven = prior.as_ref().is_some_and(|p| p.len() == total);
+        let existing = self
+            .record
+            .lock()
+            .expect("record lock")
+            .map_runs
+            .iter()
+            .rev()
+            .find(|r| r.state_name == name && redriven && r.executions.len() == total)
+            .cloned();
+        let (map_run_arn, child_names) = match &existing {
+            Some(run) => (
+                run.map_run_arn.clone(),
+                run.executions
+                    .iter()
+                    .map(|a| a.rsplit(':').next().unwrap_or(a).to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            None => {
+                let id = self.rng.uuid();
+                let arn = format!(
+                    "arn:aws:states:{}:{}:mapRun:{}/{label}:{id}",
+                    self.region, self.account, self.options.state_machine_name
+                );
+                (arn, (0..total).map(|_| self.rng.uuid()).collect())
+            }
+        };
+        let child_arns: Vec<String> = child_names
+            .iter()
+            .map(|child| match execution_type {
+                ExecutionType::Standard => format!(
+                    "arn:aws:states:{}:{}:execution:{}/{label}:{child}",
+                    self.region, self.account, self.options.state_machine_name
+                ),
+                ExecutionType::Express => format!(
+                    "arn:aws:states:{}:{}:express:{}/{label}:{}:{child}",
+                    self.region,
+                    self.account,
+                    self.options.state_machine_name,
+                    map_run_arn.rsplit(':').next().unwrap_or_default()
+                ),
+            })
+            .collect();
+        self.set_map_run(MapRunRecord {
+            map_run_arn: map_run_arn.clone(),
+            state_name: name.to_string(),
+            status: ExecutionStatus::Running,
+            items: total,
+            succeeded: 0,
+            failed: 0,
+            pending: total,
+            executions: child_arns.clone(),
+        });
+        self.emit(cursor, EventType::MapStateStarted, |e| {
+            e.map_state_started_event_details = Some(MapStateStartedDetails { length: total })
+        });
+        if existing.is_some() {
+            let redrive_count = 1;
+            self.emit(cursor, EventType::MapRunRedriven, |e| {
+                e.map_run_redriven_event_details = Some(MapRunRedrivenDetails {
+                    map_run_arn: map_run_arn.clone(),
+                    redrive_count,
+                })
+            });
+        } else {
+            self.emit(cursor, EventType::MapRunStarted, |e| {
+                e.map_run_started_event_details = Some(MapRunStartedDetails {
+                    map_run_arn: map_run_arn.clone(),
+                })
+            });
+        }
+        let prior = prior
+            .filter(|p| p.len() == total)
+            .unwrap_or_else(|| vec![ChildCheckpoint::NotStarted; total]);
+        self.progress.start_children(&scope.path, prior.clone());
+        let processor = Arc::new((*s.processor).clone());
+        let child_machine_arn = format!("{}/{label}", self.options.state_machine_arn);
+        let child_machine_name = format!("{}/{label}", self.options.state_machine_name);
+        let failures = std::sync::atomic::AtomicUsize::new(0);
+        let exceeded = |failed: usize| -> bool {
+            match (tolerated_count, tolerated_percentage) {
+                (None, None) => failed > 0,
+                (count, pct) => {
+                    count.is_some_and(|c| failed as f64 > c)
+                        || pct
+                            .is_some_and(|p| total > 0 && failed as f64 * 100.0 / total as f64 > p)
+                }
+            }
+        };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let started_at = cursor.now;
+        let seeds: Vec<u64> = (0..total)
+            .map(|_| self.rng.range(0, i64::MAX) as u64)
+            .collect();
+        let children = inputs
+            .into_iter()
+            .zip(prior)
+            .enumerate()
+            .map(|(index, (input, prior))| {
+                let (processor, stop, failures, exceeded) =
+                    (&processor, &stop, &failures, &exceeded);
+                let options = ExecutionOptions {
+                    state_machine_arn: child_machine_arn.clone(),
+                    state_machine_name: child_machine_name.clone(),
+                    execution_arn: child_arns[index].clone(),
+                    name: child_names[index].clone(),
+                    role_arn: self.options.role_arn.clone(),
+                    start_time: None,
+                };
+                let (map_run_arn, seed, path) = (&map_run_arn, seeds[index], scope.path.clone());
+                async move {
+                    let resume = match prior {
+                        ChildCheckpoint::Succeeded { output } => {
+                            return (index, ChildEnd::Reused(output), started_at)
+                        }
+                        // Express children have no history to resume from: they start again.
+                        ChildCheckpoint::Failed { checkpoint }
+                            if execution_type == ExecutionType::Standard =>
+                        {
+                            Some(checkpoint)
+                        }
+                        _ => None,
+                    };
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        return (index, ChildEnd::Pending, started_at);
+                    }
+                    self.progress.child_running(&path, index);
+                    let record = self
+                        .run_child(
+                            processor,
+                            options,
+                            map_run_arn,
+                            input,
+                            started_at,
+                            resume,
+                            seed,
+                        )
+                        .await;
+                    let end = record.stop_date.unwrap_or(started_at);
+                    if record.status == ExecutionStatus::Succeeded {
+                        self.progress.child_settled(
+                            &path,
+                            index,
+                            ChildCheckpoint::Succeeded {
+                                output: record.output.clone().unwrap_or(Value::Null),
+                            },
+                        );
+                        (index, ChildEnd::Succeeded(Box::new(record)), end)
+                    } else {
+                        if let Some(checkpoint) = record.checkpoint.clone() {
+                            self.progress.child_settled(
+                                &path,
+                                index,
+                                ChildCheckpoint::Failed { checkpoint },
+                            );
+                        }
+                        let failed = failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                        if exceeded(failed) {
+                            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        (index, ChildEnd::Failed(Box::new(record)), end)
+                    }
+                }
+            });
+        let mut waiting = children;
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut ends: Vec<Option<ChildEnd>> = vec![None; total];
+        loop {
+            while running.len() < limit && !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match waiting.next() {
+                    Some(child) => running.push(child),
+                    None => break,
+                }
+            }
+            match running.next().await {
+                Some((index, result, end)) => {
+                    cursor.now = cursor.now.max(end);
+                    ends[index] = Some(result);
+                }
+                None => break,
+            }
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+        }
+        drop(running);
+        drop(waiting);
+        let failed = failures.load(std::sync::atomic::Ordering::SeqCst);
+        let succeeded = ends
+            .iter()
+            .filter(|e| matches!(e, Some(ChildEnd::Succeeded(_) | ChildEnd::Reused(_))))
+            .count();
+        let pending = total - succeeded - failed;
+        for (index, end) in ends.iter().enumerate() {
+            if end.is_none() {
+                self.progress
+                    .child_settled(&scope.path, index, ChildCheckpoint::NotStarted);
+            }
+        }
+        let failure = exceeded(failed).then(|| {
+            let error = match (tolerated_count, tolerated_percentage) {
+                (None, None) => ends.iter().flatten().find_map(|e| match e {
+                    ChildEnd::Failed(r) => Some(StateError::new(r.error.clone().unwrap_or_default(), r.cause.clone().unwrap_or_default())),
+                    _ => None,
+                }),
+                _ => None,
+            };
+            error.unwrap_or_else(|| StateError::new(names::EXCEED_TOLERATED_FAILURE_THRESHOLD, format!("The Map Run of state '{name}' failed: {failed} of {total} child executions failed, more than tolerated.")))
+        });
+        let status = if failure.is_some() {
+            ExecutionStatus::Failed
+        } else {
+            ExecutionStatus::Succeeded
+        };
+        self.set_map_run(MapRunRecord {
+            map_run_arn: map_run_arn.clone(),
+            state_name: name.to_string(),
+            status,
+            items: total,
+            succeeded,
+            failed,
+            pending,
+            executions: child_arns.clone(),
+        });
+        // The results: written by the ResultWriter, or collected as the Map's result.
+        let written = match s.result_writer.as_ref().filter(|w| w.resource.is_some()) {
+            Some(writer) => {
+                let parameters =
+                    self.s3_parameters(s.io.language, &writer.parameters, &effective, raw, &env)?;
+                Some(
+                    self.write_results(
+                        name,
+                        writer,
+                        &parameters,
+                        &map_run_arn,
+                        &child_machine_arn,
+                        &ends,
+                        &child_arns,
+                        context,
+                    )
+                    .await,
+                )
+            }
+            None => None,
+        };
+        let failure = match (failure, &written) {
+            (Some(f), _) => Some(f),
+            (None, Some(Err(e))) => Some(e.clone()),
+            _ => None,
+        };
+        if let Some(error) = failure {
+            self.emit(cursor, EventType::MapRunFailed, |e| {
+                e.map_run_failed_event_details = Some(ErrorDetails {
+                    error: Some(error.error.clone()),
+                    cause: Some(error.cause.clone()),
+                })
+            });
+            self.emit(cursor, EventType::MapStateFailed, |_| {});
+            return Err(error);
+        }
+        self.emit(cursor, EventType::MapRunSucceeded, |_| {});
+        let result = match written {
+            Some(Ok(details)) => json!({"MapRunArn": map_run_arn, "ResultWriterDetails": details}),
+            _ => {
+                let flatten = s
+                    .result_writer
+                    .as_ref()
+                    .and_then(|w| w.transformation.as_deref())
+                    == Some("FLATTEN");
+                let mut outputs = Vec::with_capacity(total);
+                for end in ends.into_iter().flatten() {
+                    let output = match end {
+                        ChildEnd::Succeeded(r) => r.output.unwrap_or(Value::Null),
+                        ChildEnd::Reused(output) => output,
+                        ChildEnd::Failed(r) => StateError::new(
+                            r.error.unwrap_or_default(),
+                            r.cause.unwrap_or_default(),
+                        )
+                        .to_output(),
+                        ChildEnd::Pending => continue,
+                    };
+                    match output {
+                        Value::Array(list) if flatten => outputs.extend(list),
+                        output => outputs.push(output),
+                    }
+                }
+                Value::Array(outputs)
+            }
+        };
+        let result = match check_size("output (all Map iterations together)", name, &result) {
+            Ok(()) => result,
+            Err(e) => {
+                self.emit(cursor, EventType::MapStateFailed, |_| {});
+                return Err(e);
+            }
+        };
+        self.emit(cursor, EventType::MapStateSucceeded, |_| {});
+        let mut scope_after = scope.clone();
+        let out = self.finish_with_result(
+            &s.io,
+            s.result_selector.as_ref(),
+            name,
+            raw,
+            result,
+            &env,
+            &mut scope_after,
+        )?;
+        *scope = scope_after;
+        Ok(out)
+    }
+
+    fn set_map_run(&self, run: MapRunRecord) {
+        let mut record = self.record.lock().expect("record lock");
+        match record
+            .map_runs
+            .iter_mut()
+            .find(|r| r.map_run_arn == run.map_run_arn)
+        {
+            Some(existing) => *existing = run,
+            None => record.map_runs.push(run),
+        }
+    }
+
+    /// Write `manifest.json` and one file per status (`SUCCEEDED_0.json`, `FAILED_0.json`,
+    /// `PENDING_0.json`) under `<Prefix>/<Map Run id>/`, as AWS does; the `ResultWriterDetails`.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_results(
+        &self,
+        name: &str,
+        writer: &crate::definition::ResultWriter,
+        parameters: &Value,
+        map_run_arn: &str,
+        state_machine_arn: &str,
+        ends: &[Option<ChildEnd>],
+        child_arns: &[String],
+        context: &Value,
+    ) -> Result<Value, StateError> {
+        let bucket = parameters
+            .get("Bucket")
+            .and_then(Value::as_str)
+            .ok_or_else(|| writer_failed("the ResultWriter parameters need a string Bucket"))?;
+        let prefix = parameters
+            .get("Prefix")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let run_id = map_run_arn.rsplit(':').next().unwrap_or_default();
+        let base = if prefix.is_empty() {
+            run_id.to_string()
+        } else {
+            format!("{}/{run_id}", prefix.trim_end_matches('/'))
+        };
+        let resource = writer.resource.clone().unwrap_or_default();
+        let entry = |index: usize, record: Option<&ExecutionRecord>, status: &str| -> Value {
+            let mut entry = Map::new();
+            entry.insert("ExecutionArn".into(), json!(child_arns[index]));
+            if let Some(r) = record {
+                entry.insert("Input".into(), json!(crate::engine::json_text(&r.input)));
+                entry.insert("InputDetails".into(), json!({"Included": true}));
+                entry.insert("Name".into(), json!(r.options.name));
+                if let Some(output) = &r.output {
+                    entry.insert("Output".into(), json!(crate::engine::json_text(output)));
+                    entry.insert("OutputDetails".into(), json!({"Included": true}));
+                }
+                if let Some(error) = &r.error {
+                    entry.insert("Error".into(), json!(error));
+                }
+                if let Some(cause) = &r.cause {
+                    entry.insert("Cause".into(), json!(cause));
+                }
+                entry.insert("RedriveCount".into(), json!(r.redrive_count));
+                entry.insert("StartDate".into(), json!(rfc3339_millis(r.start_date)));
+                if let Some(stop) = r.stop_date {
+                    entry.insert("StopDate".into(), json!(rfc3339_millis(stop)));
+                }
+            }
+            let (redrive, reason) = if status == "SUCCEEDED" {
+                (
+                    "NOT_REDRIVABLE",
+                    "Execution is SUCCEEDED and cannot be redriven",
+                )
+            } else {
+                ("REDRIVABLE", "")
+            };
+            entry.insert("RedriveStatus".into(), json!(redrive));
+            if !reason.is_empty() {
+                entry.insert("RedriveStatusReason".into(), json!(reason));
+            }
+            entry.insert("StateMachineArn".into(), json!(state_machine_arn));
+            entry.insert("Status".into(), json!(status));
+            Value::Object(entry)
+        };
+        let mut groups: [(&str, Vec<Value>); 3] = [
+            ("SUCCEEDED", Vec::new()),
+            ("FAILED", Vec::new()),
+            ("PENDING", Vec::new()),
+        ];
+        for (index, end) in ends.iter().enumerate() {
+            match end {
+                Some(ChildEnd::Reused(output)) => {
+                    let mut e = entry(index, None, "SUCCEEDED");
+                    e["Output"] = json!(crate::engine::json_text(output));
+                    e["OutputDetails"] = json!({"Included": true});
+                    groups[0].1.push(e)
+                }
+                Some(ChildEnd::Succeeded(r)) => {
+                    groups[0].1.push(entry(index, Some(r), "SUCCEEDED"))
+                }
+                Some(ChildEnd::Failed(r)) => {
+                    groups[1].1.push(entry(index, Some(r), r.status_name()))
+                }
+                Some(ChildEnd::Pending) | None => groups[2].1.push(entry(index, None, "PENDING")),
+            }
+        }
+        let jsonl = writer.output_type.as_deref() == Some("JSONL");
+        let mut files = Map::new();
+        for (status, entries) in &groups {
+            let mut listed = Vec::new();
+            if !entries.is_empty() {
+                let key = format!("{base}/{status}_0.{}", if jsonl { "jsonl" } else { "json" });
+                let body = if jsonl {
+                    entries
+                        .iter()
+                        .map(crate::engine::json_text)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                } else {
+                    crate::engine::json_text(&Value::Array(entries.clone()))
+                };
+                listed.push(json!({"Key": key, "Size": body.len()}));
+                self.put_object(name, &resource, bucket, &key, body, context)
+                    .await?;
+            }
+            files.insert(status.to_string(), Value::Array(listed));
+        }
+        let manifest_key = format!("{base}/manifest.json");
+        let manifest =
+            json!({"DestinationBucket": bucket, "MapRunArn": map_run_arn, "ResultFiles": files});
+        self.put_object(
+            name,
+            &resource,
+            bucket,
+            &manifest_key,
+            crate::engine::json_text(&manifest),
+            context,
+        )
+        .await?;
+        Ok(json!({"Bucket": bucket, "Key": manifest_key}))
+    }
+
+    async fn put_object(
+        &self,
+        name: &str,
+        resource: &str,
+        bucket: &str,
+        key: &str,
+        body: String,
+        context: &Value,
+    ) -> Result<(), StateError> {
+        let call = self.s3_call(
+            name,
+            resource,
+            TaskKind::ResultWriter,
+            json!({"Bucket": bucket, "Key": key, "Body": body}),
+            context,
+        );
+        self.invoker
+            .invoke(call)
+            .await
+            .map(|_| ())
+            .map_err(|f| writer_failed(format!("s3://{bucket}/{key}: {}: {}", f.error, f.cause)))
+    }
+}
+
+impl ExecutionRecord {
+    fn status_name(&self) -> &'static str {
+        match self.status {
+            ExecutionStatus::Running => "RUNNING",
+            ExecutionStatus::Succeeded => "SUCCEEDED",
+            ExecutionStatus::Failed => "FAILED",
+            ExecutionStatus::TimedOut => "TIMED_OUT",
+            ExecutionStatus::Aborted => "ABORTED",
+        }
+    }
+}
+
+/// Group items into batches of at most `max_items` and `max_bytes` (as JSON) each.
+fn batches(
+    items: Vec<Value>,
+    max_items: Option<usize>,
+    max_bytes: Option<usize>,
+    batch_input: Option<Value>,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut current: Vec<Value> = Vec::new();
+    let mut bytes = 0;
+    let wrap = |items: Vec<Value>| {
+        let mut batch = Map::new();
+        if let Some(b) = &batch_input {
+            batch.insert("BatchInput".into(), b.clone());
+        }
+        batch.insert("Items".into(), Value::Array(items));
+        Value::Object(batch)
+    };
+    for item in items {
+        let size = crate::engine::json_text(&item).len() + 1;
+        let full = max_items.is_some_and(|m| current.len() >= m)
+            || max_bytes.is_some_and(|m| !current.is_empty() && bytes + size > m);
+        if full {
+            out.push(wrap(std::mem::take(&mut current)));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(item);
+    }
+    if !current.is_empty() {
+        out.push(wrap(current));
+    }
+    out
+}
+
+/// CSV rows as objects keyed by `headers` (or the first row), values as strings; RFC 4180 quoting.
+fn csv_items(body: &[u8], headers: Option<&[String]>) -> Result<Vec<Value>, String> {
+    let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8 text: {e}"))?;
+    let mut rows = parse_csv(text)?;
+    let headers: Vec<String> = match headers {
+        Some(h) => h.to_vec(),
+        None => {
+            if rows.is_empty() {
+                return Ok(Vec::new());
+            }
+            rows.remove(0)
+        }
+    };
+    rows.into_iter()
+        .filter(|row| !(row.len() == 1 && row[0].is_empty()))
+        .map(|row| {
+            if row.len() > headers.len() {
+                return Err(format!(
+                    "a row has {} fields, more than the {} headers",
+                    row.len(),
+                    headers.len()
+                ));
+            }
+            Ok(Value::Object(
+                headers
+                    .iter()
+                    .cloned()
+                    .zip(
+                        row.into_iter()
+                            .map(Value::String)
+                            .chain(std::iter::repeat(Value::String(String::new()))),
+                    )
+                    .collect(),
+            ))
+        })
+        .collect()
+}
+
+fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') if chars.peek() == Some(&'\n') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if quoted {
+        return Err("a quoted field is not closed".into());
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// S3 Inventory writes keys URL-encoded.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_batches_and_inventory_keys() {
+        let rows = csv_items(b"name,size\n\"a, b\",1\nc,\"2\"\"\"\n", None).unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                json!({"name": "a, b", "size": "1"}),
+                json!({"name": "c", "size": "2\""})
+            ]
+        );
+        let b = batches(
+            vec![json!(1), json!(2), json!(3)],
+            Some(2),
+            None,
+            Some(json!({"x": 1})),
+        );
+        assert_eq!(
+            b,
+            vec![
+                json!({"BatchInput": {"x": 1}, "Items": [1, 2]}),
+                json!({"BatchInput": {"x": 1}, "Items": [3]})
+            ]
+        );
+        let b = batches(
+            vec![json!("aaaa"), json!("bbbb"), json!("c")],
+            None,
+            Some(14),
+            None,
+        );
+        assert_eq!(
+            b,
+            vec![json!({"Items": ["aaaa", "bbbb"]}), json!({"Items": ["c"]})]
+        );
+        assert_eq!(
+            percent_decode("uploads/a%20b+c%2Fd.jpg"),
+            "uploads/a b c/d.jpg"
+        );
+    }
+}
