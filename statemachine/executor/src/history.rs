@@ -321,6 +321,7 @@ impl HistoryEvent {
             .or(self.lambda_function_timed_out_event_details.as_ref())
             .or(self.lambda_function_schedule_failed_event_details.as_ref())
             .or(self.lambda_function_start_failed_event_details.as_ref())
+            .or(self.map_run_failed_event_details.as_ref())
             .map(from)
             .or_else(|| {
                 self.task_failed_event_details

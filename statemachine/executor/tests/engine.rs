@@ -954,3 +954,65 @@ async fn an_execution_fails_when_its_history_reaches_25000_events() {
         record.history.len()
     );
 }
+
+#[tokio::test]
+async fn mocked_delays_meet_heartbeat_seconds_and_sync_integrations_wait_for_their_result() {
+    let definition = json!({"StartAt": "Child", "States": {
+        "Child": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
+            "Parameters": {"StateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:child", "Input": {"n": 1}},
+            "ResultSelector": {"out.$": "$.Output"}, "Next": "Callback"},
+        "Callback": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {"MessageBody": {"token.$": "$$.Task.Token"}}, "HeartbeatSeconds": 10,
+            "Retry": [{"ErrorEquals": ["States.HeartbeatTimeout"], "MaxAttempts": 1, "IntervalSeconds": 1}], "End": true}
+    }});
+    let config = json!({
+        "StateMachines": {"m": {"TestCases": {"Slow": {"Child": "ChildDone", "Callback": "SilentThenAnswers"}}}},
+        "MockedResponses": {
+            "ChildDone": {"0": {"Return": {"Status": "SUCCEEDED", "Output": {"sum": 3}}, "DelaySeconds": 30}},
+            "SilentThenAnswers": {"0": {"Return": {"late": true}, "DelaySeconds": 60}, "1": {"Return": {"approved": true}, "DelaySeconds": 5}}
+        }
+    });
+    let invoker = Arc::new(
+        MockConfig::from_json(&config.to_string())
+            .unwrap()
+            .invoker("m", "Slow")
+            .unwrap(),
+    );
+    let record = run(definition, invoker, json!({})).await;
+    assert_eq!(
+        record.status,
+        ExecutionStatus::Succeeded,
+        "{}",
+        record.history_table()
+    );
+    assert_eq!(record.output, Some(json!({"approved": true})));
+    let timed_out: Vec<&HistoryEvent> = record
+        .history
+        .iter()
+        .filter(|e| e.event_type == EventType::TaskTimedOut)
+        .collect();
+    assert_eq!(timed_out.len(), 1);
+    assert_eq!(
+        timed_out[0]
+            .task_timed_out_event_details
+            .as_ref()
+            .unwrap()
+            .error
+            .as_deref(),
+        Some("States.HeartbeatTimeout")
+    );
+    // 30 s for the child, 10 s until the missed heartbeat, 1 s retry interval, 5 s for the answer.
+    assert_eq!(
+        record.stop_date.unwrap() - start_time(),
+        time::Duration::seconds(46)
+    );
+    let submitted = record
+        .history
+        .iter()
+        .filter(|e| e.event_type == EventType::TaskSubmitted)
+        .count();
+    assert_eq!(
+        submitted, 3,
+        "every .sync and .waitForTaskToken attempt is submitted"
+    );
+}

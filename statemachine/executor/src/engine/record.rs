@@ -85,6 +85,10 @@ pub struct MapRunRecord {
     pub pending: usize,
     /// The child executions' ARNs, by item (or batch) index.
     pub executions: Vec<String>,
+    /// The child executions' inputs, by index: what a redrive of the Map Run runs again (AWS does
+    /// not read the items a second time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<Value>,
 }
 
 /// An execution, complete enough to persist, show, and redrive in another process.

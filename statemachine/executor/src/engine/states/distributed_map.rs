@@ -124,7 +124,8 @@ impl Shared {
                 )))
             }
         };
-        if key.ends_with(".gz") {
+        // S3 Inventory writes gzip files; a body that is not gzip (e.g. a mock's text) is read as is.
+        if key.ends_with(".gz") && bytes.starts_with(&[0x1f, 0x8b]) {
             let mut text = Vec::new();
             flate2::read::GzDecoder::new(bytes.as_slice())
                 .take(256 * 1024 * 1024)
@@ -317,6 +318,79 @@ impl Shared {
         Box::pin(executor.run(record, start, resume)).await
     }
 
+    /// The inputs of a Map Run's children: the items (from the ItemReader, or the input), each
+    /// through the ItemSelector, then grouped by the ItemBatcher.
+    #[allow(clippy::too_many_arguments)]
+    async fn map_run_inputs(
+        &self,
+        name: &str,
+        s: &MapState,
+        raw: &Value,
+        effective: &Value,
+        context: &Value,
+        scope: &Scope,
+        env: &Env<'_>,
+    ) -> Result<Vec<Value>, StateError> {
+        let mut items = match &s.item_reader {
+            Some(reader) => {
+                let parameters =
+                    self.s3_parameters(s.io.language, &reader.parameters, effective, raw, env)?;
+                self.read_items(name, reader, &parameters, context).await?
+            }
+            None => self.map_items(name, s, raw, env)?.1,
+        };
+        if let Some(max) = s.item_reader.as_ref().and_then(|r| r.max_items.as_ref()) {
+            let max = self.amount(max, "MaxItems", name, effective, raw, env)? as usize;
+            if max > 0 {
+                items.truncate(max);
+            }
+        }
+        let entered = OffsetDateTime::parse(
+            context
+                .pointer("/State/EnteredTime")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let mut selected = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            selected.push(self.item_input(
+                name,
+                s,
+                raw,
+                effective,
+                (index, item),
+                entered,
+                scope,
+            )?);
+        }
+        let Some(batcher) = &s.item_batcher else {
+            return Ok(selected);
+        };
+        let amount = |a: &Option<crate::definition::Amount>,
+                      field: &str|
+         -> Result<Option<usize>, StateError> {
+            Ok(a.as_ref()
+                .map(|a| self.amount(a, field, name, effective, raw, env))
+                .transpose()?
+                .map(|v| v as usize)
+                .filter(|v| *v > 0))
+        };
+        let max_items = amount(&batcher.limits.max_items, "MaxItemsPerBatch")?;
+        let max_bytes = amount(&batcher.limits.max_bytes, "MaxInputBytesPerBatch")?;
+        let batch_input = match &batcher.batch_input {
+            Some(b) => Some(self.s3_parameters(s.io.language, b, effective, raw, env)?),
+            None => None,
+        };
+        Ok(batches(
+            selected,
+            max_items,
+            max_bytes.map(|b| b.min(crate::engine::PAYLOAD_LIMIT_BYTES)),
+            batch_input,
+        ))
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(in crate::engine) async fn distributed_map_attempt(
         &self,
@@ -331,20 +405,6 @@ impl Shared {
     ) -> Result<Value, StateError> {
         let env = self.env(context, scope);
         let effective = self.filtered_input(&s.io, raw, &env)?;
-        let mut items = match &s.item_reader {
-            Some(reader) => {
-                let parameters =
-                    self.s3_parameters(s.io.language, &reader.parameters, &effective, raw, &env)?;
-                self.read_items(name, reader, &parameters, context).await?
-            }
-            None => self.map_items(name, s, raw, &env)?.1,
-        };
-        if let Some(max) = s.item_reader.as_ref().and_then(|r| r.max_items.as_ref()) {
-            let max = self.amount(max, "MaxItems", name, &effective, raw, &env)? as usize;
-            if max > 0 {
-                items.truncate(max);
-            }
-        }
         let amount = |a: &Option<crate::definition::Amount>,
                       field: &str|
          -> Result<Option<f64>, StateError> {
@@ -368,39 +428,28 @@ impl Shared {
                 "The ToleratedFailurePercentage of state '{name}' must be at most 100"
             )));
         }
-        // Each item through the ItemSelector, then into batches.
-        let entered = cursor.now;
-        let mut selected = Vec::with_capacity(items.len());
-        for (index, item) in items.iter().enumerate() {
-            selected.push(self.item_input(
-                name,
-                s,
-                raw,
-                &effective,
-                (index, item),
-                entered,
-                scope,
-            )?);
-        }
-        let inputs: Vec<Value> = match &s.item_batcher {
-            None => selected,
-            Some(batcher) => {
-                let max_items = amount(&batcher.limits.max_items, "MaxItemsPerBatch")?
-                    .map(|v| v as usize)
-                    .filter(|v| *v > 0);
-                let max_bytes = amount(&batcher.limits.max_bytes, "MaxInputBytesPerBatch")?
-                    .map(|v| v as usize)
-                    .filter(|v| *v > 0);
-                let batch_input = match &batcher.batch_input {
-                    Some(b) => Some(self.s3_parameters(s.io.language, b, &effective, raw, &env)?),
-                    None => None,
-                };
-                batches(
-                    selected,
-                    max_items,
-                    max_bytes.map(|b| b.min(crate::engine::PAYLOAD_LIMIT_BYTES)),
-                    batch_input,
-                )
+        // A redriven Map Run runs the children it had: its items are not read again.
+        let previous_run = match &prior {
+            Some(prior) => self
+                .record
+                .lock()
+                .expect("record lock")
+                .map_runs
+                .iter()
+                .rev()
+                .find(|r| {
+                    r.state_name == name
+                        && r.inputs.len() == prior.len()
+                        && r.status != ExecutionStatus::Succeeded
+                })
+                .cloned(),
+            None => None,
+        };
+        let inputs = match &previous_run {
+            Some(run) => run.inputs.clone(),
+            None => {
+                self.map_run_inputs(name, s, raw, &effective, context, scope, &env)
+                    .await?
             }
         };
         let total = inputs.len();
@@ -410,15 +459,7 @@ impl Shared {
         // The Map Run: the same one again when the parent is redriven.
         let label = s.label.clone().unwrap_or_else(|| name.to_string());
         let redriven = prior.as_ref().is_some_and(|p| p.len() == total);
-        let existing = self
-            .record
-            .lock()
-            .expect("record lock")
-            .map_runs
-            .iter()
-            .rev()
-            .find(|r| r.state_name == name && redriven && r.executions.len() == total)
-            .cloned();
+        let existing = previous_run.filter(|r| redriven && r.executions.len() == total);
         let (map_run_arn, child_names) = match &existing {
             Some(run) => (
                 run.map_run_arn.clone(),
@@ -461,6 +502,7 @@ impl Shared {
             failed: 0,
             pending: total,
             executions: child_arns.clone(),
+            inputs: inputs.clone(),
         });
         self.emit(cursor, EventType::MapStateStarted, |e| {
             e.map_state_started_event_details = Some(MapStateStartedDetails { length: total })
@@ -503,6 +545,7 @@ impl Shared {
         let seeds: Vec<u64> = (0..total)
             .map(|_| self.rng.range(0, i64::MAX) as u64)
             .collect();
+        let inputs_for_redrive = inputs.clone();
         let children = inputs
             .into_iter()
             .zip(prior)
@@ -632,6 +675,12 @@ impl Shared {
             failed,
             pending,
             executions: child_arns.clone(),
+            // Kept until the Map Run succeeds: a redrive runs these again.
+            inputs: if status == ExecutionStatus::Succeeded {
+                Vec::new()
+            } else {
+                inputs_for_redrive
+            },
         });
         // The results: written by the ResultWriter, or collected as the Map's result.
         let written = match s.result_writer.as_ref().filter(|w| w.resource.is_some()) {
