@@ -205,7 +205,9 @@ fn expression_variables(expression: &str) -> Vec<String> {
                     next += 1;
                 }
                 let called = chars.get(next) == Some(&'(');
-                let assigned = chars.get(next) == Some(&':') && chars.get(next + 1) == Some(&'=');
+                // `$x := …` binds, and so do the positional and context bindings `#$i` and `@$v`.
+                let assigned = (chars.get(next) == Some(&':') && chars.get(next + 1) == Some(&'='))
+                    || (i > 0 && matches!(chars[i - 1], '#' | '@'));
                 if !name.is_empty() {
                     if assigned {
                         bound.push(name);
@@ -484,7 +486,7 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         let mut read = Vec::new();
         variables_read(
-            &json!("{% $x + $count($list) + $map($l, function($v) { $v * $k }) ~> $sum() + ($y := 1; $y) + $states.input.a %}"),
+            &json!("{% $x + $count($list) + $map($l, function($v) { $v * $k }) ~> $sum() + ($y := 1; $y) + $states.input.a + $sum(items#$i[$i > 0]) %}"),
             &mut read,
         );
         assert_eq!(read, vec!["x", "list", "l", "k"]);
