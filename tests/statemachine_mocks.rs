@@ -190,3 +190,140 @@ fn an_expectation_that_does_not_hold_fails_the_command() {
     assert_eq!(result["status"], "FAILED");
     assert!(!ok);
 }
+
+/// Runs `ferrotype statemachine ARGS…` from the repository root: (stdout, stderr, success).
+fn statemachine(args: &[&str]) -> (String, String, bool) {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferrotype"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("statemachine")
+        .args(args)
+        .output()
+        .expect("the ferrotype binary runs");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        output.status.success(),
+    )
+}
+
+#[test]
+fn open_placeholders_are_fine_where_a_mock_answers() {
+    let (stdout, stderr, ok) = statemachine(&[
+        "test",
+        "statemachine/pipeline.asl.json",
+        "--mock-config",
+        "statemachine/pipeline.mocks.json",
+        "--test-case",
+        "HappyPath",
+        "--input",
+        "@statemachine/pipeline.test-event.json",
+        "--json",
+    ]);
+    assert!(ok, "{stdout}{stderr}");
+    let result: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result["status"], "SUCCEEDED");
+    assert_eq!(result["output"]["status"], "succeeded");
+}
+
+#[test]
+fn reaching_an_unmocked_task_with_an_open_placeholder_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mocks = dir.path().join("mocks.json");
+    // The shipped responses, in a test case that mocks Validate only: DetectFaces comes next.
+    let mut config: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("statemachine/pipeline.mocks.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    config["StateMachines"]["ferrotype-pipeline"]["TestCases"] =
+        serde_json::json!({"OnlyValidate": {"Validate": "ValidateAccepts"}});
+    std::fs::write(&mocks, config.to_string()).unwrap();
+    let (stdout, stderr, _) = statemachine(&[
+        "test",
+        "statemachine/pipeline.asl.json",
+        "--mock-config",
+        mocks.to_str().unwrap(),
+        "--test-case",
+        "OnlyValidate",
+        "--input",
+        "@statemachine/pipeline.test-event.json",
+        "--json",
+    ]);
+    let result: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    assert_eq!(result["error"], "States.Runtime", "{result}");
+    let cause = result["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("no mocked response for Task state"),
+        "{cause}"
+    );
+    assert!(cause.contains("${"), "names the open placeholder: {cause}");
+}
+
+/// The JSONata workflow of issue 14's "Done when", run through the command with mocked Tasks.
+fn jsonata_case(case: &str, input: Value) -> Value {
+    let input = input.to_string();
+    let (stdout, stderr, _) = statemachine(&[
+        "test",
+        "statemachine/conformance/examples/jsonata-workflow.asl.json",
+        "--mock-config",
+        "statemachine/conformance/examples/jsonata-workflow.mocks.json",
+        "--test-case",
+        case,
+        "--input",
+        &input,
+        "--json",
+    ]);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"))
+}
+
+#[test]
+fn a_jsonata_workflow_runs_with_aws_results() {
+    let input =
+        serde_json::json!({"bucket": "photos", "keys": ["a.jpg", "b.jpg", "c.jpg"], "size": 1200});
+    let result = jsonata_case("AllResized", input.clone());
+    assert_eq!(result["status"], "SUCCEEDED", "{result}");
+    assert_eq!(
+        result["output"],
+        serde_json::json!({"batches": [{"done": 2, "by": "w1"}, {"done": 2, "by": "w1"}], "bucket": "photos"})
+    );
+    let result = jsonata_case("SecondBatchFails", input.clone());
+    assert_eq!(
+        result["output"]["batches"][1],
+        serde_json::json!({"failed": "Resize.Failed", "keys": ["c.jpg"]}),
+        "the Catch Output over $states.errorOutput and $states.input"
+    );
+    let mut big = input;
+    big["size"] = serde_json::json!(200_000_000);
+    let result = jsonata_case("TooBig", big);
+    assert_eq!(result["error"], "Upload.TooBig");
+    assert_eq!(result["cause"], "size 200000000 in photos");
+}
+
+#[test]
+fn validate_reports_jsonata_errors_with_the_state_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let definition = dir.path().join("broken.asl.json");
+    std::fs::write(
+        &definition,
+        serde_json::json!({"QueryLanguage": "JSONata", "StartAt": "Broken", "States": {
+            "Broken": {"Type": "Pass", "Output": {"x": "{% $states.input.a + %}"}, "Next": "Reads"},
+            "Reads": {"Type": "Pass", "Output": "{% $never %}", "End": true}}})
+        .to_string(),
+    )
+    .unwrap();
+    let (stdout, _, ok) = statemachine(&["validate", definition.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stdout.contains("state \"Broken\": Output: invalid JSONata expression"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("state \"Reads\": reads the variable $never"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 problem(s)"), "{stdout}");
+}

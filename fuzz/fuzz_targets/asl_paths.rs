@@ -8,6 +8,7 @@
 
 use ferrotype_executor::choice::{string_matches, ChoiceRule};
 use ferrotype_executor::definition::PathField;
+use ferrotype_executor::expr::{template, Env, Rng, Variables};
 use ferrotype_executor::{intrinsics, paths};
 use libfuzzer_sys::fuzz_target;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,11 +46,13 @@ fuzz_target!(|data: &[u8]| {
     evaluate_expression(expression, &document);
 
     let context = json!({"Execution": {"Input": document.clone(), "Name": "fuzz"}, "Map": {"Item": {"Index": 0, "Value": 1}}});
+    let (variables, rng) = (Variables::default(), Rng::seeded(0));
+    let env = Env { context: &context, variables: &variables, rng: &rng };
     let mut problems = Vec::new();
-    paths::check_template(&document, &mut problems);
-    let _ = paths::evaluate_template(&document, &document, &context);
+    template::check_template(&document, &mut problems);
+    let _ = template::evaluate_template(&document, &document, &env);
     if let Ok(rule) = ChoiceRule::parse_top(&document) {
-        let _ = rule.condition.evaluate(&document, &context);
+        let _ = rule.condition.evaluate(&document, &env);
     }
     if let Value::String(pattern) = &document {
         let _ = string_matches(expression, pattern);
@@ -58,6 +61,8 @@ fuzz_target!(|data: &[u8]| {
 
 fn evaluate_expression(expression: &str, document: &Value) {
     let context = json!({"State": {"Name": "fuzz"}});
+    let (variables, rng) = (Variables::default(), Rng::seeded(0));
+    let context = Env { context: &context, variables: &variables, rng: &rng };
     let _ = paths::check_path(expression);
     let _ = paths::try_read(expression, document, &context);
     if paths::parse_reference(expression).is_ok() {

@@ -17,7 +17,8 @@ use ferrotype_executor::{
 pub enum StateMachineCommand {
     /// Run a definition with every Task answered from a mock config test case.
     Test(TestArgs),
-    /// Check a definition: states reachable, transitions resolve, paths parse, Retry/Catch well formed.
+    /// Check a definition: states reachable, transitions resolve, paths, intrinsic functions and JSONata
+    /// expressions parse, variables are assigned where they are read, Retry/Catch well formed.
     Validate(ValidateArgs),
 }
 
@@ -37,9 +38,14 @@ pub struct TestArgs {
     /// The execution input (JSON text, or @file).
     #[arg(long, default_value = "{}")]
     pub input: String,
-    /// `${Name}` substitutions (repeatable); placeholders left open are fine where a mock answers.
+    /// `${Name}` substitutions (repeatable). A placeholder left open is fine until a Task whose
+    /// Resource it is runs without a mock; a mocked answer in the Lambda Invoke shape
+    /// (`{StatusCode, Payload}`) is then taken as the function's response.
     #[arg(long = "substitute", value_name = "NAME=VALUE")]
     pub substitutions: Vec<String>,
+    /// Seed everything random (retry jitter, UUIDs, task tokens), so a run can be repeated exactly.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// The AWS-format history events and the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -56,7 +62,9 @@ pub struct TestArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
+    /// The ASL definition (JSON) to check.
     pub definition: PathBuf,
+    /// `${Name}` substitutions (repeatable); placeholders left open are not problems.
     #[arg(long = "substitute", value_name = "NAME=VALUE")]
     pub substitutions: Vec<String>,
 }
@@ -87,11 +95,18 @@ pub async fn run(command: StateMachineCommand) -> anyhow::Result<bool> {
                         "output": record.output,
                         "error": record.error,
                         "cause": record.cause,
+                        "mapRuns": record.map_runs,
                         "events": record.history,
                     }))?
                 );
             } else {
                 println!("{}", record.history_table());
+                for run in &record.map_runs {
+                    println!(
+                        "Map Run of {:?}: {:?}, {} item(s): {} succeeded, {} failed, {} pending ({})",
+                        run.state_name, run.status, run.items, run.succeeded, run.failed, run.pending, run.map_run_arn
+                    );
+                }
                 println!("Status: {}", status.as_str().unwrap_or("?"));
                 match record.status {
                     ExecutionStatus::Succeeded => {
@@ -163,7 +178,10 @@ pub async fn test(args: &TestArgs) -> anyhow::Result<ExecutionRecord> {
     } else {
         TimeMode::Simulated
     };
-    let executor = Executor::new(machine, Arc::new(invoker)).with_time_mode(time_mode);
+    let mut executor = Executor::new(machine, Arc::new(invoker)).with_time_mode(time_mode);
+    if let Some(seed) = args.seed {
+        executor = executor.with_seed(seed);
+    }
     let name = format!("{}-{}", machine_name, args.test_case);
     let name: String = name
         .chars()

@@ -58,6 +58,12 @@ impl StateError {
         }
     }
 
+    /// The error of a Fail state: without `Error` or `Cause`, AWS leaves them absent (kept here as
+    /// empty strings, which records and history show as absent).
+    pub fn from_fail_state(error: Option<String>, cause: Option<String>) -> Self {
+        Self::new(error.unwrap_or_default(), cause.unwrap_or_default())
+    }
+
     /// A `States.Runtime` error: bad paths and other data problems. AWS never retries or catches
     /// these, not even with `States.ALL`.
     pub fn runtime(cause: impl Into<String>) -> Self {
@@ -84,7 +90,14 @@ impl StateError {
 
     /// The `{"Error", "Cause"}` object a Catcher passes to its `Next` state.
     pub fn to_output(&self) -> serde_json::Value {
-        serde_json::json!({ "Error": self.error, "Cause": self.cause })
+        let mut output = serde_json::Map::new();
+        if !self.error.is_empty() {
+            output.insert("Error".into(), self.error.clone().into());
+        }
+        if !self.cause.is_empty() {
+            output.insert("Cause".into(), self.cause.clone().into());
+        }
+        serde_json::Value::Object(output)
     }
 }
 
@@ -106,7 +119,21 @@ pub enum DefinitionError {
     #[error("{location}: {message}")]
     Invalid { location: String, message: String },
     #[error("definition has {} problem(s):\n{}", .0.len(), .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Problems(Vec<crate::validate::Problem>),
+    Problems(Vec<Problem>),
+}
+
+/// One problem `validate` found, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// `state "Name"`, nested as `state "Map" > ItemProcessor > state "Inner"`, or `definition`.
+    pub location: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
 }
 
 impl DefinitionError {

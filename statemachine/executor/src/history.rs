@@ -57,6 +57,11 @@ pub enum EventType {
     TaskSucceeded,
     TaskFailed,
     TaskTimedOut,
+    MapRunStarted,
+    MapRunSucceeded,
+    MapRunFailed,
+    MapRunAborted,
+    MapRunRedriven,
     #[serde(other)]
     Unknown,
 }
@@ -221,6 +226,19 @@ pub struct MapIterationDetails {
     pub index: usize,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MapRunStartedDetails {
+    pub map_run_arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MapRunRedrivenDetails {
+    pub map_run_arn: String,
+    pub redrive_count: u32,
+}
+
 macro_rules! history_event {
     ($($field:ident: $ty:ty),* $(,)?) => {
         /// One event of `GetExecutionHistory`, field for field (camelCase JSON as the API returns).
@@ -274,6 +292,10 @@ history_event! {
     map_iteration_succeeded_event_details: MapIterationDetails,
     map_iteration_failed_event_details: MapIterationDetails,
     map_iteration_aborted_event_details: MapIterationDetails,
+    task_submitted_event_details: TaskSucceededDetails,
+    map_run_started_event_details: MapRunStartedDetails,
+    map_run_failed_event_details: ErrorDetails,
+    map_run_redriven_event_details: MapRunRedrivenDetails,
 }
 
 impl HistoryEvent {
@@ -299,6 +321,7 @@ impl HistoryEvent {
             .or(self.lambda_function_timed_out_event_details.as_ref())
             .or(self.lambda_function_schedule_failed_event_details.as_ref())
             .or(self.lambda_function_start_failed_event_details.as_ref())
+            .or(self.map_run_failed_event_details.as_ref())
             .map(from)
             .or_else(|| {
                 self.task_failed_event_details

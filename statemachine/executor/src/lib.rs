@@ -1,9 +1,13 @@
 //! Ferrotype's Amazon States Language executor.
 //!
-//! Runs a Step Functions definition in-process with AWS semantics (paths, intrinsic functions,
-//! Choice rules, Retry/Catch, Map/Parallel, payload limits), records history in the shape of
-//! `GetExecutionHistory`, and redrives failed executions. Task states are answered by a
-//! [`TaskInvoker`]: the local runner's Lambda handlers, or a Step Functions Local mock config.
+//! Runs a Step Functions definition in-process with AWS semantics (JSONPath with intrinsic functions
+//! and JSONata, variables, Choice rules, Retry/Catch, inline and Distributed Map, Parallel, callbacks,
+//! payload limits), records history in the shape of `GetExecutionHistory`, and redrives failed or
+//! interrupted executions. Task states are answered by a [`TaskInvoker`]: the local runner's Lambda
+//! handlers, or a Step Functions Local mock config.
+//!
+//! Layers, each using only those before it: `error` → `expr` (JSONPath, intrinsics, JSONata) →
+//! `definition` (the parsed model) → `validate` → `engine` (one file per state type) → `mock`.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -32,23 +36,26 @@
 //! # });
 //! ```
 
-pub mod choice;
 pub mod definition;
 pub mod engine;
 pub mod error;
+pub mod expr;
 pub mod history;
-pub mod intrinsics;
 pub mod mock;
-pub mod paths;
 pub mod validate;
+
+/// The Choice rules (a part of the definition model).
+pub use definition::choice;
+/// JSONPath paths and intrinsic functions (parts of the expression layer), under their old names.
+pub use expr::{intrinsics, jsonpath as paths};
 
 pub use definition::{substitute, StateMachine};
 pub use engine::{
-    ChildCheckpoint, ExecutionOptions, ExecutionRecord, ExecutionStatus, Executor, RedriveError,
-    ScopeCheckpoint, TaskCall, TaskFailure, TaskInvoker, TaskKind, TimeMode, HISTORY_EVENT_LIMIT,
-    PAYLOAD_LIMIT_BYTES,
+    ChildCheckpoint, ExecutionObserver, ExecutionOptions, ExecutionRecord, ExecutionStatus,
+    Executor, IntegrationPattern, MapRunRecord, RedriveError, ScopeCheckpoint, TaskCall, TaskClock,
+    TaskFailure, TaskInvoker, TaskKind, TimeMode, HISTORY_EVENT_LIMIT, PAYLOAD_LIMIT_BYTES,
 };
-pub use error::{DefinitionError, StateError};
+pub use error::{DefinitionError, Problem, StateError};
 pub use history::{render_table, EventType, HistoryEvent};
 pub use mock::{MockConfig, MockInvoker};
-pub use validate::{validate, Problem};
+pub use validate::validate;

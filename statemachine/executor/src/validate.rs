@@ -2,32 +2,36 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use serde::Serialize;
+use serde_json::Value;
 
-use crate::definition::{PathField, State, StateMachine, WaitFor};
+use crate::definition::choice::Condition;
+use crate::definition::{
+    Amount, PathField, ProcessorMode, QueryLanguage, State, StateMachine, WaitFor,
+};
 use crate::error::names;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    /// `state "Name"`, nested as `state "Map" > ItemProcessor > state "Inner"`, or `definition`.
-    pub location: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)
-    }
-}
+pub use crate::error::Problem;
+use crate::expr::{jsonata, jsonpath, template};
 
 /// Check a parsed definition; an empty list means it is well formed.
 pub fn validate(machine: &StateMachine) -> Vec<Problem> {
     let mut problems = Vec::new();
-    check_machine(machine, "", &mut problems);
+    check_machine(machine, "", &BTreeSet::new(), &mut problems);
     problems
 }
 
-fn check_machine(machine: &StateMachine, scope: &str, problems: &mut Vec<Problem>) {
+fn check_machine(
+    machine: &StateMachine,
+    scope: &str,
+    outer: &BTreeSet<String>,
+    problems: &mut Vec<Problem>,
+) {
+    let assigned_here: BTreeSet<String> = machine
+        .states
+        .values()
+        .flat_map(variables_assigned)
+        .collect();
+    let mut visible_inside = outer.clone();
+    visible_inside.extend(assigned_here.iter().cloned());
     let at = |name: &str| {
         if scope.is_empty() {
             format!("state {name:?}")
@@ -103,94 +107,27 @@ fn check_machine(machine: &StateMachine, scope: &str, problems: &mut Vec<Problem
                 }
             }
         }
-        let mut path_problems = Vec::new();
-        let mut check_path = |field: &str, path: &PathField| {
-            if let PathField::Path(p) = path {
-                if let Err(e) = crate::paths::check_path(p) {
-                    path_problems.push(format!("{field}: {e}"));
-                }
-            }
-        };
-        let mut templates: Vec<(&str, &serde_json::Value)> = Vec::new();
-        match state {
-            State::Task(s) => {
-                check_path("InputPath", &s.io.input_path);
-                check_path("OutputPath", &s.io.output_path);
-                s.parameters
-                    .iter()
-                    .for_each(|t| templates.push(("Parameters", t)));
-                s.result_selector
-                    .iter()
-                    .for_each(|t| templates.push(("ResultSelector", t)));
-            }
-            State::Map(s) => {
-                check_path("InputPath", &s.io.input_path);
-                check_path("OutputPath", &s.io.output_path);
-                check_path("ItemsPath", &s.items_path);
-                s.item_selector
-                    .iter()
-                    .for_each(|t| templates.push(("ItemSelector", t)));
-                s.result_selector
-                    .iter()
-                    .for_each(|t| templates.push(("ResultSelector", t)));
-            }
-            State::Parallel(s) => {
-                check_path("InputPath", &s.io.input_path);
-                check_path("OutputPath", &s.io.output_path);
-                s.parameters
-                    .iter()
-                    .for_each(|t| templates.push(("Parameters", t)));
-                s.result_selector
-                    .iter()
-                    .for_each(|t| templates.push(("ResultSelector", t)));
-            }
-            State::Pass(s) => {
-                check_path("InputPath", &s.io.input_path);
-                check_path("OutputPath", &s.io.output_path);
-                s.parameters
-                    .iter()
-                    .for_each(|t| templates.push(("Parameters", t)));
-            }
-            State::Wait(s) => {
-                check_path("InputPath", &s.io.input_path);
-                check_path("OutputPath", &s.io.output_path);
-                if let WaitFor::SecondsPath(p) | WaitFor::TimestampPath(p) = &s.wait {
-                    check_path("SecondsPath/TimestampPath", &PathField::Path(p.clone()));
-                }
-            }
-            State::Choice(s) => {
-                check_path("InputPath", &s.io.input_path);
-                check_path("OutputPath", &s.io.output_path);
-            }
-            State::Succeed(s) => {
-                check_path("InputPath", &s.io.input_path);
-                check_path("OutputPath", &s.io.output_path);
-            }
-            State::Fail(s) => {
-                for p in s.error_path.iter().chain(s.cause_path.iter()) {
-                    check_path("ErrorPath/CausePath", &PathField::Path(p.clone()));
-                }
+        for problem in expression_problems(state) {
+            push(at(name), problem);
+        }
+        for variable in variables_read(state) {
+            if variable != "states"
+                && !outer.contains(&variable)
+                && !assigned_here.contains(&variable)
+            {
+                push(
+                    at(name),
+                    format!("reads the variable ${variable}, which no state of this scope or an enclosing one assigns"),
+                );
             }
         }
-        let result_path = match state {
-            State::Task(s) => Some(&s.io.result_path),
-            State::Map(s) => Some(&s.io.result_path),
-            State::Parallel(s) => Some(&s.io.result_path),
-            State::Pass(s) => Some(&s.io.result_path),
-            _ => None,
-        };
-        if let Some(PathField::Path(p)) = result_path {
-            if let Err(e) = crate::paths::parse_reference(p) {
-                path_problems.push(format!("ResultPath: {e}"));
+        for variable in variables_assigned(state) {
+            if outer.contains(&variable) {
+                push(
+                    at(name),
+                    format!("assigns ${variable}, a variable of an enclosing scope (a Map iteration or Parallel branch can only read those)"),
+                );
             }
-        }
-        for (field, template) in templates {
-            let mut found = Vec::new();
-            crate::paths::check_template(template, &mut found);
-            path_problems.extend(found.into_iter().map(|p| format!("{field}: {p}")));
-        }
-        for p in path_problems {
-            push(at(name), p);
         }
         let mut nested = Vec::new();
         match state {
@@ -199,13 +136,20 @@ fn check_machine(machine: &StateMachine, scope: &str, problems: &mut Vec<Problem
                     check_machine(
                         branch,
                         &format!("{} > Branches[{i}]", at(name)),
+                        &visible_inside,
                         &mut nested,
                     );
                 }
             }
+            // A Distributed Map's children are executions of their own: they see no outer variables.
             State::Map(s) => check_machine(
                 &s.processor,
                 &format!("{} > ItemProcessor", at(name)),
+                &if s.mode == ProcessorMode::Inline {
+                    visible_inside.clone()
+                } else {
+                    BTreeSet::new()
+                },
                 &mut nested,
             ),
             _ => {}
@@ -283,4 +227,307 @@ fn check_error_equals(
             );
         }
     }
+}
+
+/// Every field value of a state that holds expressions, with its name.
+fn expression_fields(state: &State) -> Vec<(String, &Value)> {
+    let mut fields: Vec<(String, &Value)> = Vec::new();
+    let flow = state.flow();
+    fields.extend(flow.assign.iter().map(|v| ("Assign".to_string(), v)));
+    fields.extend(flow.output.iter().map(|v| ("Output".to_string(), v)));
+    let parameters = match flow.language {
+        QueryLanguage::JsonPath => "Parameters",
+        QueryLanguage::Jsonata => "Arguments",
+    };
+    for (i, catcher) in state.catchers().iter().enumerate() {
+        fields.extend(
+            catcher
+                .assign
+                .iter()
+                .map(|v| (format!("Catch[{i}].Assign"), v)),
+        );
+        fields.extend(
+            catcher
+                .output
+                .iter()
+                .map(|v| (format!("Catch[{i}].Output"), v)),
+        );
+    }
+    match state {
+        State::Task(s) => {
+            fields.extend(s.parameters.iter().map(|v| (parameters.to_string(), v)));
+            fields.extend(
+                s.result_selector
+                    .iter()
+                    .map(|v| ("ResultSelector".to_string(), v)),
+            );
+        }
+        State::Parallel(s) => {
+            fields.extend(s.parameters.iter().map(|v| (parameters.to_string(), v)));
+            fields.extend(
+                s.result_selector
+                    .iter()
+                    .map(|v| ("ResultSelector".to_string(), v)),
+            );
+        }
+        State::Pass(s) => fields.extend(s.parameters.iter().map(|v| (parameters.to_string(), v))),
+        State::Map(s) => {
+            fields.extend(s.items.iter().map(|v| ("Items".to_string(), v)));
+            fields.extend(
+                s.item_selector
+                    .iter()
+                    .map(|v| ("ItemSelector".to_string(), v)),
+            );
+            fields.extend(
+                s.result_selector
+                    .iter()
+                    .map(|v| ("ResultSelector".to_string(), v)),
+            );
+            fields.extend(
+                s.item_reader
+                    .iter()
+                    .map(|r| ("ItemReader".to_string(), &r.parameters)),
+            );
+            fields.extend(
+                s.result_writer
+                    .iter()
+                    .map(|w| ("ResultWriter".to_string(), &w.parameters)),
+            );
+            fields.extend(
+                s.item_batcher
+                    .iter()
+                    .filter_map(|b| b.batch_input.as_ref())
+                    .map(|v| ("ItemBatcher.BatchInput".to_string(), v)),
+            );
+        }
+        State::Choice(s) => {
+            for (i, rule) in s.choices.iter().enumerate() {
+                fields.extend(
+                    rule.assign
+                        .iter()
+                        .map(|v| (format!("Choices[{i}].Assign"), v)),
+                );
+                fields.extend(
+                    rule.output
+                        .iter()
+                        .map(|v| (format!("Choices[{i}].Output"), v)),
+                );
+                if let Condition::Jsonata(c) = &rule.condition {
+                    fields.push((format!("Choices[{i}].Condition"), c));
+                }
+            }
+        }
+        State::Wait(s) => {
+            if let WaitFor::Timestamp(t) = &s.wait {
+                fields.push(("Timestamp".to_string(), t));
+            }
+        }
+        State::Fail(s) => {
+            fields.extend(s.error.iter().map(|v| ("Error".to_string(), v)));
+            fields.extend(s.cause.iter().map(|v| ("Cause".to_string(), v)));
+        }
+        State::Succeed(_) => {}
+    }
+    fields
+}
+
+/// JSONata expressions of number fields (`TimeoutSeconds`, `MaxConcurrency`, …) and JSONPath `…Path`s.
+fn amounts(state: &State) -> Vec<(&'static str, &Amount)> {
+    let mut out = Vec::new();
+    match state {
+        State::Task(s) => {
+            out.extend(s.timeout.iter().map(|a| ("TimeoutSeconds", a)));
+            out.extend(s.heartbeat.iter().map(|a| ("HeartbeatSeconds", a)));
+        }
+        State::Map(s) => {
+            out.extend(s.max_concurrency.iter().map(|a| ("MaxConcurrency", a)));
+            out.extend(
+                s.tolerated_failure_count
+                    .iter()
+                    .map(|a| ("ToleratedFailureCount", a)),
+            );
+            out.extend(
+                s.tolerated_failure_percentage
+                    .iter()
+                    .map(|a| ("ToleratedFailurePercentage", a)),
+            );
+            out.extend(
+                s.item_reader
+                    .iter()
+                    .filter_map(|r| r.max_items.as_ref())
+                    .map(|a| ("MaxItems", a)),
+            );
+            if let Some(b) = &s.item_batcher {
+                out.extend(b.limits.max_items.iter().map(|a| ("MaxItemsPerBatch", a)));
+                out.extend(
+                    b.limits
+                        .max_bytes
+                        .iter()
+                        .map(|a| ("MaxInputBytesPerBatch", a)),
+                );
+            }
+        }
+        State::Wait(s) => {
+            if let WaitFor::Seconds(a) = &s.wait {
+                out.push(("Seconds", a));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Every problem with the expressions of a state: paths, intrinsic functions, templates, JSONata.
+fn expression_problems(state: &State) -> Vec<String> {
+    let mut problems = Vec::new();
+    let flow = state.flow();
+    let mut check_path = |field: &str, path: &PathField| {
+        if let PathField::Path(p) = path {
+            if let Err(e) = jsonpath::check_path(p) {
+                problems.push(format!("{field}: {e}"));
+            }
+        }
+    };
+    check_path("InputPath", &flow.input_path);
+    check_path("OutputPath", &flow.output_path);
+    if let State::Map(s) = state {
+        check_path("ItemsPath", &s.items_path);
+    }
+    if let State::Wait(s) = state {
+        if let WaitFor::TimestampPath(p) = &s.wait {
+            check_path("TimestampPath", &PathField::Path(p.clone()));
+        }
+    }
+    if let PathField::Path(p) = &flow.result_path {
+        if let Err(e) = jsonpath::parse_reference(p) {
+            problems.push(format!("ResultPath: {e}"));
+        }
+    }
+    for (i, catcher) in state.catchers().iter().enumerate() {
+        if let PathField::Path(p) = &catcher.result_path {
+            if let Err(e) = jsonpath::parse_reference(p) {
+                problems.push(format!("Catch[{i}].ResultPath: {e}"));
+            }
+        }
+    }
+    if let State::Fail(s) = state {
+        for (field, p) in [("ErrorPath", &s.error_path), ("CausePath", &s.cause_path)] {
+            if let Some(p) = p {
+                if let Err(e) = template::check_expression(p) {
+                    problems.push(format!("{field}: {e}"));
+                }
+            }
+        }
+    }
+    for (field, amount) in amounts(state) {
+        match amount {
+            Amount::Path(p) => {
+                if let Err(e) = jsonpath::check_path(p) {
+                    problems.push(format!("{field}Path: {e}"));
+                }
+            }
+            Amount::Jsonata(e) => {
+                let mut found = Vec::new();
+                jsonata::check_value(&Value::String(format!("{{% {e} %}}")), &mut found);
+                problems.extend(found.into_iter().map(|p| format!("{field}: {p}")));
+            }
+            Amount::Fixed(_) => {}
+        }
+    }
+    for (field, value) in expression_fields(state) {
+        let mut found = Vec::new();
+        match flow.language {
+            QueryLanguage::JsonPath => template::check_template(value, &mut found),
+            QueryLanguage::Jsonata => jsonata::check_value(value, &mut found),
+        }
+        problems.extend(found.into_iter().map(|p| format!("{field}: {p}")));
+    }
+    problems
+}
+
+/// The variables a state reads.
+fn variables_read(state: &State) -> BTreeSet<String> {
+    let mut out = Vec::new();
+    let flow = state.flow();
+    for (_, value) in expression_fields(state) {
+        match flow.language {
+            QueryLanguage::JsonPath => template::variables_read(value, &mut out),
+            QueryLanguage::Jsonata => jsonata::variables_read(value, &mut out),
+        }
+    }
+    for (_, amount) in amounts(state) {
+        match amount {
+            Amount::Path(p) => out.extend(jsonpath::variable_of(p).map(str::to_string)),
+            Amount::Jsonata(e) => {
+                jsonata::variables_read(&Value::String(format!("{{% {e} %}}")), &mut out)
+            }
+            Amount::Fixed(_) => {}
+        }
+    }
+    let mut paths: Vec<&str> = [&flow.input_path, &flow.output_path]
+        .into_iter()
+        .filter_map(PathField::as_path)
+        .collect();
+    match state {
+        State::Map(s) => paths.extend(s.items_path.as_path()),
+        State::Wait(s) => {
+            if let WaitFor::TimestampPath(p) = &s.wait {
+                paths.push(p);
+            }
+        }
+        State::Fail(s) => {
+            for p in [&s.error_path, &s.cause_path].into_iter().flatten() {
+                out.extend(template::expression_variables(p));
+            }
+        }
+        State::Choice(s) => {
+            fn walk<'c>(c: &'c Condition, paths: &mut Vec<&'c str>) {
+                match c {
+                    Condition::And(list) | Condition::Or(list) => {
+                        list.iter().for_each(|c| walk(c, paths))
+                    }
+                    Condition::Not(c) => walk(c, paths),
+                    Condition::Compare {
+                        variable, operand, ..
+                    } => {
+                        paths.push(variable);
+                        if let crate::definition::choice::Operand::Path(p) = operand {
+                            paths.push(p);
+                        }
+                    }
+                    Condition::Jsonata(_) => {}
+                }
+            }
+            s.choices
+                .iter()
+                .for_each(|r| walk(&r.condition, &mut paths));
+        }
+        _ => {}
+    }
+    out.extend(
+        paths
+            .into_iter()
+            .filter_map(jsonpath::variable_of)
+            .map(str::to_string),
+    );
+    out.into_iter().collect()
+}
+
+/// The variables a state's `Assign` fields (state, catchers, choice rules) assign.
+fn variables_assigned(state: &State) -> BTreeSet<String> {
+    let flow = state.flow();
+    let mut assigns: Vec<&Value> = flow.assign.iter().collect();
+    assigns.extend(state.catchers().iter().filter_map(|c| c.assign.as_ref()));
+    if let State::Choice(s) = state {
+        assigns.extend(s.choices.iter().filter_map(|r| r.assign.as_ref()));
+    }
+    assigns
+        .into_iter()
+        .filter_map(Value::as_object)
+        .flat_map(|o| o.keys())
+        .map(|k| match flow.language {
+            QueryLanguage::JsonPath => k.strip_suffix(".$").unwrap_or(k).to_string(),
+            QueryLanguage::Jsonata => k.clone(),
+        })
+        .collect()
 }

@@ -346,6 +346,30 @@ async fn map_runs_iterations_concurrently_up_to_max_concurrency() {
     }
 }
 
+fn distributed(mut definition: Value) -> Value {
+    definition["States"]["Each"]["ItemProcessor"]["ProcessorConfig"] =
+        json!({"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"});
+    definition
+}
+
+#[tokio::test]
+async fn an_inline_map_ignores_tolerated_failures_as_aws_does() {
+    let fails_on_one = |call: &TaskCall, _| {
+        if call.input["value"] == json!(1) {
+            Err(TaskFailure::new("Item.Bad", "one"))
+        } else {
+            Ok(call.input["value"].clone())
+        }
+    };
+    let record = run(
+        map_definition(json!({"ToleratedFailureCount": 5, "MaxConcurrency": 1})),
+        Scripted::new(fails_on_one),
+        json!({"items": [0, 1, 2], "prefix": ""}),
+    )
+    .await;
+    assert_eq!(record.error.as_deref(), Some("Item.Bad"));
+}
+
 #[tokio::test]
 async fn map_tolerates_failures_up_to_the_threshold() {
     let fails_on_odd = |call: &TaskCall, _| {
@@ -357,7 +381,9 @@ async fn map_tolerates_failures_up_to_the_threshold() {
     };
     let items: Vec<u32> = (0..10).collect();
     let record = run(
-        map_definition(json!({"ToleratedFailureCount": 2, "MaxConcurrency": 1})),
+        distributed(map_definition(
+            json!({"ToleratedFailureCount": 2, "MaxConcurrency": 1}),
+        )),
         Scripted::new(fails_on_odd),
         json!({"items": items, "prefix": ""}),
     )
@@ -368,7 +394,9 @@ async fn map_tolerates_failures_up_to_the_threshold() {
     assert_eq!(output[2], json!(2));
 
     let record = run(
-        map_definition(json!({"ToleratedFailurePercentage": 10, "MaxConcurrency": 1})),
+        distributed(map_definition(
+            json!({"ToleratedFailurePercentage": 10, "MaxConcurrency": 1}),
+        )),
         Scripted::new(fails_on_odd),
         json!({"items": items, "prefix": ""}),
     )
@@ -924,5 +952,67 @@ async fn an_execution_fails_when_its_history_reaches_25000_events() {
         record.history.len() < HISTORY_EVENT_LIMIT + 100,
         "{}",
         record.history.len()
+    );
+}
+
+#[tokio::test]
+async fn mocked_delays_meet_heartbeat_seconds_and_sync_integrations_wait_for_their_result() {
+    let definition = json!({"StartAt": "Child", "States": {
+        "Child": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
+            "Parameters": {"StateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:child", "Input": {"n": 1}},
+            "ResultSelector": {"out.$": "$.Output"}, "Next": "Callback"},
+        "Callback": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {"MessageBody": {"token.$": "$$.Task.Token"}}, "HeartbeatSeconds": 10,
+            "Retry": [{"ErrorEquals": ["States.HeartbeatTimeout"], "MaxAttempts": 1, "IntervalSeconds": 1}], "End": true}
+    }});
+    let config = json!({
+        "StateMachines": {"m": {"TestCases": {"Slow": {"Child": "ChildDone", "Callback": "SilentThenAnswers"}}}},
+        "MockedResponses": {
+            "ChildDone": {"0": {"Return": {"Status": "SUCCEEDED", "Output": {"sum": 3}}, "DelaySeconds": 30}},
+            "SilentThenAnswers": {"0": {"Return": {"late": true}, "DelaySeconds": 60}, "1": {"Return": {"approved": true}, "DelaySeconds": 5}}
+        }
+    });
+    let invoker = Arc::new(
+        MockConfig::from_json(&config.to_string())
+            .unwrap()
+            .invoker("m", "Slow")
+            .unwrap(),
+    );
+    let record = run(definition, invoker, json!({})).await;
+    assert_eq!(
+        record.status,
+        ExecutionStatus::Succeeded,
+        "{}",
+        record.history_table()
+    );
+    assert_eq!(record.output, Some(json!({"approved": true})));
+    let timed_out: Vec<&HistoryEvent> = record
+        .history
+        .iter()
+        .filter(|e| e.event_type == EventType::TaskTimedOut)
+        .collect();
+    assert_eq!(timed_out.len(), 1);
+    assert_eq!(
+        timed_out[0]
+            .task_timed_out_event_details
+            .as_ref()
+            .unwrap()
+            .error
+            .as_deref(),
+        Some("States.HeartbeatTimeout")
+    );
+    // 30 s for the child, 10 s until the missed heartbeat, 1 s retry interval, 5 s for the answer.
+    assert_eq!(
+        record.stop_date.unwrap() - start_time(),
+        time::Duration::seconds(46)
+    );
+    let submitted = record
+        .history
+        .iter()
+        .filter(|e| e.event_type == EventType::TaskSubmitted)
+        .count();
+    assert_eq!(
+        submitted, 3,
+        "every .sync and .waitForTaskToken attempt is submitted"
     );
 }

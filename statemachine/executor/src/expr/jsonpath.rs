@@ -1,11 +1,38 @@
-//! JSONPath reads, reference paths (ResultPath) and payload templates (Parameters, ItemSelector,
-//! ResultSelector) with AWS Step Functions semantics.
+//! JSONPath reads and reference paths (ResultPath) with AWS Step Functions semantics. A path reads
+//! the state's data (`$…`), the context object (`$$…`) or a workflow variable (`$name…`).
 
 use serde_json::{Map, Value};
 use serde_json_path::JsonPath;
 
+use super::Env;
 use crate::error::StateError;
-use crate::intrinsics;
+
+/// How a path field was given: absent (defaults to `$`), explicitly `null` (discard), or a path.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub enum PathField {
+    #[default]
+    Default,
+    Null,
+    Path(String),
+}
+
+impl<'de> serde::Deserialize<'de> for PathField {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Option::<String>::deserialize(deserializer)? {
+            None => Ok(PathField::Null),
+            Some(path) => Ok(PathField::Path(path)),
+        }
+    }
+}
+
+impl PathField {
+    pub fn as_path(&self) -> Option<&str> {
+        match self {
+            PathField::Path(p) => Some(p),
+            _ => None,
+        }
+    }
+}
 
 /// A path is "definite" (one value) unless it has wildcards, descendants, filters, slices or unions;
 /// AWS (Jayway JsonPath) returns a list for indefinite paths.
@@ -93,31 +120,66 @@ fn compile(path: &str) -> Result<JsonPath, String> {
     }
 }
 
-/// Check that a string is a JSONPath this executor can evaluate (`$…` or `$$…`).
-pub fn check_path(path: &str) -> Result<(), String> {
-    let body = path
-        .strip_prefix('$')
-        .map(|rest| rest.strip_prefix('$').unwrap_or(rest));
-    match body {
-        Some(rest) => compile(&format!("${rest}")).map(|_| ()),
-        None => Err(format!(
-            "invalid JSONPath {path:?}: a path starts with \"$\""
-        )),
-    }
+/// What a path reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathRoot<'p> {
+    Data,
+    Context,
+    Variable(&'p str),
 }
 
-/// Read a path against the state's data, or against the context object for `$$…`.
-/// `None` when a definite path selects nothing.
-pub fn try_read(path: &str, data: &Value, context: &Value) -> Result<Option<Value>, String> {
-    let (target, path) = match path.strip_prefix("$$") {
-        Some(rest) => (context, format!("${rest}")),
-        None => (data, path.to_string()),
-    };
-    if !path.starts_with('$') {
+/// Split a path into what it reads and a `$…` path into that value.
+pub fn split_root(path: &str) -> Result<(PathRoot<'_>, String), String> {
+    let Some(rest) = path.strip_prefix('$') else {
         return Err(format!(
             "invalid JSONPath {path:?}: a path starts with \"$\""
         ));
+    };
+    if let Some(rest) = rest.strip_prefix('$') {
+        return Ok((PathRoot::Context, format!("${rest}")));
     }
+    let name_len = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    if name_len > 0 {
+        let (name, tail) = rest.split_at(name_len);
+        // `$states` (input, result, errorOutput, context) is readable in JSONPath `Assign` too.
+        if name != "states" && !super::is_variable_name(name) {
+            return Err(format!(
+                "invalid JSONPath {path:?}: {name:?} is not a variable name"
+            ));
+        }
+        return Ok((PathRoot::Variable(name), format!("${tail}")));
+    }
+    Ok((PathRoot::Data, path.to_string()))
+}
+
+/// Check that a string is a JSONPath this executor can evaluate (`$…`, `$$…` or `$variable…`).
+pub fn check_path(path: &str) -> Result<(), String> {
+    let (_, path) = split_root(path)?;
+    compile(&path).map(|_| ())
+}
+
+/// The variable a path reads, if it reads one (for `validate`).
+pub fn variable_of(path: &str) -> Option<&str> {
+    match split_root(path) {
+        Ok((PathRoot::Variable(name), _)) => Some(name),
+        _ => None,
+    }
+}
+
+/// Read a path against the state's data, the context object (`$$…`) or a variable (`$name…`).
+/// `None` when a definite path selects nothing.
+pub fn try_read(path: &str, data: &Value, env: &Env) -> Result<Option<Value>, String> {
+    let (root, path) = split_root(path)?;
+    let target = match root {
+        PathRoot::Data => data,
+        PathRoot::Context => env.context,
+        PathRoot::Variable(name) => env
+            .variables
+            .get(name)
+            .ok_or_else(|| format!("The variable '${name}' is not defined"))?,
+    };
     let compiled = compile(&path)?;
     let nodes = compiled.query(target).all();
     if is_definite(&path) {
@@ -128,8 +190,8 @@ pub fn try_read(path: &str, data: &Value, context: &Value) -> Result<Option<Valu
 }
 
 /// Read a path that must select a value (`States.Runtime` otherwise, as AWS reports bad paths).
-pub fn read(path: &str, data: &Value, context: &Value) -> Result<Value, StateError> {
-    match try_read(path, data, context) {
+pub fn read(path: &str, data: &Value, env: &Env) -> Result<Value, StateError> {
+    match try_read(path, data, env) {
         Ok(Some(v)) => Ok(v),
         Ok(None) => Err(StateError::runtime(format!(
             "Invalid path '{path}' : No results for path: {path} in input '{}'",
@@ -139,7 +201,7 @@ pub fn read(path: &str, data: &Value, context: &Value) -> Result<Value, StateErr
     }
 }
 
-fn abbreviate(value: &Value) -> String {
+pub(crate) fn abbreviate(value: &Value) -> String {
     let text = value.to_string();
     if text.chars().count() > 200 {
         format!("{}…", text.chars().take(200).collect::<String>())
@@ -149,16 +211,11 @@ fn abbreviate(value: &Value) -> String {
 }
 
 /// Apply `InputPath`/`OutputPath`: absent keeps everything, `null` gives `{}`.
-pub fn apply_filter(
-    field: &crate::definition::PathField,
-    data: &Value,
-    context: &Value,
-) -> Result<Value, StateError> {
-    use crate::definition::PathField;
+pub fn apply_filter(field: &PathField, data: &Value, env: &Env) -> Result<Value, StateError> {
     match field {
         PathField::Default => Ok(data.clone()),
         PathField::Null => Ok(Value::Object(Map::new())),
-        PathField::Path(p) => read(p, data, context),
+        PathField::Path(p) => read(p, data, env),
     }
 }
 
@@ -229,11 +286,10 @@ pub fn parse_reference(path: &str) -> Result<Vec<Step>, String> {
 
 /// Apply `ResultPath`: place `result` into `input` at the reference path, creating missing objects.
 pub fn apply_result_path(
-    field: &crate::definition::PathField,
+    field: &PathField,
     input: &Value,
     result: Value,
 ) -> Result<Value, StateError> {
-    use crate::definition::PathField;
     let path = match field {
         PathField::Default => return Ok(result),
         PathField::Null => return Ok(input.clone()),
@@ -280,82 +336,6 @@ pub fn apply_result_path(
     unreachable!("the loop returns at the last step")
 }
 
-/// Evaluate a payload template: keys ending in `.$` take the value of a path (`$…`, `$$…`) or an
-/// intrinsic function; everything else is copied, nested objects and arrays included.
-pub fn evaluate_template(
-    template: &Value,
-    data: &Value,
-    context: &Value,
-) -> Result<Value, StateError> {
-    match template {
-        Value::Object(object) => {
-            let mut out = Map::new();
-            for (key, value) in object {
-                if let Some(name) = key.strip_suffix(".$") {
-                    let expression = value.as_str().ok_or_else(|| {
-                        StateError::runtime(format!("The value for the field '{key}' must be a STRING that contains a JSONPath or an intrinsic function"))
-                    })?;
-                    let resolved = if expression.starts_with('$') {
-                        match try_read(expression, data, context) {
-                            Ok(Some(v)) => v,
-                            Ok(None) => {
-                                return Err(StateError::runtime(format!(
-                                    "The JSONPath '{expression}' specified for the field '{key}' could not be found in the input '{}'",
-                                    abbreviate(data)
-                                )))
-                            }
-                            Err(e) => return Err(StateError::runtime(e)),
-                        }
-                    } else {
-                        intrinsics::evaluate(expression, data, context)?
-                    };
-                    out.insert(name.to_string(), resolved);
-                } else {
-                    out.insert(key.clone(), evaluate_template(value, data, context)?);
-                }
-            }
-            Ok(Value::Object(out))
-        }
-        Value::Array(items) => items
-            .iter()
-            .map(|v| evaluate_template(v, data, context))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array),
-        other => Ok(other.clone()),
-    }
-}
-
-/// Collect every problem with the paths and intrinsic functions of a template (for `validate`).
-pub fn check_template(template: &Value, problems: &mut Vec<String>) {
-    match template {
-        Value::Object(object) => {
-            for (key, value) in object {
-                if key.ends_with(".$") {
-                    match value.as_str() {
-                        Some(e) if e.starts_with('$') => {
-                            if let Err(p) = check_path(e) {
-                                problems.push(format!("field \"{key}\": {p}"));
-                            }
-                        }
-                        Some(e) => {
-                            if let Err(p) = intrinsics::parse(e) {
-                                problems.push(format!("field \"{key}\": {p}"));
-                            }
-                        }
-                        None => problems.push(format!(
-                            "field \"{key}\" must be a string path or intrinsic function"
-                        )),
-                    }
-                } else {
-                    check_template(value, problems);
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|v| check_template(v, problems)),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
 
@@ -381,14 +361,16 @@ mod tests {
         let parens = format!("$[?({}@.a{})]", "(".repeat(3000), ")".repeat(3000));
         assert!(check_path(&parens).unwrap_err().contains("nested deeper"));
         let calls = format!("{}1{}", "States.Array(".repeat(20_000), ")".repeat(20_000));
-        assert!(crate::intrinsics::parse(&calls)
+        assert!(crate::expr::intrinsics::parse(&calls)
             .unwrap_err()
             .contains("nested deeper"));
         // Quoted brackets do not count, and ordinary nesting parses.
         assert_eq!(nesting_depth("$['(((('][0]"), 1);
         check_path("$.a[?(@.b && (@.c || (@.d > 1)))]").unwrap();
-        crate::intrinsics::parse("States.Array(States.Array(1, 2), States.StringToJson('[[1]]'))")
-            .unwrap();
+        crate::expr::intrinsics::parse(
+            "States.Array(States.Array(1, 2), States.StringToJson('[[1]]'))",
+        )
+        .unwrap();
     }
 
     /// Found by fuzz/asl_paths (artifacts/asl_paths/crash-95cfa6bb…): the JSONPath parser panicked.
@@ -414,23 +396,49 @@ mod tests {
         );
     }
     use super::*;
-    use crate::definition::PathField;
+    use crate::expr::{Rng, Variables};
     use serde_json::json;
+
+    fn read_in(path: &str, data: &Value, ctx: &Value) -> Result<Value, StateError> {
+        let variables = Variables::new(
+            Map::new(),
+            Map::from_iter([("v".to_string(), json!({"w": [5]}))]),
+        );
+        let rng = Rng::seeded(0);
+        read(
+            path,
+            data,
+            &Env {
+                context: ctx,
+                variables: &variables,
+                rng: &rng,
+            },
+        )
+    }
 
     #[test]
     fn definite_paths_read_single_values_and_indefinite_ones_lists() {
         let data = json!({"a": [{"x": 1}, {"x": 2}], "b": {"c d": 3}});
         let ctx = json!({"Execution": {"Name": "n"}});
-        assert_eq!(read("$.a[0].x", &data, &ctx).unwrap(), json!(1));
-        assert_eq!(read("$['b']['c d']", &data, &ctx).unwrap(), json!(3));
-        assert_eq!(read("$.a[*].x", &data, &ctx).unwrap(), json!([1, 2]));
+        assert_eq!(read_in("$.a[0].x", &data, &ctx).unwrap(), json!(1));
+        assert_eq!(read_in("$['b']['c d']", &data, &ctx).unwrap(), json!(3));
+        assert_eq!(read_in("$.a[*].x", &data, &ctx).unwrap(), json!([1, 2]));
         assert_eq!(
-            read("$.a[?(@.x > 1)]", &data, &ctx).unwrap(),
+            read_in("$.a[?(@.x > 1)]", &data, &ctx).unwrap(),
             json!([{"x": 2}])
         );
-        assert_eq!(read("$$.Execution.Name", &data, &ctx).unwrap(), json!("n"));
         assert_eq!(
-            read("$.missing", &data, &ctx).unwrap_err().error,
+            read_in("$$.Execution.Name", &data, &ctx).unwrap(),
+            json!("n")
+        );
+        assert_eq!(read_in("$v.w[0]", &data, &ctx).unwrap(), json!(5));
+        assert_eq!(read_in("$v", &data, &ctx).unwrap(), json!({"w": [5]}));
+        assert_eq!(
+            read_in("$nothing", &data, &ctx).unwrap_err().error,
+            "States.Runtime"
+        );
+        assert_eq!(
+            read_in("$.missing", &data, &ctx).unwrap_err().error,
             "States.Runtime"
         );
     }
@@ -465,31 +473,19 @@ mod tests {
     }
 
     #[test]
-    fn templates_resolve_paths_context_and_intrinsics_in_nested_values() {
-        let data = json!({"name": "img", "n": 2});
-        let ctx = json!({"Map": {"Item": {"Index": 4}}});
-        let template = json!({
-            "static": {"x": [1, {"k.$": "$.n"}]},
-            "key.$": "States.Format('in/{}.jpg', $.name)",
-            "index.$": "$$.Map.Item.Index"
-        });
-        assert_eq!(
-            evaluate_template(&template, &data, &ctx).unwrap(),
-            json!({"static": {"x": [1, {"k": 2}]}, "key": "in/img.jpg", "index": 4})
-        );
-        let missing = evaluate_template(&json!({"a.$": "$.nope"}), &data, &ctx).unwrap_err();
-        assert_eq!(missing.error, "States.Runtime");
-        assert!(missing.cause.contains("'$.nope'"), "{}", missing.cause);
-    }
-
-    #[test]
     fn input_and_output_path_null_give_an_empty_object() {
+        let (variables, rng) = (Variables::default(), Rng::seeded(0));
+        let env = Env {
+            context: &json!({}),
+            variables: &variables,
+            rng: &rng,
+        };
         assert_eq!(
-            apply_filter(&PathField::Null, &json!({"a": 1}), &json!({})).unwrap(),
+            apply_filter(&PathField::Null, &json!({"a": 1}), &env).unwrap(),
             json!({})
         );
         assert_eq!(
-            apply_filter(&PathField::Default, &json!({"a": 1}), &json!({})).unwrap(),
+            apply_filter(&PathField::Default, &json!({"a": 1}), &env).unwrap(),
             json!({"a": 1})
         );
     }

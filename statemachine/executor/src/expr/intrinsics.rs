@@ -3,6 +3,7 @@
 use base64::Engine as _;
 use serde_json::{Map, Number, Value};
 
+use super::Env;
 use crate::error::{names, StateError};
 
 /// A parsed intrinsic function argument.
@@ -22,6 +23,24 @@ pub enum Arg {
 pub struct Call {
     pub name: String,
     pub args: Vec<Arg>,
+}
+
+impl Call {
+    /// Every path this call (and the calls nested in it) reads.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        let mut out = Vec::new();
+        fn walk<'c>(call: &'c Call, out: &mut Vec<&'c str>) {
+            for arg in &call.args {
+                match arg {
+                    Arg::Path(p) => out.push(p),
+                    Arg::Call(c) => walk(c, out),
+                    _ => {}
+                }
+            }
+        }
+        walk(self, &mut out);
+        out.into_iter()
+    }
 }
 
 const FUNCTIONS: &[&str] = &[
@@ -53,8 +72,8 @@ struct Parser<'a> {
 
 /// Parse an intrinsic function expression.
 pub fn parse(expression: &str) -> Result<Call, String> {
-    let max = crate::paths::MAX_NESTING;
-    if crate::paths::nesting_depth(expression) > max {
+    let max = super::jsonpath::MAX_NESTING;
+    if super::jsonpath::nesting_depth(expression) > max {
         return Err(format!(
             "invalid intrinsic function {expression:?}: nested deeper than {max} calls or brackets"
         ));
@@ -185,7 +204,7 @@ impl Parser<'_> {
                     .collect::<String>()
                     .trim()
                     .to_string();
-                crate::paths::check_path(&path)?;
+                super::jsonpath::check_path(&path)?;
                 Ok(Arg::Path(path))
             }
             Some(c) if c.is_ascii_digit() || *c == '-' => {
@@ -224,9 +243,9 @@ impl Parser<'_> {
 }
 
 /// Parse and evaluate an intrinsic function against the state's data and the context object.
-pub fn evaluate(expression: &str, data: &Value, context: &Value) -> Result<Value, StateError> {
+pub fn evaluate(expression: &str, data: &Value, env: &Env) -> Result<Value, StateError> {
     let call = parse(expression).map_err(|e| StateError::new(names::INTRINSIC_FAILURE, e))?;
-    eval_call(&call, data, context)
+    eval_call(&call, data, env)
 }
 
 fn fail(function: &str, why: impl std::fmt::Display) -> StateError {
@@ -236,12 +255,12 @@ fn fail(function: &str, why: impl std::fmt::Display) -> StateError {
     )
 }
 
-fn eval_arg(arg: &Arg, data: &Value, context: &Value) -> Result<Value, StateError> {
+fn eval_arg(arg: &Arg, data: &Value, env: &Env) -> Result<Value, StateError> {
     match arg {
         Arg::Str { text, .. } => Ok(Value::String(text.clone())),
         Arg::Literal(v) => Ok(v.clone()),
-        Arg::Path(p) => crate::paths::read(p, data, context),
-        Arg::Call(c) => eval_call(c, data, context),
+        Arg::Path(p) => super::jsonpath::read(p, data, env),
+        Arg::Call(c) => eval_call(c, data, env),
     }
 }
 
@@ -253,6 +272,19 @@ fn as_int(function: &str, v: &Value) -> Result<i64, StateError> {
         _ => None,
     }
     .ok_or_else(|| fail(function, format!("{v} is not an integer")))
+}
+
+fn as_rounded_int(function: &str, v: &Value) -> Result<i64, StateError> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .map(|f| (f + 0.5).floor())
+                .filter(|f| f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        }),
+        _ => None,
+    }
+    .ok_or_else(|| fail(function, format!("{v} is not a number")))
 }
 
 fn as_str<'a>(function: &str, v: &'a Value) -> Result<&'a str, StateError> {
@@ -280,15 +312,15 @@ fn arity(
     }
 }
 
-fn eval_call(call: &Call, data: &Value, context: &Value) -> Result<Value, StateError> {
+fn eval_call(call: &Call, data: &Value, env: &Env) -> Result<Value, StateError> {
     let f = call.name.as_str();
     if f == "States.Format" {
-        return format(call, data, context);
+        return format(call, data, env);
     }
     let args = call
         .args
         .iter()
-        .map(|a| eval_arg(a, data, context))
+        .map(|a| eval_arg(a, data, env))
         .collect::<Result<Vec<_>, _>>()?;
     match f {
         "States.StringToJson" => {
@@ -297,6 +329,7 @@ fn eval_call(call: &Call, data: &Value, context: &Value) -> Result<Value, StateE
         }
         "States.JsonToString" => {
             arity(f, &args, 1..=1)?;
+            // Object keys keep their order (serde_json's preserve_order), as AWS keeps them.
             Ok(Value::String(args[0].to_string()))
         }
         "States.Array" => Ok(Value::Array(args)),
@@ -436,19 +469,20 @@ fn eval_call(call: &Call, data: &Value, context: &Value) -> Result<Value, StateE
             if start >= end {
                 return Err(fail(f, "the start must be lower than the end"));
             }
-            use rand::{Rng, SeedableRng};
+            use rand::{Rng as _, SeedableRng};
             let value = match args.get(2) {
                 Some(seed) => {
                     rand::rngs::StdRng::seed_from_u64(as_int(f, seed)? as u64).gen_range(start..end)
                 }
-                None => rand::thread_rng().gen_range(start..end),
+                None => env.rng.range(start, end),
             };
             Ok(Value::from(value))
         }
         "States.MathAdd" => {
             arity(f, &args, 2..=2)?;
-            let sum = as_int(f, &args[0])?
-                .checked_add(as_int(f, &args[1])?)
+            // AWS rounds each argument to the nearest integer, halves up: MathAdd(1.5, 1.51) = 4.
+            let sum = as_rounded_int(f, &args[0])?
+                .checked_add(as_rounded_int(f, &args[1])?)
                 .ok_or_else(|| fail(f, "the sum overflows"))?;
             Ok(Value::Number(Number::from(sum)))
         }
@@ -464,26 +498,26 @@ fn eval_call(call: &Call, data: &Value, context: &Value) -> Result<Value, StateE
         }
         "States.UUID" => {
             arity(f, &args, 0..=0)?;
-            Ok(Value::String(uuid::Uuid::new_v4().to_string()))
+            Ok(Value::String(env.rng.uuid()))
         }
         other => Err(fail(other, "unknown function")),
     }
 }
 
-fn format(call: &Call, data: &Value, context: &Value) -> Result<Value, StateError> {
+fn format(call: &Call, data: &Value, env: &Env) -> Result<Value, StateError> {
     let f = "States.Format";
     let (template, literal_braces) = match call.args.first() {
         Some(Arg::Str {
             text,
             literal_braces,
         }) => (text, literal_braces),
-        Some(other) => match eval_arg(other, data, context)? {
-            Value::String(s) => return format_with(f, &s, &[], &call.args[1..], data, context),
+        Some(other) => match eval_arg(other, data, env)? {
+            Value::String(s) => return format_with(f, &s, &[], &call.args[1..], data, env),
             v => return Err(fail(f, format!("the template {v} is not a string"))),
         },
         None => return Err(fail(f, "missing the template argument")),
     };
-    format_with(f, template, literal_braces, &call.args[1..], data, context)
+    format_with(f, template, literal_braces, &call.args[1..], data, env)
 }
 
 fn format_with(
@@ -492,11 +526,11 @@ fn format_with(
     literal_braces: &[usize],
     args: &[Arg],
     data: &Value,
-    context: &Value,
+    env: &Env,
 ) -> Result<Value, StateError> {
     let values = args
         .iter()
-        .map(|a| eval_arg(a, data, context))
+        .map(|a| eval_arg(a, data, env))
         .collect::<Result<Vec<_>, _>>()?;
     let chars: Vec<char> = template.chars().collect();
     let mut out = String::new();
@@ -507,16 +541,7 @@ fn format_with(
             let value = values
                 .get(next)
                 .ok_or_else(|| fail(f, "more placeholders than arguments"))?;
-            match value {
-                Value::String(s) => out.push_str(s),
-                Value::Array(_) | Value::Object(_) => {
-                    return Err(fail(
-                        f,
-                        "arguments must be strings, numbers, booleans or null",
-                    ))
-                }
-                other => out.push_str(&other.to_string()),
-            }
+            format_value(value, &mut out);
             next += 1;
             i += 2;
         } else {
@@ -530,17 +555,74 @@ fn format_with(
     Ok(Value::String(out))
 }
 
+/// How AWS (Java) renders a value in States.Format: strings bare, objects as `{k=v, …}`, arrays as
+/// `[a, b]`, in the value's own key order.
+fn format_value(value: &Value, out: &mut String) {
+    match value {
+        Value::String(s) => out.push_str(s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                format_value(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(fields) => {
+            out.push('{');
+            for (i, (key, item)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(key);
+                out.push('=');
+                format_value(item, out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn eval(expression: &str) -> Result<Value, StateError> {
+        let (variables, rng) = (
+            crate::expr::Variables::default(),
+            crate::expr::Rng::seeded(1),
+        );
         evaluate(
             expression,
-            &json!({"s": "a,b,,c", "n": 3, "arr": [1, 2, 2, 3], "o": {"a": 1}}),
-            &json!({"Execution": {"Name": "ex"}}),
+            &json!({"s": "a,b,,c", "n": 3, "arr": [1, 2, 2, 3], "o": {"a": 1}, "obj": {"z": 1, "a": [true, null], "s": "t"}}),
+            &Env {
+                context: &json!({"Execution": {"Name": "ex"}}),
+                variables: &variables,
+                rng: &rng,
+            },
         )
+    }
+
+    #[test]
+    fn aws_documented_renderings_and_rounding() {
+        assert_eq!(
+            eval("States.Format('x={}', $.obj)").unwrap(),
+            json!("x={z=1, a=[true, null], s=t}")
+        );
+        assert_eq!(
+            eval("States.JsonToString($.obj)").unwrap(),
+            json!("{\"z\":1,\"a\":[true,null],\"s\":\"t\"}")
+        );
+        assert_eq!(eval("States.MathAdd(1.49, 1.5)").unwrap(), json!(3));
+        assert_eq!(eval("States.MathAdd(1.5, 1.51)").unwrap(), json!(4));
+        assert_eq!(
+            eval("States.UUID()").unwrap(),
+            eval("States.UUID()").unwrap()
+        );
     }
 
     #[test]

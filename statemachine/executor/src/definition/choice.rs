@@ -1,18 +1,26 @@
-//! Choice rules: parsing and evaluation with AWS semantics.
+//! Choice rules: parsing, and evaluation of JSONPath rules, with AWS semantics. A JSONata rule is one
+//! `Condition` expression, evaluated by the engine like any other JSONata field.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::error::StateError;
+use crate::expr::{jsonpath, Env, QueryLanguage};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChoiceRule {
     pub condition: Condition,
     pub next: String,
+    /// Variables this rule assigns when it matches.
+    pub assign: Option<Value>,
+    /// JSONata: the state's output when this rule matches.
+    pub output: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
+    /// A JSONata `Condition` (`{% … %}`, or a literal boolean).
+    Jsonata(Value),
     And(Vec<Condition>),
     Or(Vec<Condition>),
     Not(Box<Condition>),
@@ -100,20 +108,54 @@ fn parse_operator(key: &str) -> Option<(Operator, bool)> {
 }
 
 impl ChoiceRule {
-    /// Parse a top-level rule (which carries `Next`).
+    /// Parse a top-level JSONPath rule (which carries `Next`).
     pub fn parse_top(value: &Value) -> Result<Self, String> {
+        Self::parse(value, QueryLanguage::JsonPath)
+    }
+
+    /// Parse a top-level rule of a state in `language`.
+    pub fn parse(value: &Value, language: QueryLanguage) -> Result<Self, String> {
         let object = value.as_object().ok_or("a choice rule must be an object")?;
         let next = object
             .get("Next")
             .and_then(Value::as_str)
             .ok_or("a top-level choice rule needs a string \"Next\"")?
             .to_string();
-        let mut rest = object.clone();
+        let mut rest: Map<String, Value> = object.clone();
         rest.remove("Next");
         rest.remove("Comment");
+        let assign = rest.remove("Assign");
+        let output = rest.remove("Output");
+        let condition = match language {
+            QueryLanguage::Jsonata => {
+                if let Some(field) = rest.keys().find(|k| k.as_str() != "Condition") {
+                    return Err(format!("field \"{field}\" is not allowed in a JSONata choice rule (use \"Condition\")"));
+                }
+                match rest.remove("Condition") {
+                    Some(c @ (Value::String(_) | Value::Bool(_))) => Condition::Jsonata(c),
+                    Some(_) => {
+                        return Err(
+                            "\"Condition\" must be a JSONata expression string or a boolean".into(),
+                        )
+                    }
+                    None => return Err("a JSONata choice rule needs \"Condition\"".into()),
+                }
+            }
+            QueryLanguage::JsonPath => {
+                if output.is_some() {
+                    return Err("field \"Output\" is only allowed in JSONata states".into());
+                }
+                if rest.contains_key("Condition") {
+                    return Err("field \"Condition\" is only allowed in JSONata states".into());
+                }
+                parse_condition(&Value::Object(rest))?
+            }
+        };
         Ok(Self {
-            condition: parse_condition(&Value::Object(rest))?,
+            condition,
             next,
+            assign,
+            output,
         })
     }
 }
@@ -153,7 +195,7 @@ fn parse_condition(value: &Value) -> Result<Condition, String> {
         .and_then(Value::as_str)
         .ok_or("a comparison needs a string \"Variable\"")?
         .to_string();
-    crate::paths::check_path(&variable)?;
+    jsonpath::check_path(&variable)?;
     let operators: Vec<(&String, &Value)> = object
         .iter()
         .filter(|(k, _)| k.as_str() != "Variable")
@@ -170,7 +212,7 @@ fn parse_condition(value: &Value) -> Result<Condition, String> {
         let path = operand
             .as_str()
             .ok_or(format!("\"{key}\" needs a path string"))?;
-        crate::paths::check_path(path)?;
+        jsonpath::check_path(path)?;
         Operand::Path(path.to_string())
     } else {
         let ok = match operator {
@@ -261,11 +303,14 @@ fn compare_numbers(a: &serde_json::Number, b: &serde_json::Number) -> Option<std
 impl Condition {
     /// Evaluate against the (InputPath-filtered) input. A missing `Variable` is a `States.Runtime`
     /// error, except for `IsPresent`; a value of the wrong type simply does not match.
-    pub fn evaluate(&self, input: &Value, context: &Value) -> Result<bool, StateError> {
+    pub fn evaluate(&self, input: &Value, env: &Env) -> Result<bool, StateError> {
         match self {
+            Condition::Jsonata(_) => Err(StateError::runtime(
+                "a JSONata Condition is evaluated by the engine, not as a JSONPath rule",
+            )),
             Condition::And(list) => {
                 for c in list {
-                    if !c.evaluate(input, context)? {
+                    if !c.evaluate(input, env)? {
                         return Ok(false);
                     }
                 }
@@ -273,20 +318,20 @@ impl Condition {
             }
             Condition::Or(list) => {
                 for c in list {
-                    if c.evaluate(input, context)? {
+                    if c.evaluate(input, env)? {
                         return Ok(true);
                     }
                 }
                 Ok(false)
             }
-            Condition::Not(inner) => Ok(!inner.evaluate(input, context)?),
+            Condition::Not(inner) => Ok(!inner.evaluate(input, env)?),
             Condition::Compare {
                 variable,
                 operator,
                 operand,
             } => {
-                let value = crate::paths::try_read(variable, input, context)
-                    .map_err(StateError::runtime)?;
+                let value =
+                    jsonpath::try_read(variable, input, env).map_err(StateError::runtime)?;
                 if *operator == Operator::IsPresent {
                     return Ok(value.is_some() == (operand == &Operand::Literal(Value::Bool(true))));
                 }
@@ -295,7 +340,7 @@ impl Condition {
                 })?;
                 let expected = match operand {
                     Operand::Literal(v) => v.clone(),
-                    Operand::Path(p) => crate::paths::read(p, input, context)?,
+                    Operand::Path(p) => jsonpath::read(p, input, env)?,
                 };
                 let flag = expected == Value::Bool(true);
                 Ok(match operator {
@@ -364,10 +409,19 @@ mod tests {
     fn check(rule: Value, input: Value) -> Result<bool, StateError> {
         let mut rule = rule;
         rule["Next"] = json!("X");
+        let (variables, rng) = (
+            crate::expr::Variables::default(),
+            crate::expr::Rng::seeded(0),
+        );
+        let env = Env {
+            context: &json!({}),
+            variables: &variables,
+            rng: &rng,
+        };
         ChoiceRule::parse_top(&rule)
             .unwrap()
             .condition
-            .evaluate(&input, &json!({}))
+            .evaluate(&input, &env)
     }
 
     #[test]
