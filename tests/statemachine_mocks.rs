@@ -6,9 +6,18 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Runs one test case of the shipped mock config; returns the `--json` result and whether the command
-/// exited successfully.
+/// Runs one test case of the shipped mock config on the upload event, as a Standard workflow; returns the
+/// `--json` result and whether the command exited successfully.
 fn run_case(case: &str, expect: &[&str]) -> (Value, bool) {
+    run_case_with(case, "@statemachine/pipeline.test-event.json", "Standard", expect)
+}
+
+/// The same with another input and workflow type (`Express` catches failures inline).
+fn run_case_with(case: &str, input: &str, workflow: &str, expect: &[&str]) -> (Value, bool) {
+    let uncaught = match workflow {
+        "Express" => "States.ALL",
+        _ => "Ferrotype.LeftForRedrive",
+    };
     let output = Command::new(env!("CARGO_BIN_EXE_ferrotype"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
@@ -20,8 +29,10 @@ fn run_case(case: &str, expect: &[&str]) -> (Value, bool) {
             "--test-case",
             case,
             "--input",
-            "@statemachine/pipeline.test-event.json",
+            input,
             "--json",
+            "--substitute",
+            &format!("UncaughtErrors={uncaught}"),
         ])
         // The deployed stack's substitutions, so the Tasks are Lambda functions (whose mocked
         // `{StatusCode, Payload}` returns are unwrapped as AWS unwraps a function's response).
@@ -102,8 +113,16 @@ fn happy_path_renders_every_variant_at_the_faces_focus_and_records() {
     let renders = entered(&result, "RenderVariant");
     assert_eq!(renders.len(), 3);
     for render in &renders {
-        assert_eq!(render["focus"], serde_json::json!({"x": 0.65, "y": 0.315}));
+        assert_eq!(
+            render["faces"]["focus"],
+            serde_json::json!({"x": 0.65, "y": 0.315})
+        );
         assert_eq!(render["profile"], "default");
+        assert_eq!(render["version"], "3f9a1c2b7d4e5f60");
+        assert_eq!(
+            render["workingCopy"]["key"],
+            "work/uploads/holiday/beach.jpg/3f9a1c2b7d4e5f60.ftwc"
+        );
     }
     let names: Vec<&str> = renders
         .iter()
@@ -112,25 +131,22 @@ fn happy_path_renders_every_variant_at_the_faces_focus_and_records() {
     assert_eq!(names, ["thumbnail", "coverphoto", "thumbnail-webp"]);
     assert_eq!(entered(&result, "RecordResult").len(), 1);
     let record = invoked(&result, "record-result");
-    assert_eq!(record[0]["status"], "succeeded");
+    assert_eq!(record[0]["status"], "rendered");
+    assert_eq!(record[0]["image"]["version"], "3f9a1c2b7d4e5f60");
     assert_eq!(record[0]["variants"].as_array().unwrap().len(), 3);
-    assert_eq!(result["output"]["status"], "succeeded");
+    assert_eq!(result["output"]["outcome"], "recorded");
 }
 
 #[test]
-fn a_rejected_upload_is_recorded_and_fails_with_its_reason() {
-    let (result, ok) = run_case(
-        "RejectedUpload",
-        &["--expect-error", "ImageRejected.TooManyPixels"],
-    );
+fn a_rejected_upload_is_recorded_and_ends_as_designed() {
+    let (result, ok) = run_case("RejectedUpload", &["--expect-status", "SUCCEEDED"]);
     assert!(ok, "{result}");
-    assert_eq!(result["status"], "FAILED");
     assert_eq!(entered(&result, "RecordRejection").len(), 1);
     let recorded = invoked(&result, "record-result");
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0]["status"], "rejected");
     assert_eq!(
-        recorded[0]["rejection"]["Error"],
+        recorded[0]["event"]["rejection"]["Error"],
         "ImageRejected.TooManyPixels"
     );
     assert_eq!(
@@ -138,6 +154,7 @@ fn a_rejected_upload_is_recorded_and_fails_with_its_reason() {
         "uploads/holiday/beach.jpg"
     );
     assert!(entered(&result, "RenderVariant").is_empty());
+    assert_eq!(result["output"]["status"], "rejected");
 }
 
 #[test]
@@ -145,7 +162,10 @@ fn face_detection_failing_falls_back_to_the_centre() {
     let (result, ok) = run_case("FaceDetectionFails", &["--expect-status", "SUCCEEDED"]);
     assert!(ok, "{result}");
     for render in entered(&result, "RenderVariant") {
-        assert_eq!(render["focus"], serde_json::json!({"x": 0.5, "y": 0.5}));
+        assert_eq!(
+            render["faces"]["focus"],
+            serde_json::json!({"x": 0.5, "y": 0.5})
+        );
     }
 }
 
@@ -158,30 +178,104 @@ fn a_throttled_render_is_retried_and_the_execution_succeeds() {
 }
 
 #[test]
-fn a_render_failing_for_good_fails_the_execution_unrecorded() {
+fn a_burst_of_lambda_throttling_is_waited_out() {
+    // Eight throttles in a row: more than the Lambda service retrier's six, within the throttling one's.
+    let (result, ok) = run_case("LambdaThrottledInABurst", &["--expect-status", "SUCCEEDED"]);
+    assert!(ok, "{result}");
+    assert_eq!(attempts(&result, "render-variant"), 11, "8 throttled, 3 rendered");
+}
+
+#[test]
+fn a_crashed_render_is_retried() {
+    let (result, ok) = run_case("RenderCrashesOnce", &["--expect-status", "SUCCEEDED"]);
+    assert!(ok, "{result}");
+    assert_eq!(attempts(&result, "render-variant"), 4);
+}
+
+#[test]
+fn a_render_failing_for_good_fails_a_standard_execution_unrecorded_for_its_redrive() {
     let (result, ok) = run_case(
         "RenderFailsForGood",
         &["--expect-error", "Ferrotype.RenderFailed"],
     );
     assert!(ok, "{result}");
-    // Not retried (only Lambda service errors and Ferrotype.Transient are), not caught: the execution
-    // fails at the Map, where a redrive resumes; record-result writes `failed` from the status event.
+    // Not retried, not caught: the execution fails at the Map, where a redrive resumes; record-result
+    // writes `failed` from the FAILED status-change event.
     assert!(entered(&result, "RecordResult").is_empty());
-    assert!(entered(&result, "RecordRejection").is_empty());
+    assert!(entered(&result, "RecordFailure").is_empty());
 }
 
 #[test]
-fn pixel_data_found_corrupt_at_render_is_a_recorded_rejection() {
-    let (result, ok) = run_case(
-        "CorruptPixelData",
-        &["--expect-error", "ImageRejected.Corrupt"],
+fn an_express_execution_records_its_failure_inline_and_still_fails() {
+    let (result, ok) = run_case_with(
+        "RenderFailsForGood",
+        "@statemachine/pipeline.test-event.json",
+        "Express",
+        &["--expect-error", "Ferrotype.RenderFailed"],
     );
     assert!(ok, "{result}");
-    assert_eq!(entered(&result, "RecordRejection").len(), 1);
+    let failure = entered(&result, "RecordFailure");
+    assert_eq!(failure.len(), 1);
+    let recorded = invoked(&result, "record-result");
+    assert_eq!(recorded[0]["status"], "failed");
+    assert_eq!(recorded[0]["event"]["failure"]["Error"], "Ferrotype.RenderFailed");
+    assert_eq!(recorded[0]["event"]["image"]["version"], "3f9a1c2b7d4e5f60");
+}
+
+#[test]
+fn pixel_data_found_corrupt_at_render_reaches_record_result_after_every_iteration() {
+    let (result, ok) = run_case("CorruptPixelData", &["--expect-status", "SUCCEEDED"]);
+    assert!(ok, "{result}");
+    assert_eq!(entered(&result, "VariantNotRendered").len(), 3);
     let recorded = invoked(&result, "record-result");
     assert_eq!(recorded.len(), 1);
-    assert_eq!(recorded[0]["status"], "rejected");
-    assert_eq!(recorded[0]["rejection"]["Error"], "ImageRejected.Corrupt");
+    assert_eq!(recorded[0]["status"], "rendered");
+    for outcome in recorded[0]["variants"].as_array().unwrap() {
+        assert_eq!(outcome["notRendered"]["Error"], "ImageRejected.Corrupt");
+    }
+    assert_eq!(result["output"]["status"], "rejected");
+}
+
+#[test]
+fn a_superseded_upload_cleans_up_and_succeeds() {
+    let (result, ok) = run_case("SupersededAtValidate", &["--expect-status", "SUCCEEDED"]);
+    assert!(ok, "{result}");
+    let recorded = invoked(&result, "record-result");
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["status"], "superseded");
+    assert_eq!(recorded[0]["event"]["superseded"]["Error"], "Ferrotype.Superseded");
+    assert_eq!(result["output"]["outcome"], "superseded");
+
+    // Found out by one render: the other iterations finish first, then record-result decides.
+    let (result, ok) = run_case("SupersededDuringTheRenders", &["--expect-status", "SUCCEEDED"]);
+    assert!(ok, "{result}");
+    assert_eq!(entered(&result, "VariantNotRendered").len(), 1);
+    let recorded = invoked(&result, "record-result");
+    let outcomes = recorded[0]["variants"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 3);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| o["notRendered"]["Error"] == "Ferrotype.Superseded")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_deletion_is_routed_to_record_result() {
+    let (result, ok) = run_case_with(
+        "Deletion",
+        "@statemachine/pipeline.test-deletion-event.json",
+        "Standard",
+        &["--expect-status", "SUCCEEDED"],
+    );
+    assert!(ok, "{result}");
+    assert!(entered(&result, "Validate").is_empty());
+    let recorded = invoked(&result, "record-result");
+    assert_eq!(recorded[0]["status"], "deleted");
+    assert_eq!(recorded[0]["event"]["detail-type"], "Object Deleted");
+    assert_eq!(result["output"]["status"], "deleted");
 }
 
 #[test]

@@ -17,12 +17,26 @@ function dummyArn (name) {
   return `arn:aws:lambda:us-east-1:123456789012:function:${name}`
 }
 
-/** The definition text with every `${Name}` replaced; also returns the names seen. */
-function substitute (text) {
+/**
+ * Placeholders that are not Lambda ARNs, with the values each deployment gives them. `UncaughtErrors`
+ * is the error name of the definition's last catchers: one no stage raises in a Standard workflow (so
+ * failures stay uncaught, for redrive), States.ALL in an Express one (failures are recorded inline).
+ */
+const WORKFLOW_VALUES = {
+  standard: { UncaughtErrors: 'Ferrotype.LeftForRedrive' },
+  express: { UncaughtErrors: 'States.ALL' }
+}
+
+/**
+ * The definition text with every `${Name}` replaced (by the workflow type's value, else a Lambda ARN);
+ * also returns the names seen.
+ */
+function substitute (text, workflow = 'standard') {
   const names = new Set()
+  const values = WORKFLOW_VALUES[workflow]
   const substituted = text.replace(PLACEHOLDER, (_, name) => {
     names.add(name)
-    return dummyArn(name)
+    return values[name] ?? dummyArn(name)
   })
   return { substituted, names: [...names] }
 }
@@ -75,11 +89,24 @@ function main (files) {
   }
   let status = 0
   for (const file of files) {
+    for (const workflow of Object.keys(WORKFLOW_VALUES)) {
+      const result = lintFile(file, workflow)
+      if (result === 2) return 2
+      status = Math.max(status, result)
+    }
+  }
+  return status
+}
+
+/** Lints one file as deployed for one workflow type: 0 clean, 1 problems, 2 unreadable. */
+function lintFile (file, workflow) {
+  let status = 0
+  {
     let definition
     let names
     try {
       const text = fs.readFileSync(file, 'utf8')
-      const result = substitute(text)
+      const result = substitute(text, workflow)
       names = result.names
       definition = JSON.parse(result.substituted)
     } catch (err) {
@@ -91,7 +118,7 @@ function main (files) {
       status = 1
     }
     const { problems, ignored } = lint(definition)
-    const shown = path.relative(process.cwd(), file) || file
+    const shown = `${path.relative(process.cwd(), file) || file} (${workflow})`
     for (const note of ignored) console.log(`${shown}: ignored ${note}`)
     if (problems.length === 0) {
       console.log(`${shown}: valid (asl-validator, statelint; placeholders: ${names.join(', ') || 'none'})`)
@@ -103,7 +130,7 @@ function main (files) {
   return status
 }
 
-module.exports = { substitute, lint, dummyArn, KNOWN_FALSE_POSITIVES }
+module.exports = { substitute, lint, dummyArn, KNOWN_FALSE_POSITIVES, WORKFLOW_VALUES }
 
 if (require.main === module) {
   process.exitCode = main(process.argv.slice(2))

@@ -20,8 +20,11 @@ test('placeholders become Lambda ARNs', () => {
   assert.match(dummyArn('X'), /^arn:aws:lambda:[a-z0-9-]+:\d{12}:function:X$/)
 })
 
-test('the shipped definition is clean', () => {
+test('the shipped definition is clean, as a Standard and as an Express workflow', () => {
   assert.deepStrictEqual(lint(shipped()).problems, [])
+  const express = JSON.parse(substitute(SHIPPED, 'express').substituted)
+  assert.deepStrictEqual(lint(express).problems, [])
+  assert.deepStrictEqual(express.States.Validate.Catch.at(-1).ErrorEquals, ['States.ALL'])
 })
 
 test('a transition to a missing state is caught', () => {

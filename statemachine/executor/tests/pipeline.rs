@@ -22,6 +22,11 @@ fn pipeline() -> StateMachine {
     ] {
         values.insert(placeholder.to_string(), format!("{ARN}{function}"));
     }
+    // As a Standard workflow: failures stay uncaught, for redrive.
+    values.insert(
+        "UncaughtErrors".to_string(),
+        "Ferrotype.LeftForRedrive".to_string(),
+    );
     StateMachine::from_json(&substitute(&text, &values).expect("every placeholder has a value"))
         .expect("the pipeline parses")
 }
@@ -52,8 +57,9 @@ impl TaskInvoker for Functions {
 }
 
 fn image(detect_faces: bool) -> Value {
-    json!({"source": {"bucket": "in", "key": "a.jpg", "version": "v1"}, "profile": "web", "variants": ["small", "large"],
-           "smartCrop": detect_faces, "detectFaces": detect_faces, "maxConcurrency": 2})
+    json!({"source": {"bucket": "in", "key": "a.jpg", "versionId": "v1"}, "profile": "web", "version": "0123456789abcdef",
+           "variants": ["small", "large"], "smartCrop": detect_faces, "detectFaces": detect_faces, "maxConcurrency": 2,
+           "workingCopy": {"bucket": "out", "key": "work/a.jpg/0123456789abcdef.ftwc"}})
 }
 
 #[test]
@@ -67,7 +73,7 @@ async fn a_good_upload_renders_every_variant_and_records_a_manifest() {
         answer: Box::new(|function, input| match function {
             "validate" => Ok(image(true)),
             "detect-faces" => Err(TaskFailure::new("Rekognition.Throttled", "slow down")),
-            "render-variant" => Ok(json!({"variant": input["variant"], "focus": input["focus"]})),
+            "render-variant" => Ok(json!({"variant": input["variant"], "focus": input["faces"]["focus"]})),
             "record-result" => Ok(json!({"manifest": "written", "variants": input["variants"]})),
             other => panic!("unexpected function {other}"),
         }),
@@ -77,7 +83,7 @@ async fn a_good_upload_renders_every_variant_and_records_a_manifest() {
     let record = executor
         .start(
             ExecutionOptions::local("ferrotype", "ok"),
-            json!({"detail": {"object": {"key": "a.jpg"}}}),
+            json!({"detail-type": "Object Created", "detail": {"object": {"key": "a.jpg"}}}),
         )
         .await;
     assert_eq!(
@@ -106,7 +112,7 @@ async fn a_good_upload_renders_every_variant_and_records_a_manifest() {
 }
 
 #[tokio::test]
-async fn a_rejected_upload_is_recorded_and_fails_with_the_rejection_name() {
+async fn a_rejected_upload_is_recorded_and_ends_as_designed() {
     let functions = Arc::new(Functions {
         answer: Box::new(|function, _| match function {
             "validate" => Err(TaskFailure::new(
@@ -122,19 +128,16 @@ async fn a_rejected_upload_is_recorded_and_fails_with_the_rejection_name() {
     let record = executor
         .start(
             ExecutionOptions::local("ferrotype", "rejected"),
-            json!({"detail": {}}),
+            json!({"detail-type": "Object Created", "detail": {}}),
         )
         .await;
-    assert_eq!(record.status, ExecutionStatus::Failed);
-    assert_eq!(record.error.as_deref(), Some("ImageRejected.TooManyPixels"));
-    assert_eq!(
-        record.cause.as_deref(),
-        Some("90000 x 90000 is over the limit")
-    );
+    assert_eq!(record.status, ExecutionStatus::Succeeded);
+    assert_eq!(record.output, Some(json!({"manifest": "rejected"})));
     let calls = functions.calls.lock().unwrap();
     assert_eq!(calls[1].0, "record-result");
+    assert_eq!(calls[1].1["status"], "rejected");
     assert_eq!(
-        calls[1].1["rejection"]["Error"],
+        calls[1].1["event"]["rejection"]["Error"],
         "ImageRejected.TooManyPixels"
     );
 }
@@ -160,7 +163,10 @@ async fn a_failed_variant_is_the_only_work_a_redrive_repeats() {
     });
     let executor = Executor::new(pipeline(), functions.clone()).with_time_mode(TimeMode::Simulated);
     let record = executor
-        .start(ExecutionOptions::local("ferrotype", "redrive"), json!({}))
+        .start(
+            ExecutionOptions::local("ferrotype", "redrive"),
+            json!({"detail-type": "Object Created"}),
+        )
         .await;
     assert_eq!(record.error.as_deref(), Some("Render.EncodeFailed"));
     let table = record.history_table();
