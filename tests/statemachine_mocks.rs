@@ -64,13 +64,13 @@ fn run_case_with(case: &str, input: &str, workflow: &str, expect: &[&str]) -> (V
     (result, output.status.success())
 }
 
-/// The parsed inputs of every entry into the Task state `name`.
+/// The parsed inputs of every entry into the state `name` (Task, Pass, …).
 fn entered(result: &Value, name: &str) -> Vec<Value> {
     result["events"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["type"] == "TaskStateEntered")
+        .filter(|e| e["type"].as_str().is_some_and(|t| t.ends_with("StateEntered")))
         .filter(|e| e["stateEnteredEventDetails"]["name"] == name)
         .map(|e| {
             serde_json::from_str(e["stateEnteredEventDetails"]["input"].as_str().unwrap()).unwrap()
