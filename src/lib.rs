@@ -4,3 +4,4 @@
 pub mod local;
 pub mod report;
 pub mod store;
+pub mod text;
