@@ -154,12 +154,14 @@ where
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             let started = Instant::now();
-            let result = async {
+            // Boxed: the handler's future nested in this one is deeper than rustc's default query
+            // depth allows when laying out render-variant's main future.
+            let result = Box::pin(async {
                 let dependencies = dependencies.clone()?;
                 let (payload, context) = event.into_parts();
                 let input = parse_input::<I>(payload)?;
                 handler(dependencies, LambdaEvent::new(input, context)).await
-            }
+            })
             .await;
             log_outcome(&result, started.elapsed());
             result

@@ -111,7 +111,10 @@ where
                 .map(|response| response.status().as_u16());
             let answer = match (status, error.code()) {
                 (Some(status), Some(code)) => format!("{status} {code}"),
-                (Some(status), None) => format!("HTTP {status}"),
+                (Some(status), None) => match reason_phrase(status) {
+                    Some(reason) => format!("{status} {reason}"),
+                    None => format!("HTTP {status}"),
+                },
                 (None, Some(code)) => code.to_owned(),
                 (None, None) => "an unreadable answer".to_owned(),
             };
@@ -130,6 +133,23 @@ where
         }
         _ => innermost(),
     }
+}
+
+/// What the statuses S3 answers without a body (HEAD requests) mean.
+fn reason_phrase(status: u16) -> Option<&'static str> {
+    Some(match status {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        412 => "Precondition Failed",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => return None,
+    })
 }
 
 /// Error texts can span lines; a log line, a table cell or a manifest field wants one.
@@ -209,7 +229,7 @@ mod tests {
             GetObjectError::generic(ErrorMetadata::builder().build()),
             HttpResponse::new(404.try_into().unwrap(), SdkBody::empty()),
         );
-        assert_eq!(describe_sdk_error(&bare), "HTTP 404");
+        assert_eq!(describe_sdk_error(&bare), "404 Not Found");
         let refused: SdkError<GetObjectError, HttpResponse> =
             SdkError::dispatch_failure(ConnectorError::io(Box::new(std::io::Error::new(
                 std::io::ErrorKind::ConnectionRefused,

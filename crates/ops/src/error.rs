@@ -39,7 +39,7 @@ pub enum OpsError {
     /// No credentials could be found or loaded: nothing was asked of AWS.
     #[error(
         "{operation}: {problem}: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), \
-         or run `aws configure` or `aws sso login`; -v shows where the SDK looked"
+         or run `aws configure` or `aws sso login` (-v shows why)"
     )]
     NoCredentials {
         operation: &'static str,
@@ -167,7 +167,11 @@ fn credentials_problem(err: &(dyn std::error::Error + 'static)) -> Option<String
         if let Some(credentials) = current.downcast_ref::<CredentialsError>() {
             return Some(match credentials {
                 CredentialsError::CredentialsNotLoaded(_) => "no AWS credentials found".to_owned(),
-                other => format!("cannot load AWS credentials: {}", innermost_cause(other)),
+                // The default chain stops at the first provider that fails rather than finds nothing.
+                other => format!(
+                    "no usable AWS credentials (the credential chain stopped at: {})",
+                    innermost_cause(other)
+                ),
             });
         }
         cause = current.source();
@@ -187,4 +191,51 @@ fn innermost_cause(err: &(dyn std::error::Error + 'static)) -> String {
 /// AWS messages and error chains can span lines; an operator's terminal wants one line per failure.
 pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sfn::operation::list_executions::ListExecutionsError;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+
+    fn failed_dispatch(
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    ) -> SdkError<ListExecutionsError, HttpResponse> {
+        SdkError::dispatch_failure(ConnectorError::other(cause, None))
+    }
+
+    #[test]
+    fn missing_credentials_are_said_in_one_line_with_what_to_do() {
+        let err = OpsError::from_sdk(
+            "ListExecutions",
+            failed_dispatch(Box::new(CredentialsError::not_loaded(
+                "no providers in chain provided credentials",
+            ))),
+        );
+        let text = err.to_string();
+        assert!(matches!(err, OpsError::NoCredentials { .. }), "{err:?}");
+        assert!(
+            text.starts_with("ListExecutions: no AWS credentials found: set AWS_PROFILE"),
+            "{text}"
+        );
+        assert!(text.contains("aws sso login"), "{text}");
+        assert!(!text.contains('\n'));
+    }
+
+    #[test]
+    fn other_request_failures_name_what_happened_not_the_whole_chain() {
+        let err = OpsError::from_sdk(
+            "DescribeStacks",
+            failed_dispatch(Box::new(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "Connection refused (os error 111)",
+            ))),
+        );
+        assert_eq!(
+            err.to_string(),
+            "DescribeStacks: request failed: Connection refused (os error 111)"
+        );
+    }
 }
