@@ -122,9 +122,9 @@ fn shown_size(width: u32, height: u32, bounds: (f64, f64)) -> (u32, u32) {
 
 fn section(html: &mut String, config: &Config, row: &ReportRow<'_>) {
     let status = status_of(row);
-    let _ = write!(
+    let _ = writeln!(
         html,
-        "<section class=\"{status}\"><h2>{} <span class=\"status\">{status}</span> <span class=\"time\">{} ms</span></h2>\n",
+        "<section class=\"{status}\"><h2>{} <span class=\"status\">{status}</span> <span class=\"time\">{} ms</span></h2>",
         escape(row.file),
         row.duration_ms
     );

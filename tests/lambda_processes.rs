@@ -131,9 +131,9 @@ impl Lambda {
                 .iter()
                 .map(|l| parse_line(l))
                 .collect();
-            let end = lines.iter().position(|l| {
-                fields(l)["message"] == "done" || fields(l)["error"].is_string()
-            });
+            let end = lines
+                .iter()
+                .position(|l| fields(l)["message"] == "done" || fields(l)["error"].is_string());
             if let Some(end) = end {
                 self.seen += end + 1;
                 return (answer, lines[..=end].to_vec());
