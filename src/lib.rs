@@ -5,3 +5,4 @@ pub mod lambdas;
 pub mod local;
 pub mod report;
 pub mod store;
+pub mod text;

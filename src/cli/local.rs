@@ -1,19 +1,22 @@
 //! `ferrotype run`, `watch`, `executions` and `redrive`: the pipeline on this machine.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _};
+use clap::error::ErrorKind;
 use clap::{Args, Subcommand, ValueEnum};
-use ferrotype::local::{LocalPipeline, LocalSettings, INPUT_BUCKET};
-use ferrotype::report::{write_contact_sheet, ReportRow};
+use ferrotype::local::{LocalPipeline, LocalSettings};
 use ferrotype_core::config::Config;
-use ferrotype_core::pipeline::{Manifest, ManifestStatus};
-use ferrotype_executor::{ExecutionRecord, ExecutionStatus};
-use indicatif::{ProgressBar, ProgressStyle};
+use ferrotype_core::event::ObjectCreatedEvent;
+use ferrotype_executor::ExecutionStatus;
 use tokio::sync::Semaphore;
+
+use super::config::{load_config, ConfigOrigin};
+use super::output::UsageError;
+use super::summary::{self, Outcome, ReportFile, RunProgress, RunSummary};
 
 /// Where the local pipeline keeps its buckets, executions and reports, and what it runs.
 #[derive(Debug, Args)]
@@ -26,28 +29,26 @@ pub struct LocalArgs {
         global = true
     )]
     pub data_dir: PathBuf,
-    /// A processing configuration other than the shipped ferrotype.json.
-    #[arg(long, global = true)]
+    /// The processing configuration (default: ./ferrotype.json, else the built-in one).
+    #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// A state machine definition other than the shipped statemachine/pipeline.asl.json.
-    #[arg(long, global = true)]
+    /// A state machine definition other than the built-in statemachine/pipeline.asl.json.
+    #[arg(long, global = true, value_name = "PATH")]
     pub definition: Option<PathBuf>,
 }
 
 impl LocalArgs {
-    async fn start(&self) -> anyhow::Result<LocalPipeline> {
+    /// Starts the local pipeline with the configuration the command line, the current folder or the
+    /// binary gives, and says which one that is.
+    async fn start(&self) -> anyhow::Result<(LocalPipeline, ConfigOrigin)> {
         let mut settings = LocalSettings::new(&self.data_dir)?;
-        if let Some(path) = &self.config {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            settings.config =
-                Config::from_json(&text).with_context(|| path.display().to_string())?;
-        }
+        let loaded = load_config(self.config.as_deref())?;
+        settings.config = loaded.config;
         if let Some(path) = &self.definition {
             settings.definition = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
         }
-        LocalPipeline::start(settings).await
+        Ok((LocalPipeline::start(settings).await?, loaded.origin))
     }
 }
 
@@ -61,9 +62,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub prefix: Option<String>,
     /// Executions running at once.
-    #[arg(long, default_value_t = 2)]
-    pub concurrency: usize,
-    /// One JSON object per execution instead of the table.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// One JSON object per execution, printed as it ends, instead of the table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -74,10 +75,11 @@ pub struct RunArgs {
 pub struct WatchArgs {
     /// The folder to watch: new or replaced files start executions.
     pub dir: PathBuf,
+    /// The key prefix uploads go under (default: the first profile's prefix).
     #[arg(long)]
     pub prefix: Option<String>,
-    /// How often the folder is scanned.
-    #[arg(long, default_value_t = 1000)]
+    /// How often the folder is scanned, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub interval_ms: u64,
     /// Stop after this many executions (default: run until interrupted).
     #[arg(long)]
@@ -90,6 +92,7 @@ pub struct WatchArgs {
 pub enum ExecutionsCommand {
     /// The stored executions, newest first.
     List {
+        /// Only executions with this status.
         #[arg(long, value_enum)]
         status: Option<StatusFilter>,
         #[command(flatten)]
@@ -97,6 +100,7 @@ pub enum ExecutionsCommand {
     },
     /// One execution state by state, like the console (name, ARN or a unique name prefix).
     Show {
+        /// The execution: its name, its ARN or a prefix of its name that only it has.
         id: String,
         /// The AWS-format history events as JSON.
         #[arg(long)]
@@ -130,6 +134,7 @@ impl From<StatusFilter> for ExecutionStatus {
 #[derive(Debug, Args)]
 pub struct RedriveArgs {
     /// Executions to redrive (name, ARN or unique name prefix).
+    #[arg(required_unless_present = "all_failed")]
     pub ids: Vec<String>,
     /// Every stored execution that failed, timed out or was aborted.
     #[arg(long, conflicts_with = "ids")]
@@ -138,59 +143,31 @@ pub struct RedriveArgs {
     pub local: LocalArgs,
 }
 
-/// How one source ended, for the table, the JSON lines and the report.
-struct Outcome {
-    file: String,
-    key: String,
-    record: Option<ExecutionRecord>,
-    manifest: Option<Manifest>,
-    error: Option<String>,
-    duration: Duration,
-}
-
-impl Outcome {
-    /// succeeded, rejected (ended as designed) or failed.
-    fn status(&self) -> &'static str {
-        match (&self.record, self.manifest.as_ref().map(|m| m.status)) {
-            (Some(record), _) if record.status == ExecutionStatus::Succeeded => "succeeded",
-            (Some(_), Some(ManifestStatus::Rejected)) => "rejected",
-            _ => "failed",
-        }
-    }
-
-    fn reason(&self) -> String {
-        if let Some(error) = self.manifest.as_ref().and_then(|m| m.error.as_ref()) {
-            return format!("{}: {}", error.name, error.message);
-        }
-        if let Some(record) = &self.record {
-            if let Some(error) = &record.error {
-                return format!("{error}: {}", record.cause.as_deref().unwrap_or(""));
-            }
-        }
-        self.error.clone().unwrap_or_default()
-    }
-}
-
 pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
-    let files = collect_files(&args.paths)?;
+    let Collected { files, skipped } = collect_files(&args.paths)?;
     if files.is_empty() {
-        bail!("no files found in {:?}", args.paths);
+        bail!(
+            "no images to upload in {}{}",
+            args.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            summary::skipped_note(&skipped)
+                .map(|note| format!(" ({note})"))
+                .unwrap_or_default()
+        );
     }
-    let pipeline = Arc::new(args.local.start().await?);
+    let (pipeline, config_origin) = args.local.start().await?;
+    let pipeline = Arc::new(pipeline);
     let prefix = upload_prefix(pipeline.config(), args.prefix.as_deref())?;
     let started = Instant::now();
+    if !args.json {
+        summary::print_configuration(&config_origin);
+    }
 
-    let progress = if args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(files.len() as u64).with_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
-            )
-            .expect("a valid template"),
-        )
-    };
-    let limit = Arc::new(Semaphore::new(args.concurrency.max(1)));
+    let progress = RunProgress::new(files.len(), args.json);
+    let limit = Arc::new(Semaphore::new(usize::from(args.concurrency)));
     let mut tasks = Vec::new();
     for (file, relative) in files {
         let pipeline = pipeline.clone();
@@ -203,8 +180,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
                 .await
                 .expect("the semaphore is never closed");
             let outcome = process(&pipeline, &file, key).await;
-            progress.set_message(format!("{} {}", outcome.status(), outcome.file));
-            progress.inc(1);
+            progress.ended(&outcome);
             outcome
         }));
     }
@@ -212,32 +188,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     for task in tasks {
         outcomes.push(task.await.context("an execution task panicked")?);
     }
-    progress.finish_and_clear();
+    progress.finish();
 
-    let report = write_report(pipeline.data_dir(), &outcomes)?;
+    let report = ReportFile::create(pipeline.data_dir(), "run", "Ferrotype run")?;
+    report.write(pipeline.config(), &outcomes)?;
     if args.json {
-        for outcome in &outcomes {
-            println!("{}", serde_json::to_string(&outcome_json(outcome))?);
+        if let Some(note) = summary::skipped_note(&skipped) {
+            eprintln!("{note}");
         }
     } else {
-        print_table(&outcomes);
-        let elapsed = started.elapsed().as_secs_f64();
-        println!(
-            "\n{} images in {:.1} s ({:.0} per minute).",
-            outcomes.len(),
-            elapsed,
-            outcomes.len() as f64 / elapsed.max(0.001) * 60.0
-        );
-        println!(
-            "Outputs:   {}",
-            pipeline
-                .data_dir()
-                .join("buckets")
-                .join(ferrotype::local::OUTPUT_BUCKET)
-                .display()
-        );
-        println!("Report:    {}", report.display());
-        println!("Inspect:   ferrotype executions show <execution>   (ferrotype executions list)");
+        RunSummary {
+            outcomes: &outcomes,
+            elapsed: started.elapsed(),
+            skipped: &skipped,
+            data_dir: pipeline.data_dir(),
+            report: report.path(),
+        }
+        .print();
     }
     let all_as_designed = outcomes.iter().all(|o| o.status() != "failed");
     match Arc::try_unwrap(pipeline) {
@@ -283,18 +250,32 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<bool> {
     if !args.dir.is_dir() {
         bail!("{} is not a folder", args.dir.display());
     }
-    let pipeline = args.local.start().await?;
+    let (pipeline, config_origin) = args.local.start().await?;
     let prefix = upload_prefix(pipeline.config(), args.prefix.as_deref())?;
+    let report = ReportFile::create(pipeline.data_dir(), "watch", "Ferrotype watch")?;
+    summary::print_configuration(&config_origin);
     println!(
-        "Watching {} (uploads under {prefix}); outputs in {}. Ctrl-C to stop.",
+        "Watching {} (uploads under {prefix}); outputs in {}. Ctrl-C to stop.\nReport:   {} (refreshed after every execution)",
         args.dir.display(),
-        pipeline.data_dir().join("buckets").display()
+        pipeline.data_dir().join("buckets").display(),
+        report.path().display()
     );
     let mut seen: BTreeMap<PathBuf, (SystemTime, u64)> = BTreeMap::new();
+    let mut announced_skips: BTreeSet<PathBuf> = BTreeSet::new();
+    // The latest outcome of each file, in the order they ended: what the report shows.
+    let mut outcomes: Vec<Outcome> = Vec::new();
     let mut executions = 0;
     let mut all_as_designed = true;
     loop {
-        for (file, relative) in collect_files(std::slice::from_ref(&args.dir))? {
+        let Collected { files, skipped } = collect_files(std::slice::from_ref(&args.dir))?;
+        let new_skips: Vec<PathBuf> = skipped
+            .into_iter()
+            .filter(|path| announced_skips.insert(path.clone()))
+            .collect();
+        if let Some(note) = summary::skipped_note(&new_skips) {
+            println!("{note}");
+        }
+        for (file, relative) in files {
             let Ok(meta) = std::fs::metadata(&file) else {
                 continue;
             };
@@ -320,13 +301,10 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<bool> {
             seen.insert(file.clone(), stamp);
             let outcome = process(&pipeline, &file, format!("{prefix}{relative}")).await;
             all_as_designed &= outcome.status() != "failed";
-            println!(
-                "{:<9} {} ({} ms) {}",
-                outcome.status(),
-                outcome.file,
-                outcome.duration.as_millis(),
-                outcome.reason()
-            );
+            summary::print_watch_line(&outcome);
+            outcomes.retain(|earlier| earlier.file != outcome.file);
+            outcomes.push(outcome);
+            report.write(pipeline.config(), &outcomes)?;
             executions += 1;
             if args.max_executions.is_some_and(|max| executions >= max) {
                 pipeline.shutdown().await;
@@ -347,56 +325,29 @@ pub async fn executions(command: ExecutionsCommand) -> anyhow::Result<bool> {
         ExecutionsCommand::List { status, local } => {
             let store = ferrotype::store::ExecutionStore::open(local.data_dir.join("executions"))?;
             let records = store.list_with_status(status.map(Into::into))?;
-            if records.is_empty() {
-                println!("No executions in {}.", store.dir().display());
-            }
-            println!(
-                "{:<12} {:<25} {:>8}  {:<58} error",
-                "status", "started (UTC)", "redrives", "name"
-            );
-            for record in records {
-                println!(
-                    "{:<12} {:<25} {:>8}  {:<58} {}",
-                    status_text(record.status),
-                    record
-                        .start_date
-                        .format(&time::format_description::well_known::Rfc3339)?,
-                    record.redrive_count,
-                    record.options.name,
-                    record.error.as_deref().unwrap_or("")
-                );
-            }
+            summary::print_execution_list(&records, store.dir());
             Ok(true)
         }
         ExecutionsCommand::Show { id, json, local } => {
             let store = ferrotype::store::ExecutionStore::open(local.data_dir.join("executions"))?;
             let record = store.load(&id)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "events": record.history }))?
-                );
-            } else {
-                println!(
-                    "{}  {}",
-                    status_text(record.status),
-                    record.options.execution_arn
-                );
-                println!("{}", record.history_table());
-                if let Some(error) = &record.error {
-                    println!(
-                        "Error: {error}\nCause: {}",
-                        record.cause.as_deref().unwrap_or("")
-                    );
-                }
-            }
+            summary::print_execution(&record, json)?;
             Ok(true)
         }
     }
 }
 
 pub async fn redrive(args: RedriveArgs) -> anyhow::Result<bool> {
-    let pipeline = args.local.start().await?;
+    if !args.all_failed && args.ids.is_empty() {
+        // clap enforces this; kept so the function is correct on its own.
+        return Err(UsageError::new(
+            &["redrive"],
+            ErrorKind::MissingRequiredArgument,
+            "name the executions to redrive, or pass --all-failed",
+        )
+        .into());
+    }
+    let (pipeline, config_origin) = args.local.start().await?;
     let ids: Vec<String> = if args.all_failed {
         pipeline
             .store()
@@ -420,53 +371,56 @@ pub async fn redrive(args: RedriveArgs) -> anyhow::Result<bool> {
         args.ids.clone()
     };
     if ids.is_empty() {
-        println!("Nothing to redrive.");
+        println!("Nothing to redrive: no failed, timed-out or aborted executions.");
+        pipeline.shutdown().await;
+        return Ok(true);
     }
-    let (mut succeeded, mut failed) = (0, 0);
+    summary::print_configuration(&config_origin);
+    let mut outcomes = Vec::new();
     for id in &ids {
-        match pipeline.redrive(id).await {
-            Ok(record) => {
-                println!(
-                    "{:<10} {} (redrive {}){}",
-                    status_text(record.status),
-                    record.options.name,
-                    record.redrive_count,
-                    record
-                        .error
-                        .as_deref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
-                );
-                if record.status == ExecutionStatus::Succeeded {
-                    succeeded += 1;
-                } else {
-                    failed += 1;
-                }
-            }
-            Err(err) => {
-                println!("refused    {id}: {err:#}");
-                failed += 1;
-            }
-        }
+        let outcome = redrive_one(&pipeline, id).await;
+        summary::print_redrive_line(&outcome);
+        outcomes.push(outcome);
     }
-    if ids.len() > 1 {
-        println!(
-            "{} redriven: {succeeded} succeeded, {failed} did not.",
-            ids.len()
-        );
-    }
+    let report = ReportFile::create(pipeline.data_dir(), "redrive", "Ferrotype redrive")?;
+    report.write(pipeline.config(), &outcomes)?;
+    summary::print_redrive_summary(&outcomes, report.path());
+    let all_succeeded = outcomes.iter().all(|o| {
+        o.record
+            .as_ref()
+            .is_some_and(|r| r.status == ExecutionStatus::Succeeded)
+    });
     pipeline.shutdown().await;
-    Ok(failed == 0)
+    Ok(all_succeeded)
 }
 
-fn status_text(status: ExecutionStatus) -> &'static str {
-    match status {
-        ExecutionStatus::Running => "RUNNING",
-        ExecutionStatus::Succeeded => "SUCCEEDED",
-        ExecutionStatus::Failed => "FAILED",
-        ExecutionStatus::TimedOut => "TIMED_OUT",
-        ExecutionStatus::Aborted => "ABORTED",
+/// Redrives one execution and reads the manifest it left, for the lines and the report.
+async fn redrive_one(pipeline: &LocalPipeline, id: &str) -> Outcome {
+    let started = Instant::now();
+    let mut outcome = Outcome {
+        file: id.to_owned(),
+        key: String::new(),
+        record: None,
+        manifest: None,
+        error: None,
+        duration: Duration::ZERO,
+    };
+    match pipeline.redrive(id).await {
+        Ok(record) => {
+            let key = ObjectCreatedEvent::from_value(record.input.clone())
+                .ok()
+                .and_then(|event| event.candidate_keys().into_iter().next());
+            if let Some(key) = key {
+                outcome.manifest = pipeline.manifest(&key).await.ok().flatten();
+                outcome.file = key.clone();
+                outcome.key = key;
+            }
+            outcome.record = Some(record);
+        }
+        Err(err) => outcome.error = Some(format!("{err:#}")),
     }
+    outcome.duration = started.elapsed();
+    outcome
 }
 
 fn upload_prefix(config: &Config, prefix: Option<&str>) -> anyhow::Result<String> {
@@ -485,46 +439,57 @@ fn upload_prefix(config: &Config, prefix: Option<&str>) -> anyhow::Result<String
     Ok(prefix)
 }
 
+/// The files a run uploads, and those it leaves out (said once, so nothing is skipped silently).
+struct Collected {
+    /// Each file with the key suffix it gets.
+    files: Vec<(PathBuf, String)>,
+    /// Hidden files and folders, and text sidecars.
+    skipped: Vec<PathBuf>,
+}
+
 /// Files under the given paths with the key suffix each gets: a folder's files keep their path relative
-/// to it; a file given directly keeps its name. Hidden files and folders are skipped.
-fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
-    let mut files = Vec::new();
+/// to it; a file given directly keeps its name. Hidden files and folders and text files are skipped.
+fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Collected> {
+    let mut collected = Collected {
+        files: Vec::new(),
+        skipped: Vec::new(),
+    };
     for path in paths {
         if path.is_dir() {
-            walk(path, path, &mut files)?;
+            walk(path, path, &mut collected)?;
         } else if path.is_file() {
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            files.push((path.clone(), name));
+            collected.files.push((path.clone(), name));
         } else {
             bail!("{} does not exist", path.display());
         }
     }
-    files.sort();
-    Ok(files)
+    collected.files.sort();
+    collected.skipped.sort();
+    Ok(collected)
 }
 
-fn walk(root: &Path, dir: &Path, files: &mut Vec<(PathBuf, String)>) -> anyhow::Result<()> {
+fn walk(root: &Path, dir: &Path, collected: &mut Collected) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();
         let hidden = path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            walk(root, &path, files)?;
-        } else if path.is_file() && !is_sidecar(&path) {
+        if hidden || (path.is_file() && is_sidecar(&path)) {
+            collected.skipped.push(path);
+        } else if path.is_dir() {
+            walk(root, &path, collected)?;
+        } else if path.is_file() {
             let relative = path.strip_prefix(root).unwrap_or(&path);
             let key = relative
                 .components()
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            files.push((path.clone(), key));
+            collected.files.push((path.clone(), key));
         }
     }
     Ok(())
@@ -535,89 +500,4 @@ fn is_sidecar(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "md" | "txt"))
-}
-
-fn print_table(outcomes: &[Outcome]) {
-    let width = outcomes
-        .iter()
-        .map(|o| o.file.chars().count())
-        .max()
-        .unwrap_or(4)
-        .clamp(4, 60);
-    println!(
-        "{:<width$}  {:<9}  {:>8}  {:>7}  details",
-        "file", "status", "variants", "ms"
-    );
-    for outcome in outcomes {
-        let variants = outcome.manifest.as_ref().map_or(0, |m| m.variants.len());
-        let details = match outcome.status() {
-            "succeeded" => outcome
-                .manifest
-                .as_ref()
-                .map(|m| {
-                    m.variants
-                        .iter()
-                        .map(|v| format!("{} {}x{}", v.name, v.width, v.height))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default(),
-            _ => outcome.reason(),
-        };
-        println!(
-            "{:<width$}  {:<9}  {:>8}  {:>7}  {}",
-            outcome.file,
-            outcome.status(),
-            variants,
-            outcome.duration.as_millis(),
-            details
-        );
-    }
-}
-
-fn outcome_json(outcome: &Outcome) -> serde_json::Value {
-    serde_json::json!({
-        "file": outcome.file,
-        "key": outcome.key,
-        "status": outcome.status(),
-        "execution": outcome.record.as_ref().map(|r| r.options.execution_arn.clone()),
-        "executionStatus": outcome.record.as_ref().map(|r| status_text(r.status)),
-        "error": outcome.record.as_ref().and_then(|r| r.error.clone()),
-        "reason": outcome.reason(),
-        "manifest": outcome.manifest,
-        "durationMs": outcome.duration.as_millis() as u64,
-    })
-}
-
-fn write_report(data_dir: &Path, outcomes: &[Outcome]) -> anyhow::Result<PathBuf> {
-    let dir = data_dir.join("reports");
-    std::fs::create_dir_all(&dir)?;
-    let stamp = time::OffsetDateTime::now_utc();
-    let name = format!(
-        "run-{:04}{:02}{:02}-{:02}{:02}{:02}.html",
-        stamp.year(),
-        u8::from(stamp.month()),
-        stamp.day(),
-        stamp.hour(),
-        stamp.minute(),
-        stamp.second()
-    );
-    let rows: Vec<ReportRow<'_>> = outcomes
-        .iter()
-        .map(|o| ReportRow {
-            file: &o.file,
-            input_bucket: INPUT_BUCKET,
-            key: &o.key,
-            manifest: o.manifest.as_ref(),
-            error: o
-                .error
-                .as_deref()
-                .or(o.record.as_ref().and_then(|r| r.error.as_deref())),
-            duration_ms: o.duration.as_millis(),
-        })
-        .collect();
-    let path = dir.join(name);
-    write_contact_sheet(&path, "Ferrotype run", &rows)?;
-    std::fs::copy(&path, dir.join("latest.html"))?;
-    Ok(std::path::absolute(&path).unwrap_or(path))
 }

@@ -1,13 +1,22 @@
 //! What every Lambda's `main` does: JSON logs, the AWS configuration loaded once per container, the
 //! environment read once, and the runtime loop with stable error names.
+//!
+//! Logs: one JSON object per line (`{"level", "fields": {"message", …}, "spans"}`), one `message` each.
+//! Every invocation ends with exactly one line: `done` at INFO, a rejection at WARN, any other failure
+//! at ERROR; each carries `duration_ms`, and failures `error` (the stable error name) with the message
+//! `<name>: <text>`.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use ferrotype_core::config::{Config, CONFIG_ENV};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::Layer as _;
 
 use crate::StageError;
 
@@ -25,14 +34,29 @@ pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Lambda timestamps every line itself.
-    let _ = tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(false)
         .with_ansi(false)
         .without_time()
         .with_target(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(|event| {
+            !is_runtime_echo_of_handler_error(event)
+        }));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
         .try_init();
+}
+
+/// lambda_runtime logs every error a handler returns a second time, at ERROR in Rust debug form
+/// (`error!("{error:?}")` in its panic-catching layer), rejections included. [`run`] already logs each
+/// failure once, at the right level and readable, so that echo is dropped; the same layer's "user
+/// handler panicked" event carries an `error` field and is kept.
+fn is_runtime_echo_of_handler_error(event: &tracing::Metadata<'_>) -> bool {
+    event.target() == "lambda_runtime::layers::panic"
+        && *event.level() == tracing::Level::ERROR
+        && event.fields().field("error").is_none()
 }
 
 /// The AWS configuration of the container (region and credentials from Lambda's environment).
@@ -40,6 +64,22 @@ pub async fn load_aws_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await
+}
+
+/// The environment variables that point the S3 client at another endpoint (the SDK reads them itself).
+const ENDPOINT_ENV: [&str; 2] = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"];
+
+/// The container's S3 client. When an endpoint override is set (LocalStack, MinIO, a local server), it
+/// uses path-style addressing: `http://localhost:4566/bucket/key`, as such servers expect, instead of
+/// `http://bucket.localhost:4566/key`, which does not resolve.
+pub fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let overridden = ENDPOINT_ENV
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
+    let config = aws_sdk_s3::config::Builder::from(aws)
+        .force_path_style(overridden)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// `FERROTYPE_CONFIG` and `OUTPUT_BUCKET`, checked.
@@ -103,23 +143,44 @@ where
 {
     let dependencies = dependencies.map(Arc::new);
     if let Err(err) = &dependencies {
-        tracing::error!(error = err.name(), message = %err, "cannot serve: the environment is not usable");
+        tracing::error!(
+            error = err.name(),
+            "cannot serve, the environment is not usable: {}: {err}",
+            err.name()
+        );
     }
     let handler = &handler;
     let dependencies = &dependencies;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            let dependencies = dependencies.clone()?;
-            let (payload, context) = event.into_parts();
-            let input = parse_input::<I>(payload)?;
-            let result = handler(dependencies, LambdaEvent::new(input, context)).await;
-            if let Err(err) = &result {
-                tracing::warn!(error = err.name(), message = %err, "stage failed");
-            }
+            let started = Instant::now();
+            // Boxed: the handler's future nested in this one is deeper than rustc's default query
+            // depth allows when laying out render-variant's main future.
+            let result = Box::pin(async {
+                let dependencies = dependencies.clone()?;
+                let (payload, context) = event.into_parts();
+                let input = parse_input::<I>(payload)?;
+                handler(dependencies, LambdaEvent::new(input, context)).await
+            })
+            .await;
+            log_outcome(&result, started.elapsed());
             result
         },
     ))
     .await
+}
+
+/// The one line an invocation ends with.
+fn log_outcome<O>(result: &Result<O, StageError>, elapsed: std::time::Duration) {
+    let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    match result {
+        Ok(_) => tracing::info!(duration_ms, "done"),
+        // The uploader's mistake, recorded as designed: worth a look, not a page.
+        Err(err @ StageError::Rejected(_)) => {
+            tracing::warn!(error = err.name(), duration_ms, "{}: {err}", err.name())
+        }
+        Err(err) => tracing::error!(error = err.name(), duration_ms, "{}: {err}", err.name()),
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,8 @@
 //! The errors the Lambdas return, under the stable names the state machine matches (docs/CONTRACTS.md).
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ferrotype_core::{Rejection, RejectionCode};
 
 /// A stage's failure. The name ([`StageError::name`]) is the Lambda `errorType` and never changes; the
@@ -94,6 +97,73 @@ impl From<ferrotype_core::faces::FaceDetectionError> for StageError {
     }
 }
 
+/// An SDK error as one line for people, logs and manifests: `503 SlowDown: Please reduce your request
+/// rate.` when S3 answered, else what became of the request (`no answer: connection refused`). The
+/// SDK's full context (every source, the raw response) is logged at debug level only, never put here.
+pub fn describe_sdk_error<E>(error: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let innermost = || {
+        let mut cause: &(dyn std::error::Error + 'static) = error;
+        while let Some(source) = cause.source() {
+            cause = source;
+        }
+        one_line(&cause.to_string())
+    };
+    match error {
+        SdkError::ServiceError(_) | SdkError::ResponseError(_) => {
+            let status = error
+                .raw_response()
+                .map(|response| response.status().as_u16());
+            let answer = match (status, error.code()) {
+                (Some(status), Some(code)) => format!("{status} {code}"),
+                (Some(status), None) => match reason_phrase(status) {
+                    Some(reason) => format!("{status} {reason}"),
+                    None => format!("HTTP {status}"),
+                },
+                (None, Some(code)) => code.to_owned(),
+                (None, None) => "an unreadable answer".to_owned(),
+            };
+            match error.message().map(one_line) {
+                Some(message) if !message.is_empty() => format!("{answer}: {message}"),
+                _ if matches!(error, SdkError::ResponseError(_)) => {
+                    format!("{answer}: {}", innermost())
+                }
+                _ => answer,
+            }
+        }
+        SdkError::TimeoutError(_) => "no answer: the request timed out".to_owned(),
+        SdkError::DispatchFailure(_) => format!("no answer: {}", innermost()),
+        SdkError::ConstructionFailure(_) => {
+            format!("the request could not be made: {}", innermost())
+        }
+        _ => innermost(),
+    }
+}
+
+/// What the statuses S3 answers without a body (HEAD requests) mean.
+fn reason_phrase(status: u16) -> Option<&'static str> {
+    Some(match status {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        412 => "Precondition Failed",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => return None,
+    })
+}
+
+/// Error texts can span lines; a log line, a table cell or a manifest field wants one.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +201,48 @@ mod tests {
         for code in RejectionCode::ALL {
             assert_eq!(StageError::rejected(code, "x").name(), code.error_name());
         }
+    }
+
+    #[test]
+    fn sdk_errors_read_as_one_short_line() {
+        use aws_sdk_s3::operation::get_object::GetObjectError;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+
+        let raw = || {
+            HttpResponse::new(
+                503.try_into().unwrap(),
+                SdkBody::from("<Error><Code>SlowDown</Code><RequestId>R</RequestId></Error>"),
+            )
+        };
+        let throttled: SdkError<GetObjectError, HttpResponse> = SdkError::service_error(
+            GetObjectError::generic(
+                ErrorMetadata::builder()
+                    .code("SlowDown")
+                    .message("Please reduce your request rate.")
+                    .build(),
+            ),
+            raw(),
+        );
+        assert_eq!(
+            describe_sdk_error(&throttled),
+            "503 SlowDown: Please reduce your request rate."
+        );
+        let bare: SdkError<GetObjectError, HttpResponse> = SdkError::service_error(
+            GetObjectError::generic(ErrorMetadata::builder().build()),
+            HttpResponse::new(404.try_into().unwrap(), SdkBody::empty()),
+        );
+        assert_eq!(describe_sdk_error(&bare), "404 Not Found");
+        let refused: SdkError<GetObjectError, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "Connection refused (os error 111)",
+            ))));
+        assert_eq!(
+            describe_sdk_error(&refused),
+            "no answer: Connection refused (os error 111)"
+        );
     }
 
     #[test]

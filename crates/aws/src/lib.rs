@@ -7,7 +7,7 @@ mod error;
 pub mod rekognition;
 pub mod s3;
 
-pub use error::StageError;
+pub use error::{describe_sdk_error, StageError};
 pub use rekognition::RekognitionDetector;
 pub use s3::{
     Currency, ObjectHead, ObjectStore, Pin, PutObject, S3Error, S3ErrorKind, VersionRef,

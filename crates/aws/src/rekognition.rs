@@ -7,7 +7,7 @@ use std::io::Cursor;
 
 use async_trait::async_trait;
 use aws_sdk_rekognition::config::http::HttpResponse;
-use aws_sdk_rekognition::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_rekognition::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rekognition::operation::detect_faces::DetectFacesError;
 use aws_sdk_rekognition::primitives::Blob;
 use aws_sdk_rekognition::types::{Attribute, FaceDetail, Image};
@@ -163,7 +163,7 @@ fn classify(error: SdkError<DetectFacesError, HttpResponse>) -> FaceDetectionErr
         ),
         None => format!(
             "Rekognition DetectFaces failed: {}",
-            DisplayErrorContext(&error)
+            crate::describe_sdk_error(&error)
         ),
     };
     if transient {

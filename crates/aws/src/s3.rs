@@ -15,6 +15,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use ferrotype_core::pipeline::Source;
 
+use crate::error::describe_sdk_error;
 use crate::StageError;
 
 /// What went wrong with an S3 call, as far as the pipeline cares.
@@ -133,15 +134,8 @@ where
         }
         _ => S3ErrorKind::Setup,
     };
-    let status = error
-        .raw_response()
-        .map(|response| response.status().as_u16());
-    let detail = match (status, error.code()) {
-        (Some(status), Some(code)) => format!("{status} {code}: {}", DisplayErrorContext(&error)),
-        (Some(status), None) => format!("{status}: {}", DisplayErrorContext(&error)),
-        _ => DisplayErrorContext(&error).to_string(),
-    };
-    S3Error::new(kind, operation, bucket, key, detail)
+    tracing::debug!(operation, bucket, key, error = %DisplayErrorContext(&error), "S3 call failed");
+    S3Error::new(kind, operation, bucket, key, describe_sdk_error(&error))
 }
 
 /// Which version of an object to read.

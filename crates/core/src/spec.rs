@@ -33,8 +33,10 @@ pub struct VariantSpec {
     pub format: OutputFormat,
     #[serde(default = "default_quality")]
     pub quality: u8,
-    #[serde(default = "default_background")]
-    pub background: Rgb,
+    /// The colour behind the image: JPEG flattens alpha onto it, and `contain` fills its letterbox with it.
+    /// Absent: white for JPEG, a transparent letterbox for PNG and WebP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<Rgb>,
     #[serde(default = "default_true")]
     pub follow_focus: bool,
     #[serde(default)]
@@ -45,9 +47,6 @@ pub struct VariantSpec {
 
 fn default_quality() -> u8 {
     80
-}
-fn default_background() -> Rgb {
-    Rgb::WHITE
 }
 fn default_true() -> bool {
     true
@@ -64,11 +63,16 @@ impl VariantSpec {
             enlarge: false,
             format: OutputFormat::default(),
             quality: default_quality(),
-            background: default_background(),
+            background: None,
             follow_focus: true,
             progressive: false,
             keep_metadata: false,
         }
+    }
+
+    /// The colour alpha is flattened onto for formats without transparency.
+    pub fn flatten_colour(&self) -> Rgb {
+        self.background.unwrap_or(Rgb::WHITE)
     }
 
     /// Checks what serde cannot: a box to fit into, sane sizes and quality.

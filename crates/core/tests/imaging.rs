@@ -219,7 +219,7 @@ fn alpha_is_flattened_for_jpeg_and_kept_for_png_and_webp() {
     let src = png_encode(&DynamicImage::ImageRgba8(img));
     let limits = Limits::default();
     let jpeg = VariantSpec {
-        background: Rgb(0, 0, 255),
+        background: Some(Rgb(0, 0, 255)),
         ..spec(Some(40), Some(40), Fit::Fill, OutputFormat::Jpeg)
     };
     let out = decode(&render(&src, &jpeg, None, &limits).unwrap().bytes).to_rgb8();
@@ -266,11 +266,48 @@ fn alpha_is_flattened_for_jpeg_and_kept_for_png_and_webp() {
         (0, 255)
     );
     let jpeg = VariantSpec {
-        background: Rgb(0, 0, 255),
+        background: Some(Rgb(0, 0, 255)),
         ..spec(Some(40), Some(40), Fit::Contain, OutputFormat::Jpeg)
     };
     let out = decode(&render(&wide, &jpeg, None, &limits).unwrap().bytes).to_rgb8();
     assert!(close(&out.get_pixel(20, 2).0, &[0, 0, 255], 12));
+    // A background named for PNG or WebP fills the letterbox opaquely; the image keeps its alpha.
+    for format in [OutputFormat::Png, OutputFormat::Webp] {
+        let named = VariantSpec {
+            background: Some(Rgb(0, 0, 255)),
+            ..spec(Some(40), Some(40), Fit::Contain, format)
+        };
+        let out = decode(&render(&wide, &named, None, &limits).unwrap().bytes).to_rgba8();
+        assert!(
+            close(&out.get_pixel(20, 2).0, &[0, 0, 255, 255], 12),
+            "{format}"
+        );
+        assert!(
+            close(&out.get_pixel(20, 20).0, &[RED[0], RED[1], RED[2], 255], 12),
+            "{format}"
+        );
+    }
+    let half_transparent = png_encode(&DynamicImage::ImageRgba8(RgbaImage::from_fn(
+        80,
+        40,
+        |x, _| Rgba([255, 0, 0, if x < 40 { 255 } else { 0 }]),
+    )));
+    let named = VariantSpec {
+        background: Some(Rgb(0, 0, 255)),
+        ..spec(Some(40), Some(40), Fit::Contain, OutputFormat::Png)
+    };
+    let out = decode(
+        &render(&half_transparent, &named, None, &limits)
+            .unwrap()
+            .bytes,
+    )
+    .to_rgba8();
+    assert_eq!(
+        out.get_pixel(35, 20).0[3],
+        0,
+        "the image's own transparency stays"
+    );
+    assert!(close(&out.get_pixel(20, 2).0, &[0, 0, 255, 255], 12));
 }
 
 #[test]
@@ -681,15 +718,25 @@ fn spec_json_follows_the_contract() {
             s.follow_focus,
             s.enlarge
         ),
-        (Fit::Cover, OutputFormat::Jpeg, 80, Rgb::WHITE, true, false)
+        (Fit::Cover, OutputFormat::Jpeg, 80, None, true, false)
     );
     assert!(serde_json::from_str::<VariantSpec>(r#"{"name":"t","width":3,"colour":1}"#).is_err());
     let s: VariantSpec = serde_json::from_str(r##"{"name":"t","height":5,"fit":"outside","format":"webp","background":"#0a0B0c","keepMetadata":true}"##).unwrap();
     assert_eq!(
         (s.fit, s.format, s.background, s.keep_metadata),
-        (Fit::Outside, OutputFormat::Webp, Rgb(10, 11, 12), true)
+        (
+            Fit::Outside,
+            OutputFormat::Webp,
+            Some(Rgb(10, 11, 12)),
+            true
+        )
     );
     assert_eq!(serde_json::to_value(s.background).unwrap(), "#0a0b0c");
+    assert!(
+        !serde_json::to_string(&VariantSpec::new("t", Some(1), None))
+            .unwrap()
+            .contains("background")
+    );
     assert!(VariantSpec::new("t", None, None).validate().is_err());
     assert!(VariantSpec {
         quality: 0,

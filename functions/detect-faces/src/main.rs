@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = bootstrap::load_aws_config().await;
     let deps = Environment::from_env().map(|env| {
         detect_faces::DetectFaces::new(
-            aws_sdk_s3::Client::new(&aws),
+            bootstrap::s3_client(&aws),
             env.config,
             Arc::new(BuiltinDetector::new()),
         )

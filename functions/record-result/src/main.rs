@@ -9,11 +9,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     bootstrap::init_tracing();
     let aws = bootstrap::load_aws_config().await;
     let deps = Environment::from_env().map(|env| {
-        record_result::RecordResult::new(
-            aws_sdk_s3::Client::new(&aws),
-            env.config,
-            env.output_bucket,
-        )
+        record_result::RecordResult::new(bootstrap::s3_client(&aws), env.config, env.output_bucket)
     });
     bootstrap::run(deps, |deps, event| async move {
         record_result::handler(&deps, event).await

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rejection::Rejection;
 use crate::spec::{
-    Focus, Limits, OutputFormat, SourceFormat, SpecError, VariantSpec, MAX_VARIANT_SIDE,
+    Focus, Limits, OutputFormat, Rgb, SourceFormat, SpecError, VariantSpec, MAX_VARIANT_SIDE,
 };
 use bitmap::{Bitmap, Channels};
 
@@ -152,7 +152,7 @@ pub fn render(
 
     let keeps_alpha = spec.format.supports_alpha();
     if !keeps_alpha {
-        bitmap = bitmap.flattened(spec.background);
+        bitmap = bitmap.flattened(spec.flatten_colour());
     }
     if layout.letterboxed() {
         bitmap = letterbox(bitmap, layout.canvas, layout.offset, spec);
@@ -184,29 +184,24 @@ pub fn render(
     })
 }
 
-/// Places the resized image on the output canvas: the background colour for JPEG, transparent otherwise.
+/// Places the resized image on the output canvas. The letterbox is the spec's background colour, or,
+/// when it names none, transparent for formats with alpha and white for JPEG.
 fn letterbox(bitmap: Bitmap, canvas: (u32, u32), offset: (u32, u32), spec: &VariantSpec) -> Bitmap {
-    let bg = spec.background;
-    if spec.format.supports_alpha() {
-        let with_alpha = if bitmap.channels.is_grey() {
-            Channels::GreyAlpha
-        } else {
-            Channels::Rgba
-        };
-        let fill = vec![0u8; with_alpha.count()];
-        bitmap
-            .converted(with_alpha)
-            .placed_on_canvas(canvas.0, canvas.1, offset, &fill)
-    } else if bitmap.channels == Channels::Grey && bg.0 == bg.1 && bg.1 == bg.2 {
-        bitmap.placed_on_canvas(canvas.0, canvas.1, offset, &[bg.0])
-    } else {
-        bitmap.converted(Channels::Rgb).placed_on_canvas(
-            canvas.0,
-            canvas.1,
-            offset,
-            &[bg.0, bg.1, bg.2],
-        )
-    }
+    let Rgb(r, g, b) = spec.flatten_colour();
+    let grey_fill = r == g && g == b;
+    let (channels, fill) = match (spec.format.supports_alpha(), spec.background) {
+        (true, None) if bitmap.channels.is_grey() => (Channels::GreyAlpha, vec![0, 0]),
+        (true, None) => (Channels::Rgba, vec![0; 4]),
+        (true, Some(_)) if bitmap.channels.is_grey() && grey_fill => {
+            (Channels::GreyAlpha, vec![r, 255])
+        }
+        (true, Some(_)) => (Channels::Rgba, vec![r, g, b, 255]),
+        (false, _) if bitmap.channels == Channels::Grey && grey_fill => (Channels::Grey, vec![r]),
+        (false, _) => (Channels::Rgb, vec![r, g, b]),
+    };
+    bitmap
+        .converted(channels)
+        .placed_on_canvas(canvas.0, canvas.1, offset, &fill)
 }
 
 /// An upright sRGB 8-bit RGB preview whose longest side is at most `max_side` (alpha flattened onto
