@@ -276,7 +276,8 @@ fn alpha_is_flattened_for_jpeg_and_kept_for_png_and_webp() {
 
 #[test]
 fn cmyk_jpegs_become_rgb_with_and_without_adobe_inversion() {
-    // Pure cyan ink, no black: RGB (0, 255, 255).
+    // Pure cyan ink, no black: a printed cyan (through libvips' default CMYK profile), whether the file
+    // stores ink inverted (Adobe) or plainly.
     let cmyk: Vec<u8> = [255u8, 0, 0, 0].repeat(16 * 16);
     let adobe = jpeg_encode(&cmyk, 16, 16, jpeg_encoder::ColorType::Cmyk, None);
     assert!(
@@ -293,21 +294,14 @@ fn cmyk_jpegs_become_rgb_with_and_without_adobe_inversion() {
         None,
     ));
     assert!(!plain.windows(5).any(|w| w == b"Adobe"));
-    for src in [adobe, plain] {
-        let out = render(
-            &src,
-            &spec(Some(16), Some(16), Fit::Fill, OutputFormat::Png),
-            None,
-            &Limits::default(),
-        )
-        .unwrap();
-        let img = decode(&out.bytes).to_rgb8();
+    let colours = [centre_rgb(&adobe), centre_rgb(&plain)];
+    for [r, g, b] in colours {
         assert!(
-            close(&img.get_pixel(8, 8).0, &[0, 255, 255], 8),
-            "{:?}",
-            img.get_pixel(8, 8)
+            r < 60 && g > r + 80 && b > r + 120,
+            "cyan expected, got {colours:?}"
         );
     }
+    assert!(close(&colours[0], &colours[1], 2), "{colours:?}");
 }
 
 fn strip_app14(jpeg: &[u8]) -> Vec<u8> {
@@ -918,4 +912,62 @@ fn variants_render_the_same_from_the_stored_working_copy_as_from_the_source() {
     assert!(with_metadata.bytes.windows(6).any(|w| w == b"Exif\0\0"));
     let preview = face_preview(&stored, 256).unwrap();
     assert_eq!(preview.dimensions(), (193, 256));
+}
+
+// ---------------------------------------------------------------------------------------------
+// CMYK as libvips converts it: through the embedded profile, else through its default CMYK profile.
+
+/// The CMYK profile the core ships as libvips' default ("Chemical proof", public domain).
+const CHEMICAL_PROOF: &[u8] = include_bytes!("../profiles/cmyk-chemical-proof.icm");
+
+fn cmyk_tiff(w: u32, h: u32, cmyk: &[u8], icc: Option<&[u8]>) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    let mut encoder = tiff::encoder::TiffEncoder::new(&mut out).unwrap();
+    let mut image = encoder
+        .new_image::<tiff::encoder::colortype::CMYK8>(w, h)
+        .unwrap();
+    if let Some(icc) = icc {
+        image
+            .encoder()
+            .write_tag(tiff::tags::Tag::IccProfile, icc)
+            .unwrap();
+    }
+    image.write_data(cmyk).unwrap();
+    out.into_inner()
+}
+
+fn centre_rgb(src: &[u8]) -> [u8; 3] {
+    let out = render(
+        src,
+        &spec(Some(16), Some(16), Fit::Fill, OutputFormat::Png),
+        None,
+        &Limits::default(),
+    )
+    .unwrap();
+    decode(&out.bytes).to_rgb8().get_pixel(8, 8).0
+}
+
+#[test]
+fn cmyk_converts_through_the_embedded_profile_or_libvips_default() {
+    // Magenta and yellow ink, no cyan or black: a printed red, never sRGB's pure (255, 0, 0).
+    let red_ink: Vec<u8> = [0u8, 255, 255, 0].repeat(16 * 16);
+    let with_profile = centre_rgb(&cmyk_tiff(16, 16, &red_ink, Some(CHEMICAL_PROOF)));
+    assert!(
+        with_profile[0] < 245 && with_profile[1] < 60 && with_profile[2] < 60,
+        "{with_profile:?}"
+    );
+    // Without a profile, the default one gives the same colour, for TIFF and for JPEG alike.
+    let without_profile = centre_rgb(&cmyk_tiff(16, 16, &red_ink, None));
+    assert!(close(&without_profile, &with_profile, 1), "{without_profile:?}");
+    let jpeg = jpeg_encode(&red_ink, 16, 16, jpeg_encoder::ColorType::Cmyk, None);
+    let from_jpeg = centre_rgb(&jpeg);
+    assert!(close(&from_jpeg, &with_profile, 4), "{from_jpeg:?}");
+    // An embedded profile wins over the default: a profile that is not CMYK is ignored, not applied.
+    let srgb_tagged = centre_rgb(&cmyk_tiff(
+        16,
+        16,
+        &red_ink,
+        Some(&moxcms::ColorProfile::new_srgb().encode().unwrap()),
+    ));
+    assert!(close(&srgb_tagged, &with_profile, 1), "{srgb_tagged:?}");
 }

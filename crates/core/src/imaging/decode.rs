@@ -169,11 +169,53 @@ fn jpeg_bitmap(
     }
 }
 
+/// A CMYK TIFF's raw ink amounts and profile (the `image` crate would convert them to RGB naively
+/// and drop the meaning of the profile); None for every other TIFF.
+fn decode_cmyk_tiff(bytes: &[u8], info: &ImageInfo) -> Result<Option<Decoded>, Rejection> {
+    use tiff::decoder::{Decoder, DecodingResult, Limits};
+    use tiff::tags::Tag;
+    let f = SourceFormat::Tiff;
+    let mut limits = Limits::default();
+    limits.decoding_buffer_size = usize::try_from(max_alloc(info)).unwrap_or(usize::MAX);
+    let mut decoder = Decoder::new(Cursor::new(bytes))
+        .map_err(|e| corrupt(f, e))?
+        .with_limits(limits);
+    let planar = decoder
+        .get_tag_u32(Tag::PlanarConfiguration)
+        .is_ok_and(|p| p == 2);
+    if planar || !matches!(decoder.colortype(), Ok(tiff::ColorType::CMYK(8 | 16))) {
+        return Ok(None);
+    }
+    let (w, h) = decoder.dimensions().map_err(|e| corrupt(f, e))?;
+    if (w, h) != (info.width, info.height) {
+        return Err(corrupt(f, "the image's size differs from its header's"));
+    }
+    let icc = decoder.get_tag_u8_vec(Tag::IccProfile).ok();
+    let samples = w as usize * h as usize * 4;
+    let cmyk: Vec<u8> = match decoder.read_image().map_err(|e| corrupt(f, e))? {
+        DecodingResult::U8(v) if v.len() >= samples => v[..samples].to_vec(),
+        DecodingResult::U16(v) if v.len() >= samples => {
+            v[..samples].iter().map(|s| (s >> 8) as u8).collect()
+        }
+        _ => return Err(corrupt(f, "the CMYK samples are short")),
+    };
+    Ok(Some(Decoded {
+        bitmap: colour::cmyk_to_rgb(w, h, &cmyk, icc.as_deref()),
+        icc: None,
+        exif: None,
+    }))
+}
+
 fn decode_with_image(
     bytes: &[u8],
     info: &ImageInfo,
     format: SourceFormat,
 ) -> Result<Decoded, Rejection> {
+    if format == SourceFormat::Tiff {
+        if let Some(decoded) = decode_cmyk_tiff(bytes, info)? {
+            return Ok(decoded);
+        }
+    }
     let image_format = match format {
         SourceFormat::Png => ImageFormat::Png,
         SourceFormat::Gif => ImageFormat::Gif,
