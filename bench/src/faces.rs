@@ -35,7 +35,11 @@ pub struct FacesRow {
 
 pub fn measure(image: &Path, settings: &[DetectorSettings], runs: usize) -> Result<Vec<FacesRow>> {
     let bytes = std::fs::read(image).with_context(|| format!("reading {}", image.display()))?;
-    let largest = settings.iter().map(|s| s.scan_max_side).max().unwrap_or(1280);
+    let largest = settings
+        .iter()
+        .map(|s| s.scan_max_side)
+        .max()
+        .unwrap_or(1280);
     let copy = decode_working_copy(&bytes, &Limits::default(), &[], Some(largest))?;
     let mut rows = Vec::new();
     for s in settings {

@@ -10,7 +10,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use ferrotype_core::faces::BuiltinDetector;
 use ferrotype_core::{
-    decode_working_copy, face_preview, probe, render_working, Focus, Limits, VariantSpec, WorkingCopy,
+    decode_working_copy, face_preview, probe, render_working, Focus, Limits, VariantSpec,
+    WorkingCopy,
 };
 use serde::{Deserialize, Serialize};
 
@@ -103,9 +104,8 @@ pub fn measure(
         encoded = working.encode();
         Ok(())
     })?;
-    let read = || {
-        WorkingCopy::decode(&encoded, limits).map_err(|e| anyhow::anyhow!("working copy: {e}"))
-    };
+    let read =
+        || WorkingCopy::decode(&encoded, limits).map_err(|e| anyhow::anyhow!("working copy: {e}"));
     let detector = BuiltinDetector::new();
     let mut faces_found = 0;
     let faces_ms = timed(&mut || {

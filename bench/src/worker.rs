@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use ferrotype_core::{decode_working_copy, render_working, Focus, Limits, VariantSpec, WorkingCopy};
+use ferrotype_core::{
+    decode_working_copy, render_working, Focus, Limits, VariantSpec, WorkingCopy,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::measure::{cpu_time, millis, peak_rss_kib};

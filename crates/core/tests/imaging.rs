@@ -773,31 +773,87 @@ fn eighth_scale_from_dc_coefficients_matches_a_full_decoder() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         (
             "baseline 4:2:0",
-            jpeg_with(rgb.as_raw(), w, h, ColorType::Rgb, SamplingFactor::F_2_2, false, 0),
+            jpeg_with(
+                rgb.as_raw(),
+                w,
+                h,
+                ColorType::Rgb,
+                SamplingFactor::F_2_2,
+                false,
+                0,
+            ),
         ),
         (
             "baseline 4:4:4",
-            jpeg_with(rgb.as_raw(), w, h, ColorType::Rgb, SamplingFactor::F_1_1, false, 0),
+            jpeg_with(
+                rgb.as_raw(),
+                w,
+                h,
+                ColorType::Rgb,
+                SamplingFactor::F_1_1,
+                false,
+                0,
+            ),
         ),
         (
             "baseline 4:2:2 with restart markers",
-            jpeg_with(rgb.as_raw(), w, h, ColorType::Rgb, SamplingFactor::F_2_1, false, 7),
+            jpeg_with(
+                rgb.as_raw(),
+                w,
+                h,
+                ColorType::Rgb,
+                SamplingFactor::F_2_1,
+                false,
+                7,
+            ),
         ),
         (
             "progressive 4:2:0",
-            jpeg_with(rgb.as_raw(), w, h, ColorType::Rgb, SamplingFactor::F_2_2, true, 0),
+            jpeg_with(
+                rgb.as_raw(),
+                w,
+                h,
+                ColorType::Rgb,
+                SamplingFactor::F_2_2,
+                true,
+                0,
+            ),
         ),
         (
             "progressive 4:2:0 with restart markers",
-            jpeg_with(rgb.as_raw(), w, h, ColorType::Rgb, SamplingFactor::F_2_2, true, 5),
+            jpeg_with(
+                rgb.as_raw(),
+                w,
+                h,
+                ColorType::Rgb,
+                SamplingFactor::F_2_2,
+                true,
+                5,
+            ),
         ),
         (
             "grey",
-            jpeg_with(grey.as_raw(), w, h, ColorType::Luma, SamplingFactor::F_1_1, false, 0),
+            jpeg_with(
+                grey.as_raw(),
+                w,
+                h,
+                ColorType::Luma,
+                SamplingFactor::F_1_1,
+                false,
+                0,
+            ),
         ),
         (
             "progressive grey",
-            jpeg_with(grey.as_raw(), w, h, ColorType::Luma, SamplingFactor::F_1_1, true, 0),
+            jpeg_with(
+                grey.as_raw(),
+                w,
+                h,
+                ColorType::Luma,
+                SamplingFactor::F_1_1,
+                true,
+                0,
+            ),
         ),
     ];
     for (name, jpeg) in cases {
@@ -824,7 +880,10 @@ fn a_truncated_jpeg_is_corrupt_at_every_scale() {
         0,
     );
     let cut = &jpeg[..jpeg.len() * 2 / 3];
-    for variant in [eighth_variant(w), spec(Some(w), None, Fit::Inside, OutputFormat::Png)] {
+    for variant in [
+        eighth_variant(w),
+        spec(Some(w), None, Fit::Inside, OutputFormat::Png),
+    ] {
         match decode_working_copy(cut, &Limits::default(), &[variant], None) {
             Err(RenderError::Rejected(r)) => assert_eq!(r.code, RejectionCode::Corrupt, "{r}"),
             other => panic!("expected Corrupt, got {other:?}"),
@@ -883,7 +942,11 @@ fn variants_render_the_same_from_the_stored_working_copy_as_from_the_source() {
         spec(Some(200), Some(100), Fit::Contain, OutputFormat::Webp),
     ];
     let copy = decode_working_copy(&jpeg, &limits, &variants, Some(256)).unwrap();
-    assert_eq!(copy.upright_size(), (h, w), "orientation 6 turns the source");
+    assert_eq!(
+        copy.upright_size(),
+        (h, w),
+        "orientation 6 turns the source"
+    );
     let stored = WorkingCopy::decode(&copy.encode(), &limits).unwrap();
     assert_eq!(stored, copy);
     let focus = Some(Focus::new(0.2, 0.8));
@@ -958,7 +1021,10 @@ fn cmyk_converts_through_the_embedded_profile_or_libvips_default() {
     );
     // Without a profile, the default one gives the same colour, for TIFF and for JPEG alike.
     let without_profile = centre_rgb(&cmyk_tiff(16, 16, &red_ink, None));
-    assert!(close(&without_profile, &with_profile, 1), "{without_profile:?}");
+    assert!(
+        close(&without_profile, &with_profile, 1),
+        "{without_profile:?}"
+    );
     let jpeg = jpeg_encode(&red_ink, 16, 16, jpeg_encoder::ColorType::Cmyk, None);
     let from_jpeg = centre_rgb(&jpeg);
     assert!(close(&from_jpeg, &with_profile, 4), "{from_jpeg:?}");

@@ -115,6 +115,9 @@ mod tests {
         assert!(rgb[..3].iter().all(|&v| v >= 245), "{rgb:?}");
         assert!(rgb[3..6].iter().all(|&v| v <= 60), "{rgb:?}");
         let red = &rgb[6..9];
-        assert!(red[0] > 180 && red[0] < 250 && red[1] < 80 && red[2] < 80, "{red:?}");
+        assert!(
+            red[0] > 180 && red[0] < 250 && red[1] < 80 && red[2] < 80,
+            "{red:?}"
+        );
     }
 }

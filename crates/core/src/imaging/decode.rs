@@ -80,9 +80,19 @@ fn decode_jpeg(
                     3 => JpegPixels::Rgb,
                     _ => JpegPixels::Cmyk,
                 };
-                let bitmap =
-                    jpeg_bitmap(image.width, image.height, layout, image.data, &header, image.icc.as_deref());
-                let icc = if header.components == 4 { None } else { image.icc };
+                let bitmap = jpeg_bitmap(
+                    image.width,
+                    image.height,
+                    layout,
+                    image.data,
+                    &header,
+                    image.icc.as_deref(),
+                );
+                let icc = if header.components == 4 {
+                    None
+                } else {
+                    image.icc
+                };
                 return Ok(Decoded {
                     bitmap,
                     icc,

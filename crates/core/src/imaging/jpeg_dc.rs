@@ -380,7 +380,9 @@ pub(crate) fn decode_dc(bytes: &[u8]) -> Result<DcOutcome, Rejection> {
                 tables.exif = Some(segment[6..].to_vec());
             }
             0xE2 if segment.len() > 14 && segment.starts_with(b"ICC_PROFILE\0") => {
-                tables.icc_chunks.push((segment[12], segment[14..].to_vec()));
+                tables
+                    .icc_chunks
+                    .push((segment[12], segment[14..].to_vec()));
             }
             0xEE if segment.starts_with(b"Adobe") => {
                 tables.adobe_transform = segment.get(11).copied()
@@ -721,7 +723,10 @@ fn finish(frame: Option<Frame>, tables: &Tables) -> Result<DcOutcome, Rejection>
     let icc = (!tables.icc_chunks.is_empty()).then(|| {
         let mut chunks: Vec<&(u8, Vec<u8>)> = tables.icc_chunks.iter().collect();
         chunks.sort_by_key(|(sequence, _)| *sequence);
-        chunks.iter().flat_map(|(_, data)| data.iter().copied()).collect()
+        chunks
+            .iter()
+            .flat_map(|(_, data)| data.iter().copied())
+            .collect()
     });
     if frame.scans == 0 {
         return corrupt("the JPEG has no scan");

@@ -61,11 +61,7 @@ impl WorkingCopy {
     /// The object key's extension (docs/CONTRACTS.md: `<work prefix><key>/<version tag>.ftwc`).
     pub const FILE_EXTENSION: &'static str = "ftwc";
 
-    pub(crate) fn new(
-        bitmap: Bitmap,
-        upright: (u32, u32),
-        exif: Option<Vec<u8>>,
-    ) -> WorkingCopy {
+    pub(crate) fn new(bitmap: Bitmap, upright: (u32, u32), exif: Option<Vec<u8>>) -> WorkingCopy {
         WorkingCopy {
             bitmap,
             upright_width: upright.0,
@@ -358,7 +354,10 @@ mod tests {
                 let mut tampered = bytes.clone();
                 tampered[at] ^= flip;
                 if let Ok(decoded) = WorkingCopy::decode(&tampered, &Limits::default()) {
-                    assert!(at >= HEADER_LEN, "header byte {at} ^ {flip:#x} was accepted");
+                    assert!(
+                        at >= HEADER_LEN,
+                        "header byte {at} ^ {flip:#x} was accepted"
+                    );
                     assert_eq!(decoded, copy, "byte {at} ^ {flip:#x} changed the copy");
                 }
             }
