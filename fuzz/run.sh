@@ -16,7 +16,7 @@ cd "$here"
 
 seconds="${FUZZ_SECONDS:-60}"
 sanitizer="${FUZZ_SANITIZER:-none}"
-all_targets=(keys event config probe render asl_definition asl_paths)
+all_targets=(keys event config probe render working_copy asl_definition asl_paths)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 # cargo-fuzz passes nightly-only rustc flags (-Zsanitizer, and some -Z options cargo-fuzz always adds);

@@ -7,8 +7,10 @@
 //!   WebP) over a tiny body is refused as `TooManyPixels` by `probe`, `render` and `decode_preview`
 //!   with almost nothing allocated.
 //! - A file at the pixel limit (10000×10000 = 100 MP, the default `maxPixels`) renders, and its peak
-//!   allocation stays within the decode budget of the render-variant Lambda's memory
-//!   (cdk/lib/memory.ts: 16 bytes per pixel of `maxPixels`, on top of 128 MiB for the runtime).
+//!   allocation stays within the decode budget of the decoding stage's memory (cdk/lib/memory.ts: 16
+//!   bytes per pixel of `maxPixels`, on top of 128 MiB for the runtime); a progressive JPEG too, and at
+//!   1/8 scale it needs almost nothing (the DC scan alone is decoded).
+//! - Rendering a variant from the working copy needs memory for the copy, not for the source.
 //! - Truncated and garbage files end in `Corrupt`, and a JPEG with thousands of scans (each a pass
 //!   over the whole image) is refused before decoding.
 //! - SVG, HTML, XML and other text never reach a parser: `NotAnImage` or `UnsupportedFormat`.
@@ -18,8 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use ferrotype_core::{
-    decode_preview, probe, render, Fit, Limits, OutputFormat, Probe, Rejection, RejectionCode,
-    RenderError, SourceFormat, VariantSpec,
+    decode_preview, decode_working_copy, probe, render, render_working, Fit, Limits, OutputFormat,
+    Probe, Rejection, RejectionCode, RenderError, SourceFormat, VariantSpec, WorkingCopy,
 };
 
 struct CountingAllocator;
@@ -118,6 +120,17 @@ fn rejection_code(result: Result<impl std::fmt::Debug, RenderError>) -> Rejectio
 /// is "DC unchanged, end of block"; with one-symbol Huffman tables that is two zero bits, so even
 /// 100 MP needs only ~1.2 MB.
 fn solid_grey_jpeg(width: u16, height: u16) -> Vec<u8> {
+    solid_grey_jpeg_coded(width, height, false)
+}
+
+/// The same image as a progressive JPEG: one interleaved DC scan, then one AC scan per component (each
+/// block "end of band"), so a decoder that keeps every coefficient until the last scan must hold them
+/// all for the whole image.
+fn solid_grey_progressive_jpeg(width: u16, height: u16) -> Vec<u8> {
+    solid_grey_jpeg_coded(width, height, true)
+}
+
+fn solid_grey_jpeg_coded(width: u16, height: u16, progressive: bool) -> Vec<u8> {
     let mut jpeg = vec![0xFF, 0xD8];
     let segment = |jpeg: &mut Vec<u8>, marker: u8, body: &[u8]| {
         jpeg.extend_from_slice(&[0xFF, marker]);
@@ -134,22 +147,38 @@ fn solid_grey_jpeg(width: u16, height: u16) -> Vec<u8> {
     for id in 1..=3 {
         frame.extend_from_slice(&[id, 0x11, 0]);
     }
-    segment(&mut jpeg, 0xC0, &frame);
-    // One code of length 1 per table: DC category 0 (no change), AC 0x00 (end of block).
+    segment(&mut jpeg, if progressive { 0xC2 } else { 0xC0 }, &frame);
+    // One code of length 1 per table: DC category 0 (no change), AC 0x00 (end of block / band).
     for class_and_id in [0x00, 0x10] {
         let mut table = vec![class_and_id, 1];
         table.extend_from_slice(&[0; 15]);
         table.push(0x00);
         segment(&mut jpeg, 0xC4, &table);
     }
-    segment(&mut jpeg, 0xDA, &[3, 1, 0x00, 2, 0x00, 3, 0x00, 0, 63, 0]);
-    let blocks = usize::from(width.div_ceil(8)) * usize::from(height.div_ceil(8)) * 3;
-    let scan_bytes = (blocks * 2).div_ceil(8);
-    jpeg.resize(jpeg.len() + scan_bytes, 0);
-    // Pad the last byte with ones, as the standard asks.
-    let used_bits = (blocks * 2) % 8;
-    if used_bits != 0 {
-        *jpeg.last_mut().unwrap() |= 0xFF >> used_bits;
+    let blocks = usize::from(width.div_ceil(8)) * usize::from(height.div_ceil(8));
+    // Entropy-coded data of `bits` zero bits, the last byte padded with ones as the standard asks.
+    let scan = |jpeg: &mut Vec<u8>, header: &[u8], bits: usize| {
+        segment(jpeg, 0xDA, header);
+        jpeg.resize(jpeg.len() + bits.div_ceil(8), 0);
+        if bits % 8 != 0 {
+            *jpeg.last_mut().unwrap() |= 0xFF >> (bits % 8);
+        }
+    };
+    if progressive {
+        scan(
+            &mut jpeg,
+            &[3, 1, 0x00, 2, 0x00, 3, 0x00, 0, 0, 0],
+            blocks * 3,
+        );
+        for id in 1..=3 {
+            scan(&mut jpeg, &[1, id, 0x00, 1, 63, 0], blocks);
+        }
+    } else {
+        scan(
+            &mut jpeg,
+            &[3, 1, 0x00, 2, 0x00, 3, 0x00, 0, 63, 0],
+            blocks * 3 * 2,
+        );
     }
     jpeg.extend_from_slice(&[0xFF, 0xD9]);
     jpeg
@@ -485,6 +514,69 @@ fn a_jpeg_at_the_pixel_limit_renders_within_the_lambda_memory() {
     assert_eq!(preview.unwrap().dimensions(), (1_024, 1_024));
     eprintln!("100 MP JPEG → 1024 px preview: peak {} MiB", peak / MIB);
     assert!(peak < decode_budget(limits.max_pixels), "peak {peak} bytes");
+}
+
+#[test]
+fn a_progressive_jpeg_at_the_pixel_limit_decodes_within_the_validate_memory() {
+    let _one = exclusive();
+    let limits = Limits::default();
+    let jpeg = solid_grey_progressive_jpeg(10_000, 10_000);
+    let seed = [
+        thumbnail(OutputFormat::Jpeg),
+        VariantSpec::new("coverphoto", Some(800), Some(800)),
+    ];
+    // Both variants are served by 1/8 scale: the DC scan alone, one value per block.
+    let (copy, peak) = peak_bytes(|| decode_working_copy(&jpeg, &limits, &seed, None));
+    let copy = copy.unwrap();
+    assert_eq!((copy.width(), copy.height()), (1_250, 1_250));
+    eprintln!(
+        "100 MP progressive JPEG → working copy at 1/8: peak {} MiB",
+        peak / MIB
+    );
+    assert!(peak < 64 * MIB, "peak {peak} bytes");
+    // A 1600-pixel face preview needs 1/4: every coefficient is kept until the last scan.
+    let (copy, peak) = peak_bytes(|| decode_working_copy(&jpeg, &limits, &seed, Some(1_600)));
+    assert_eq!(copy.unwrap().width(), 2_500);
+    eprintln!(
+        "100 MP progressive JPEG → working copy at 1/4: peak {} MiB",
+        peak / MIB
+    );
+    assert!(peak < decode_budget(limits.max_pixels), "peak {peak} bytes");
+}
+
+/// render-variant reads the working copy, not the source: its memory is the copy's, whatever the
+/// source's pixel count (what it needs per variant: the decoded copy, the resized output and the
+/// encoder's buffers).
+#[test]
+fn rendering_from_the_working_copy_needs_memory_for_the_copy_not_the_source() {
+    let _one = exclusive();
+    let limits = Limits::default();
+    let png = solid_png(10_000, 10_000, [10, 120, 240]);
+    let seed = [
+        thumbnail(OutputFormat::Jpeg),
+        VariantSpec::new("coverphoto", Some(800), Some(800)),
+    ];
+    let copy = decode_working_copy(&png, &limits, &seed, None).unwrap();
+    // 800 of 10000 needs 1/8 or more: halved three times, 1250 × 1250.
+    assert_eq!((copy.width(), copy.height()), (1_250, 1_250));
+    let stored = copy.encode();
+    let copy_bytes = copy.pixel_bytes();
+    drop(copy);
+    for spec in &seed {
+        let (rendered, peak) = peak_bytes(|| {
+            let copy = WorkingCopy::decode(&stored, &limits).unwrap();
+            render_working(&copy, spec, None)
+        });
+        assert!(rendered.is_ok());
+        eprintln!(
+            "{}: working copy of {} KiB stored, {} MiB decoded → peak {} MiB",
+            spec.name,
+            stored.len() / 1024,
+            copy_bytes / MIB,
+            peak / MIB
+        );
+        assert!(peak < 2 * copy_bytes + 16 * MIB, "peak {peak} bytes");
+    }
 }
 
 #[test]

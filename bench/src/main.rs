@@ -1,9 +1,11 @@
 //! Ferrotype against the seed's sharp Lambda: speed, peak memory, output quality, cold start, cost.
 //! `make bench` (bench/run.sh) runs `ferrotype-bench all`; see bench/README.md.
 
+mod alloc_peak;
 mod cold_start;
 mod compare;
 mod cost;
+mod faces;
 mod largest;
 mod measure;
 mod quality;
@@ -11,6 +13,7 @@ mod report;
 mod stages;
 mod synthetic;
 mod throughput;
+mod wc_formats;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +81,21 @@ enum Command {
     Generate {
         #[arg(long, default_value = "bench/out/synthetic")]
         out: PathBuf,
+    },
+    /// The built-in face detector on images: time and faces found under each settings
+    /// (`side:min_face:pyramid:step`; the first is the reference for recall).
+    Faces {
+        images: Vec<PathBuf>,
+        #[arg(long, value_delimiter = ',', default_value = "1280:40:0.8:4")]
+        settings: Vec<String>,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// The working copy's candidate formats on images: encode/decode time, size, peak memory (markdown).
+    WorkingCopyFormats {
+        images: Vec<PathBuf>,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
     },
     /// Worker: time each pipeline stage's compute on images (for the cost model); prints JSON lines.
     Stages {
@@ -154,6 +172,28 @@ fn main() -> Result<()> {
                     "{}",
                     serde_json::to_string(&stages::measure(&image, &variants, &limits, runs)?)?
                 );
+            }
+        }
+        Command::Faces {
+            images,
+            settings,
+            runs,
+        } => {
+            let settings = settings
+                .iter()
+                .map(|s| faces::parse_settings(s))
+                .collect::<Result<Vec<_>>>()?;
+            println!("| image | settings | preview ms | detect ms | faces (centre, size) |\n|---|---|---:|---:|---|");
+            for image in collect_images(&images)? {
+                for row in faces::measure(&image, &settings, runs)? {
+                    print!("{}", faces::markdown_row(&image, &row));
+                }
+            }
+        }
+        Command::WorkingCopyFormats { images, runs } => {
+            for image in collect_images(&images)? {
+                let (copy, rows) = wc_formats::measure(&image, runs)?;
+                print!("{}", wc_formats::markdown(&image, &copy, &rows));
             }
         }
         Command::Compare(args) => {

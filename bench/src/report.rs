@@ -131,6 +131,7 @@ fn cost_model(
         .map(|t| t.variants.iter().map(|v| v.0.clone()).collect())
         .unwrap_or_default();
     let source_bytes = mean(times.iter().map(|t| t.source_bytes as f64));
+    let working_copy_bytes = mean(times.iter().map(|t| t.working_copy_bytes as f64));
     let (rust_cold, rust_cold_basis) = cold_start_of(cold, "render-variant", 14.0);
     let stage = |name: String,
                  memory_mib: u32,
@@ -150,19 +151,24 @@ fn cost_model(
     let mut stages = vec![
         stage(
             "validate".into(),
-            memories.small,
+            memories.decode,
             1.0,
-            mean(times.iter().map(|t| t.probe_ms)) + cost::s3_get_ms(64.0 * 1024.0),
+            mean(times.iter().map(StageTimes::validate_ms))
+                + cost::s3_get_ms(64.0 * 1024.0)
+                + cost::s3_get_ms(source_bytes)
+                + cost::s3_get_ms(working_copy_bytes),
             cold_of("validate"),
-            "probe measured + 1 ranged S3 GET assumed".into(),
+            "probe, decode, working copy encode measured (1 thread) + ranged GET, GET, PUT assumed \
+             (a PUT costed as a GET of its size)"
+                .into(),
         ),
         stage(
             "detect-faces (builtin)".into(),
             memories.decode,
             1.0,
-            mean(times.iter().map(|t| t.faces_ms)) + cost::s3_get_ms(source_bytes),
+            mean(times.iter().map(|t| t.faces_ms)) + cost::s3_get_ms(working_copy_bytes),
             cold_of("detect-faces"),
-            "preview decode + detector measured (1 thread) + S3 GET assumed".into(),
+            "working copy decode, preview, detector measured (1 thread) + S3 GET assumed".into(),
         ),
     ];
     for (i, name) in variants.iter().enumerate() {
@@ -172,9 +178,9 @@ fn cost_model(
             format!("render-variant ({name})"),
             memories.decode,
             1.0,
-            render_ms + cost::s3_get_ms(source_bytes) + cost::s3_get_ms(out_bytes),
+            render_ms + cost::s3_get_ms(working_copy_bytes) + cost::s3_get_ms(out_bytes),
             cold_of("render-variant"),
-            "render measured (1 thread) + S3 GET and PUT assumed".into(),
+            "working copy decode + render measured (1 thread) + S3 GET and PUT assumed".into(),
         ));
     }
     stages.push(stage(
@@ -255,7 +261,7 @@ fn cold_starts(
             ));
             continue;
         }
-        let memory_mib = if matches!(name, "validate" | "record-result") {
+        let memory_mib = if name == "record-result" {
             memories.small
         } else {
             memories.decode
@@ -338,11 +344,12 @@ pub fn all(args: &AllArgs) -> Result<()> {
     let (memories, memory_note) = memories(repo, limits.max_pixels);
     let _ = writeln!(
         md,
-        "## Compute per stage (one thread, default profile, mean over the images)\n"
+        "## Compute per stage (one thread, default profile, mean over the images; every stage after \
+         validate reads the working copy, and its time includes decoding it)\n"
     );
     let _ = writeln!(
         md,
-        "| image | probe ms | preview + builtin faces ms (faces) | {} |",
+        "| image | probe ms | decode ms | working copy (encode ms, KiB) | faces ms (found) | {} |",
         times
             .first()
             .map(|t| t
@@ -355,16 +362,21 @@ pub fn all(args: &AllArgs) -> Result<()> {
     );
     let _ = writeln!(
         md,
-        "|---|---:|---:|{}",
+        "|---|---:|---:|---:|---:|{}",
         "---:|".repeat(times.first().map(|t| t.variants.len()).unwrap_or(0))
     );
     for t in &times {
         let variants: Vec<String> = t.variants.iter().map(|v| format!("{:.1}", v.1)).collect();
         let _ = writeln!(
             md,
-            "| {} | {:.2} | {:.1} ({}) | {} |",
+            "| {} | {:.2} | {:.1} | {}×{} ({:.1} ms, {}) | {:.1} ({}) | {} |",
             t.image,
             t.probe_ms,
+            t.decode_ms,
+            t.working_copy_size.0,
+            t.working_copy_size.1,
+            t.encode_ms,
+            t.working_copy_bytes / 1024,
             t.faces_ms,
             t.faces_found,
             variants.join(" | ")

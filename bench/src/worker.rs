@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use ferrotype_core::{render, Focus, Limits, VariantSpec};
+use ferrotype_core::{
+    decode_working_copy, render_working, Focus, Limits, VariantSpec, WorkingCopy,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::measure::{cpu_time, millis, peak_rss_kib};
@@ -31,6 +33,14 @@ pub struct OutputInfo {
     pub path: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkingCopyInfo {
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+}
+
 /// What a worker prints (sharp-worker.mjs prints the same fields).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -41,9 +51,16 @@ pub struct WorkerResult {
     pub wall_ms: Vec<f64>,
     /// CPU time (user + system, all threads) of each timed run, ms.
     pub cpu_ms: Vec<f64>,
-    /// Wall time of each variant in each timed run, ms (ours only: render-variant renders one).
+    /// Wall time of each variant in each timed run, ms (ours: render-variant's work, reading the
+    /// working copy and rendering from it; sharp: its call for that variant).
     #[serde(default)]
     pub variant_wall_ms: Vec<Vec<f64>>,
+    /// Ours only: validate's work in each timed run, ms (the one decode and the working copy's encode).
+    #[serde(default)]
+    pub validate_wall_ms: Vec<f64>,
+    /// Ours only: the working copy's size in pixels and encoded bytes.
+    #[serde(default)]
+    pub working_copy: Option<WorkingCopyInfo>,
     pub variants: Vec<OutputInfo>,
     #[serde(rename = "peakRssKiB")]
     pub peak_rss_kib: u64,
@@ -64,8 +81,9 @@ pub struct WorkerArgs<'a> {
     pub specs: Option<&'a Path>,
 }
 
-/// Renders every variant of `image` `warmup + runs` times, each from the encoded bytes (each variant
-/// decodes the source itself, as each Map iteration does), and measures the timed runs.
+/// Does the pipeline's image work on `image` `warmup + runs` times — validate's one decode into a
+/// working copy and its encoding, then for each variant what a Map iteration does: decode the working
+/// copy and render from it — and measures the timed runs.
 pub fn run_ours(args: &WorkerArgs) -> Result<WorkerResult> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
@@ -91,15 +109,29 @@ pub fn run_ours(args: &WorkerArgs) -> Result<WorkerResult> {
     let mut wall_ms = Vec::new();
     let mut cpu_ms = Vec::new();
     let mut variant_wall_ms = vec![Vec::new(); specs.len()];
+    let mut validate_wall_ms = Vec::new();
     let mut outputs = Vec::new();
+    let mut working_copy = None;
     for run in 0..args.warmup + args.runs {
         let cpu_start = cpu_time();
         let start = Instant::now();
+        let stored = decode_working_copy(&source, &limits, &specs, None)
+            .with_context(|| format!("decoding {}", args.image.display()))?;
+        let encoded = stored.encode();
+        let validated = millis(start.elapsed());
+        working_copy = Some(WorkingCopyInfo {
+            width: stored.width(),
+            height: stored.height(),
+            bytes: encoded.len() as u64,
+        });
+        drop(stored);
         let mut rendered = Vec::with_capacity(specs.len());
         let mut per_variant = Vec::with_capacity(specs.len());
         for spec in &specs {
             let variant_start = Instant::now();
-            let output = render(&source, spec, focus, &limits)
+            let copy = WorkingCopy::decode(&encoded, &limits)
+                .map_err(|e| anyhow::anyhow!("reading the working copy: {e}"))?;
+            let output = render_working(&copy, spec, focus)
                 .with_context(|| format!("rendering {} of {}", spec.name, args.image.display()))?;
             per_variant.push(millis(variant_start.elapsed()));
             rendered.push(output);
@@ -109,6 +141,7 @@ pub fn run_ours(args: &WorkerArgs) -> Result<WorkerResult> {
         if run >= args.warmup {
             wall_ms.push(elapsed);
             cpu_ms.push(cpu);
+            validate_wall_ms.push(validated);
             for (samples, ms) in variant_wall_ms.iter_mut().zip(per_variant) {
                 samples.push(ms);
             }
@@ -152,6 +185,8 @@ pub fn run_ours(args: &WorkerArgs) -> Result<WorkerResult> {
         wall_ms,
         cpu_ms,
         variant_wall_ms,
+        validate_wall_ms,
+        working_copy,
         variants,
         peak_rss_kib: peak_rss_kib(),
         threads,
@@ -201,6 +236,10 @@ mod tests {
         .unwrap();
         assert_eq!(result.wall_ms.len(), 2);
         assert_eq!(result.variant_wall_ms.len(), 2);
+        assert_eq!(result.validate_wall_ms.len(), 2);
+        let copy = result.working_copy.as_ref().unwrap();
+        // 800×800 cover of a 1200×900 photo needs all of its 900 rows: no DCT scale serves it.
+        assert_eq!((copy.width, copy.height), (1200, 900));
         let sizes: Vec<_> = result
             .variants
             .iter()

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use crate::spec::Focus;
-pub use builtin::BuiltinDetector;
+pub use builtin::{BuiltinDetector, DetectorSettings};
 
 /// One face, in fractions of the upright image (origin top left), always inside 0..=1.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -17,7 +17,8 @@ pub use faces::{
     FaceDetectionError, FaceDetector, NoDetector,
 };
 pub use imaging::{
-    crop_window, decode_preview, probe, render, ImageInfo, Probe, RenderError, Rendered,
+    crop_window, decode_preview, decode_working_copy, face_preview, probe, render, render_working,
+    Channels, ImageInfo, Probe, RenderError, Rendered, WorkingCopy, WorkingCopyError,
 };
 pub use rejection::{Rejection, RejectionCode};
 pub use spec::{Fit, Focus, Limits, OutputFormat, Rgb, SourceFormat, SpecError, VariantSpec};

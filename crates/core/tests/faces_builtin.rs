@@ -11,7 +11,7 @@ fn obama() -> RgbImage {
 
 #[tokio::test]
 async fn finds_the_face_where_it_is() {
-    let detection = BuiltinDetector
+    let detection = BuiltinDetector::new()
         .detect_focus(&obama())
         .await
         .expect("detection runs");
@@ -39,7 +39,7 @@ async fn the_same_face_is_found_in_a_larger_image() {
     // Enlarged past the detection size, the photo is scanned downscaled; the fractions still match.
     let large =
         image::imageops::resize(&obama(), 1920, 1080, image::imageops::FilterType::Triangle);
-    let faces = BuiltinDetector
+    let faces = BuiltinDetector::new()
         .detect(&large)
         .await
         .expect("detection runs");
@@ -54,7 +54,7 @@ async fn finds_the_face_when_it_is_off_centre() {
     let photo = obama();
     let mut canvas = RgbImage::from_pixel(960, 270, Rgb([128, 128, 128]));
     image::imageops::replace(&mut canvas, &photo, 480, 0);
-    let faces = BuiltinDetector
+    let faces = BuiltinDetector::new()
         .detect(&canvas)
         .await
         .expect("detection runs");
@@ -70,7 +70,7 @@ async fn blank_and_patterned_images_have_no_faces() {
         Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) / 6) as u8])
     });
     for image in [blank, gradient] {
-        let detection = BuiltinDetector
+        let detection = BuiltinDetector::new()
             .detect_focus(&image)
             .await
             .expect("detection runs");

@@ -4,8 +4,9 @@ use std::io::Cursor;
 
 use ferrotype_core::imaging::exif::orientation_exif;
 use ferrotype_core::{
-    decode_preview, probe, render, Fit, Focus, Limits, OutputFormat, Probe, RejectionCode,
-    RenderError, Rgb, SourceFormat, VariantSpec,
+    decode_preview, decode_working_copy, face_preview, probe, render, render_working, Fit, Focus,
+    Limits, OutputFormat, Probe, RejectionCode, RenderError, Rgb, SourceFormat, VariantSpec,
+    WorkingCopy,
 };
 use image::{DynamicImage, ImageEncoder, RgbImage, Rgba, RgbaImage};
 
@@ -312,7 +313,8 @@ fn alpha_is_flattened_for_jpeg_and_kept_for_png_and_webp() {
 
 #[test]
 fn cmyk_jpegs_become_rgb_with_and_without_adobe_inversion() {
-    // Pure cyan ink, no black: RGB (0, 255, 255).
+    // Pure cyan ink, no black: a printed cyan (through libvips' default CMYK profile), whether the file
+    // stores ink inverted (Adobe) or plainly.
     let cmyk: Vec<u8> = [255u8, 0, 0, 0].repeat(16 * 16);
     let adobe = jpeg_encode(&cmyk, 16, 16, jpeg_encoder::ColorType::Cmyk, None);
     assert!(
@@ -329,21 +331,14 @@ fn cmyk_jpegs_become_rgb_with_and_without_adobe_inversion() {
         None,
     ));
     assert!(!plain.windows(5).any(|w| w == b"Adobe"));
-    for src in [adobe, plain] {
-        let out = render(
-            &src,
-            &spec(Some(16), Some(16), Fit::Fill, OutputFormat::Png),
-            None,
-            &Limits::default(),
-        )
-        .unwrap();
-        let img = decode(&out.bytes).to_rgb8();
+    let colours = [centre_rgb(&adobe), centre_rgb(&plain)];
+    for [r, g, b] in colours {
         assert!(
-            close(&img.get_pixel(8, 8).0, &[0, 255, 255], 8),
-            "{:?}",
-            img.get_pixel(8, 8)
+            r < 60 && g > r + 80 && b > r + 120,
+            "cyan expected, got {colours:?}"
         );
     }
+    assert!(close(&colours[0], &colours[1], 2), "{colours:?}");
 }
 
 fn strip_app14(jpeg: &[u8]) -> Vec<u8> {
@@ -749,4 +744,343 @@ fn spec_json_follows_the_contract() {
         .is_err());
     assert!(VariantSpec::new("t", Some(16_384), None).validate().is_ok());
     assert!(serde_json::from_str::<Rgb>(r##""#12345""##).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The working copy: one decode per upload, then every variant and the face preview from it.
+
+/// A photo-like test card: smooth gradients with sharp colour edges, `w`×`h`.
+fn card(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+        let stripe = (x / 37 + y / 53) % 3;
+        image::Rgb([
+            (fx * 200.0) as u8 + if stripe == 0 { 50 } else { 0 },
+            (fy * 180.0) as u8 + if stripe == 1 { 60 } else { 0 },
+            ((fx + fy) * 90.0) as u8 + if stripe == 2 { 70 } else { 0 },
+        ])
+    })
+}
+
+fn jpeg_with(
+    data: &[u8],
+    w: u32,
+    h: u32,
+    colour: jpeg_encoder::ColorType,
+    sampling: jpeg_encoder::SamplingFactor,
+    progressive: bool,
+    restart_interval: u16,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, 90);
+    enc.set_sampling_factor(sampling);
+    enc.set_progressive(progressive);
+    if restart_interval > 0 {
+        enc.set_restart_interval(restart_interval);
+    }
+    enc.encode(data, w as u16, h as u16, colour).unwrap();
+    out
+}
+
+/// jpeg-decoder's own 1/8-scale decode of `jpeg`, as interleaved 8-bit samples.
+fn eighth_scale_reference(jpeg: &[u8]) -> (u32, u32, Vec<u8>) {
+    let mut decoder = jpeg_decoder::Decoder::new(jpeg);
+    decoder.read_info().unwrap();
+    let info = decoder.info().unwrap();
+    let (w, h) = (
+        u32::from(info.width).div_ceil(8),
+        u32::from(info.height).div_ceil(8),
+    );
+    decoder.scale(w as u16, h as u16).unwrap();
+    let pixels = decoder.decode().unwrap();
+    let info = decoder.info().unwrap();
+    (u32::from(info.width), u32::from(info.height), pixels)
+}
+
+fn mean_abs_difference(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from((i32::from(*x) - i32::from(*y)).unsigned_abs()))
+        .sum::<f64>()
+        / a.len() as f64
+}
+
+/// A variant that needs no more than 1/8 of a `w`-wide source (its whole width, fit inside).
+fn eighth_variant(w: u32) -> VariantSpec {
+    spec(Some(w / 8), None, Fit::Inside, OutputFormat::Png)
+}
+
+#[test]
+fn eighth_scale_from_dc_coefficients_matches_a_full_decoder() {
+    use jpeg_encoder::{ColorType, SamplingFactor};
+    let (w, h) = (803, 611);
+    let rgb = card(w, h);
+    let grey = image::DynamicImage::ImageRgb8(rgb.clone()).to_luma8();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "baseline 4:2:0",
+            jpeg_with(
+                rgb.as_raw(),
+                w,
+                h,
+                ColorType::Rgb,
+                SamplingFactor::F_2_2,
+                false,
+                0,
+            ),
+        ),
+        (
+            "baseline 4:4:4",
+            jpeg_with(
+                rgb.as_raw(),
+                w,
+                h,
+                ColorType::Rgb,
+                SamplingFactor::F_1_1,
+                false,
+                0,
+            ),
+        ),
+        (
+            "baseline 4:2:2 with restart markers",
+            jpeg_with(
+                rgb.as_raw(),
+                w,
+                h,
+                ColorType::Rgb,
+                SamplingFactor::F_2_1,
+                false,
+                7,
+            ),
+        ),
+        (
+            "progressive 4:2:0",
+            jpeg_with(
+                rgb.as_raw(),
+                w,
+                h,
+                ColorType::Rgb,
+                SamplingFactor::F_2_2,
+                true,
+                0,
+            ),
+        ),
+        (
+            "progressive 4:2:0 with restart markers",
+            jpeg_with(
+                rgb.as_raw(),
+                w,
+                h,
+                ColorType::Rgb,
+                SamplingFactor::F_2_2,
+                true,
+                5,
+            ),
+        ),
+        (
+            "grey",
+            jpeg_with(
+                grey.as_raw(),
+                w,
+                h,
+                ColorType::Luma,
+                SamplingFactor::F_1_1,
+                false,
+                0,
+            ),
+        ),
+        (
+            "progressive grey",
+            jpeg_with(
+                grey.as_raw(),
+                w,
+                h,
+                ColorType::Luma,
+                SamplingFactor::F_1_1,
+                true,
+                0,
+            ),
+        ),
+    ];
+    for (name, jpeg) in cases {
+        let copy =
+            decode_working_copy(&jpeg, &Limits::default(), &[eighth_variant(w)], None).unwrap();
+        let (rw, rh, reference) = eighth_scale_reference(&jpeg);
+        assert_eq!((copy.width(), copy.height()), (rw, rh), "{name}");
+        let difference = mean_abs_difference(copy.pixels(), &reference);
+        // Chroma upsampling differs (triangle filter here, jpeg-decoder's own there); the means agree.
+        assert!(difference < 2.0, "{name}: mean difference {difference}");
+    }
+}
+
+#[test]
+fn a_truncated_jpeg_is_corrupt_at_every_scale() {
+    let (w, h) = (640, 480);
+    let jpeg = jpeg_with(
+        card(w, h).as_raw(),
+        w,
+        h,
+        jpeg_encoder::ColorType::Rgb,
+        jpeg_encoder::SamplingFactor::F_2_2,
+        false,
+        0,
+    );
+    let cut = &jpeg[..jpeg.len() * 2 / 3];
+    for variant in [
+        eighth_variant(w),
+        spec(Some(w), None, Fit::Inside, OutputFormat::Png),
+    ] {
+        match decode_working_copy(cut, &Limits::default(), &[variant], None) {
+            Err(RenderError::Rejected(r)) => assert_eq!(r.code, RejectionCode::Corrupt, "{r}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_working_copy_is_the_smallest_scale_that_serves_every_variant_and_the_preview() {
+    let (w, h) = (1600, 1200);
+    let rgb = card(w, h);
+    let jpeg = jpeg_encode(rgb.as_raw(), w, h, jpeg_encoder::ColorType::Rgb, None);
+    let png = png_encode(&DynamicImage::ImageRgb8(rgb));
+    let thumb = spec(Some(300), Some(300), Fit::Cover, OutputFormat::Jpeg);
+    let cover = spec(Some(600), Some(600), Fit::Cover, OutputFormat::Jpeg);
+    let large = spec(Some(800), Some(800), Fit::Cover, OutputFormat::Jpeg);
+    let limits = Limits::default();
+    for source in [&jpeg, &png] {
+        let size = |variants: &[VariantSpec], preview: Option<u32>| {
+            let copy = decode_working_copy(source, &limits, variants, preview).unwrap();
+            assert_eq!(copy.upright_size(), (w, h));
+            (copy.width(), copy.height())
+        };
+        // 300×300 of a 1200-pixel-high crop needs 1/4 (400×300), 600×600 1/2 (800×600), 800×800
+        // more than 1/2 (1067×800): the full size.
+        assert_eq!(size(std::slice::from_ref(&thumb), None), (400, 300));
+        assert_eq!(size(&[thumb.clone(), cover.clone()], None), (800, 600));
+        assert_eq!(size(&[thumb.clone(), large.clone()], None), (1600, 1200));
+        // A 1000-pixel preview needs more than 1/2: the full size.
+        assert_eq!(size(std::slice::from_ref(&thumb), Some(1000)), (1600, 1200));
+        assert_eq!(size(std::slice::from_ref(&thumb), Some(500)), (800, 600));
+        // Below the JPEG's 1/8 (200×150) the copy is halved like any other format.
+        assert_eq!(size(&[], Some(100)), (100, 75));
+        // Nothing asked for: full size.
+        assert_eq!(size(&[], None), (1600, 1200));
+    }
+}
+
+#[test]
+fn variants_render_the_same_from_the_stored_working_copy_as_from_the_source() {
+    let (w, h) = (1203, 907);
+    let jpeg = jpeg_encode(
+        card(w, h).as_raw(),
+        w,
+        h,
+        jpeg_encoder::ColorType::Rgb,
+        Some(&orientation_exif(6)),
+    );
+    let limits = Limits::default();
+    let variants = [
+        VariantSpec {
+            keep_metadata: true,
+            ..spec(Some(300), Some(300), Fit::Cover, OutputFormat::Jpeg)
+        },
+        spec(Some(400), None, Fit::Inside, OutputFormat::Png),
+        spec(Some(200), Some(100), Fit::Contain, OutputFormat::Webp),
+    ];
+    let copy = decode_working_copy(&jpeg, &limits, &variants, Some(256)).unwrap();
+    assert_eq!(
+        copy.upright_size(),
+        (h, w),
+        "orientation 6 turns the source"
+    );
+    let stored = WorkingCopy::decode(&copy.encode(), &limits).unwrap();
+    assert_eq!(stored, copy);
+    let focus = Some(Focus::new(0.2, 0.8));
+    for variant in &variants {
+        let from_copy = render_working(&stored, variant, focus).unwrap();
+        let from_source = render(&jpeg, variant, focus, &limits).unwrap();
+        assert_eq!(
+            (from_copy.width, from_copy.height),
+            (from_source.width, from_source.height),
+            "{}",
+            variant.name
+        );
+        let (a, b) = (decode(&from_copy.bytes), decode(&from_source.bytes));
+        let difference = mean_abs_difference(a.to_rgb8().as_raw(), b.to_rgb8().as_raw());
+        assert!(difference < 3.0, "{}: {difference}", variant.name);
+    }
+    let with_metadata = render_working(&stored, &variants[0], focus).unwrap();
+    let Ok(Probe::Complete(info)) = probe(
+        &with_metadata.bytes,
+        with_metadata.bytes.len() as u64,
+        &limits,
+    ) else {
+        panic!()
+    };
+    assert_eq!(info.orientation, 1, "EXIF kept, orientation reset");
+    assert!(with_metadata.bytes.windows(6).any(|w| w == b"Exif\0\0"));
+    let preview = face_preview(&stored, 256).unwrap();
+    assert_eq!(preview.dimensions(), (193, 256));
+}
+
+// ---------------------------------------------------------------------------------------------
+// CMYK as libvips converts it: through the embedded profile, else through its default CMYK profile.
+
+/// The CMYK profile the core ships as libvips' default ("Chemical proof", public domain).
+const CHEMICAL_PROOF: &[u8] = include_bytes!("../profiles/cmyk-chemical-proof.icm");
+
+fn cmyk_tiff(w: u32, h: u32, cmyk: &[u8], icc: Option<&[u8]>) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    let mut encoder = tiff::encoder::TiffEncoder::new(&mut out).unwrap();
+    let mut image = encoder
+        .new_image::<tiff::encoder::colortype::CMYK8>(w, h)
+        .unwrap();
+    if let Some(icc) = icc {
+        image
+            .encoder()
+            .write_tag(tiff::tags::Tag::IccProfile, icc)
+            .unwrap();
+    }
+    image.write_data(cmyk).unwrap();
+    out.into_inner()
+}
+
+fn centre_rgb(src: &[u8]) -> [u8; 3] {
+    let out = render(
+        src,
+        &spec(Some(16), Some(16), Fit::Fill, OutputFormat::Png),
+        None,
+        &Limits::default(),
+    )
+    .unwrap();
+    decode(&out.bytes).to_rgb8().get_pixel(8, 8).0
+}
+
+#[test]
+fn cmyk_converts_through_the_embedded_profile_or_libvips_default() {
+    // Magenta and yellow ink, no cyan or black: a printed red, never sRGB's pure (255, 0, 0).
+    let red_ink: Vec<u8> = [0u8, 255, 255, 0].repeat(16 * 16);
+    let with_profile = centre_rgb(&cmyk_tiff(16, 16, &red_ink, Some(CHEMICAL_PROOF)));
+    assert!(
+        with_profile[0] < 245 && with_profile[1] < 60 && with_profile[2] < 60,
+        "{with_profile:?}"
+    );
+    // Without a profile, the default one gives the same colour, for TIFF and for JPEG alike.
+    let without_profile = centre_rgb(&cmyk_tiff(16, 16, &red_ink, None));
+    assert!(
+        close(&without_profile, &with_profile, 1),
+        "{without_profile:?}"
+    );
+    let jpeg = jpeg_encode(&red_ink, 16, 16, jpeg_encoder::ColorType::Cmyk, None);
+    let from_jpeg = centre_rgb(&jpeg);
+    assert!(close(&from_jpeg, &with_profile, 4), "{from_jpeg:?}");
+    // An embedded profile wins over the default: a profile that is not CMYK is ignored, not applied.
+    let srgb_tagged = centre_rgb(&cmyk_tiff(
+        16,
+        16,
+        &red_ink,
+        Some(&moxcms::ColorProfile::new_srgb().encode().unwrap()),
+    ));
+    assert!(close(&srgb_tagged, &with_profile, 1), "{srgb_tagged:?}");
 }

@@ -1,12 +1,13 @@
 //! An 8-bit interleaved bitmap and the pixel operations the renderer needs on it.
 
-use fast_image_resize::images::Image;
+use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
 use crate::spec::Rgb;
 
+/// How the samples of a pixel are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Channels {
+pub enum Channels {
     Grey,
     GreyAlpha,
     Rgb,
@@ -192,17 +193,17 @@ impl Bitmap {
 
     /// Lanczos3 resampling of the region (x, y, w, h) to `width`×`height` (alpha premultiplied).
     pub fn resized(
-        self,
+        &self,
         region: (f64, f64, f64, f64),
         width: u32,
         height: u32,
     ) -> Result<Bitmap, String> {
         let full = (0.0, 0.0, f64::from(self.width), f64::from(self.height));
         if region == full && (width, height) == (self.width, self.height) {
-            return Ok(self);
+            return Ok(self.clone());
         }
         let channels = self.channels;
-        let src = Image::from_vec_u8(self.width, self.height, self.data, channels.pixel_type())
+        let src = ImageRef::new(self.width, self.height, &self.data, channels.pixel_type())
             .map_err(|e| format!("resize source: {e}"))?;
         let mut dst = Image::new(width, height, channels.pixel_type());
         let options = ResizeOptions::new()

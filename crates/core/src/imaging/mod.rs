@@ -1,9 +1,10 @@
 //! Reading, normalising, resizing and encoding images: the heart of the product.
 //!
-//! Order of work for every render: sniff and read the header (`probe`) and apply the limits before
-//! decoding; decode (JPEG at a reduced DCT scale when the target allows) under an allocation cap;
-//! turn upright (EXIF orientation); convert to 8-bit (CMYK → RGB); crop/resize with Lanczos3
-//! (alpha premultiplied); convert ICC-tagged colour to sRGB; letterbox or flatten alpha; encode.
+//! Order of work: sniff and read the header (`probe`) and apply the limits before decoding; decode
+//! once into a [`WorkingCopy`] (JPEG at a reduced DCT scale when every variant allows, other formats
+//! halved down to what they need) under an allocation cap, turned upright (EXIF orientation), 8-bit
+//! sRGB (CMYK and ICC converted); then, per variant, crop/resize the working copy with Lanczos3 (alpha
+//! premultiplied), letterbox or flatten alpha, encode.
 
 mod bitmap;
 mod colour;
@@ -11,7 +12,9 @@ mod decode;
 mod encode;
 pub mod exif;
 mod geometry;
+mod jpeg_dc;
 mod probe;
+mod working_copy;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,9 +22,11 @@ use crate::rejection::Rejection;
 use crate::spec::{
     Focus, Limits, OutputFormat, Rgb, SourceFormat, SpecError, VariantSpec, MAX_VARIANT_SIDE,
 };
-use bitmap::{Bitmap, Channels};
+use bitmap::Bitmap;
 
+pub use bitmap::Channels;
 pub use geometry::crop_window;
+pub use working_copy::{WorkingCopy, WorkingCopyError};
 
 /// What the header says about an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,53 +95,153 @@ fn probe_whole(bytes: &[u8], limits: &Limits) -> Result<ImageInfo, Rejection> {
     }
 }
 
-/// The smallest JPEG DCT scale whose output still covers `needed` (upright) in both axes,
-/// as the stored size to request from the decoder; None when only the full size does.
+/// The smallest JPEG DCT scale (1/8, 1/4, 1/2) whose output still covers `needed` (stored
+/// orientation) in both axes, as the stored size to request from the decoder; None when only the full
+/// size does.
 fn decode_size_for(info: &ImageInfo, needed: (u32, u32)) -> Option<(u32, u32)> {
     if info.format != SourceFormat::Jpeg {
         return None;
     }
-    let (up_w, up_h) = (info.upright_width, info.upright_height);
     let scaled = |len: u32, eighths: u32| (len * eighths).div_ceil(8);
     [1u32, 2, 4]
         .into_iter()
-        .find(|&k| scaled(up_w, k) >= needed.0 && scaled(up_h, k) >= needed.1)
-        .map(|k| (scaled(up_w, k), scaled(up_h, k)))
+        .find(|&k| scaled(info.width, k) >= needed.0 && scaled(info.height, k) >= needed.1)
+        .map(|k| (scaled(info.width, k), scaled(info.height, k)))
 }
 
-/// Renders one variant of an image. `focus` (fractions of the upright image) steers cover crops
-/// when the spec follows it; without one the crop is centred.
-pub fn render(
-    bytes: &[u8],
-    spec: &VariantSpec,
-    focus: Option<Focus>,
-    limits: &Limits,
-) -> Result<Rendered, RenderError> {
-    spec.validate().map_err(RenderError::InvalidSpec)?;
-    let info = probe_whole(bytes, limits)?;
-    let focus = match (spec.follow_focus, focus) {
-        (true, Some(f)) => f.clamped(),
-        _ => Focus::CENTRE,
+/// The size the whole upright `width`×`height` image must have for `spec`'s source region to be
+/// resampled down (never up) to its output: the variant's share of what the working copy must keep.
+fn needed_for_variant(width: u32, height: u32, spec: &VariantSpec) -> (u32, u32) {
+    let layout = geometry::layout(width, height, spec, Focus::CENTRE);
+    let (_, _, sw, sh) = layout.source;
+    let need = |whole: u32, resized: u32, region: u32| {
+        (u64::from(whole) * u64::from(resized))
+            .div_ceil(u64::from(region.max(1)))
+            .min(u64::from(whole)) as u32
     };
-    let layout = geometry::layout(info.upright_width, info.upright_height, spec, focus);
+    (
+        need(width, layout.resized.0, sw),
+        need(height, layout.resized.1, sh),
+    )
+}
+
+/// The upright size of a preview whose longest side is at most `max_side` (never enlarged).
+fn preview_size(width: u32, height: u32, max_side: u32) -> (u32, u32) {
+    let longest = width.max(height);
+    let max_side = max_side.max(1);
+    if longest <= max_side {
+        return (width, height);
+    }
+    let scale = |v: u32| {
+        ((u64::from(v) * u64::from(max_side) + u64::from(longest) / 2) / u64::from(longest)).max(1)
+            as u32
+    };
+    (scale(width).min(max_side), scale(height).min(max_side))
+}
+
+/// Halves `bitmap` (Lanczos3) as many times as it still covers `needed` afterwards: the same rule as
+/// the JPEG DCT scales, for every format, so a working copy is less than twice what it must keep.
+fn shrunk_by_halves(bitmap: Bitmap, needed: (u32, u32)) -> Result<Bitmap, String> {
+    let (w, h) = (bitmap.width, bitmap.height);
+    let mut factor = 1u32;
+    while factor < (1 << 16)
+        && w.div_ceil(factor * 2) >= needed.0.max(1)
+        && h.div_ceil(factor * 2) >= needed.1.max(1)
+    {
+        factor *= 2;
+    }
+    if factor == 1 {
+        return Ok(bitmap);
+    }
+    let full = (0.0, 0.0, f64::from(w), f64::from(h));
+    bitmap.resized(full, w.div_ceil(factor), h.div_ceil(factor))
+}
+
+/// The one decode of an upload: the source decoded (all of its pixel data, so corrupt data is found
+/// here) at the smallest scale that still serves every variant in `variants` and, when given, a face
+/// detector preview of `detector_preview_side` pixels on its longest side; turned upright, converted to
+/// 8-bit sRGB (CMYK and ICC profiles applied), alpha dropped when it is opaque everywhere.
+///
+/// The working copy is at most the source's size, and whenever it is smaller than the source both of
+/// its sides are less than twice what the most demanding variant or the preview needs on that side
+/// (JPEG through DCT scaling — 1/8 from the DC coefficients alone — then, like every other format, by
+/// halving with Lanczos3). With neither variants nor a preview it keeps the full size.
+pub fn decode_working_copy(
+    bytes: &[u8],
+    limits: &Limits,
+    variants: &[VariantSpec],
+    detector_preview_side: Option<u32>,
+) -> Result<WorkingCopy, RenderError> {
+    for spec in variants {
+        spec.validate().map_err(RenderError::InvalidSpec)?;
+    }
+    let info = probe_whole(bytes, limits)?;
+    let (up_w, up_h) = (info.upright_width, info.upright_height);
+    let mut needed = if variants.is_empty() && detector_preview_side.is_none() {
+        (up_w, up_h)
+    } else {
+        (1, 1)
+    };
+    let needs = variants
+        .iter()
+        .map(|spec| needed_for_variant(up_w, up_h, spec))
+        .chain(detector_preview_side.map(|side| preview_size(up_w, up_h, side)));
+    for (w, h) in needs {
+        needed = (needed.0.max(w), needed.1.max(h));
+    }
+    let stored_needed = if info.orientation >= 5 {
+        (needed.1, needed.0)
+    } else {
+        needed
+    };
+    let decoded = decode::decode(bytes, &info, decode_size_for(&info, stored_needed))?;
+    let bitmap = decoded.bitmap.without_opaque_alpha();
+    let bitmap = shrunk_by_halves(bitmap, stored_needed).map_err(RenderError::Encode)?;
+    let bitmap = colour::to_srgb(bitmap.oriented(info.orientation), decoded.icc.as_deref());
+    let exif = decoded
+        .exif
+        .as_deref()
+        .map(|e| exif::with_upright_orientation(e.strip_prefix(b"Exif\0\0").unwrap_or(e)));
+    Ok(WorkingCopy::new(bitmap, (up_w, up_h), exif))
+}
+
+/// The output size of `spec` on an upright `width`×`height` source, refused past the largest side a
+/// variant may have (before anything is decoded or resampled).
+fn checked_layout(
+    width: u32,
+    height: u32,
+    spec: &VariantSpec,
+    focus: Focus,
+) -> Result<geometry::Layout, RenderError> {
+    let layout = geometry::layout(width, height, spec, focus);
     let (canvas_w, canvas_h) = layout.canvas;
     if canvas_w > MAX_VARIANT_SIDE || canvas_h > MAX_VARIANT_SIDE {
         return Err(RenderError::Encode(format!(
             "the output would be {canvas_w}×{canvas_h}, beyond {MAX_VARIANT_SIDE} pixels per side"
         )));
     }
+    Ok(layout)
+}
+
+/// Renders one variant from a working copy. `focus` (fractions of the upright image) steers cover
+/// crops when the spec follows it; without one the crop is centred. The working copy is only read.
+pub fn render_working(
+    working: &WorkingCopy,
+    spec: &VariantSpec,
+    focus: Option<Focus>,
+) -> Result<Rendered, RenderError> {
+    spec.validate().map_err(RenderError::InvalidSpec)?;
+    let focus = match (spec.follow_focus, focus) {
+        (true, Some(f)) => f.clamped(),
+        _ => Focus::CENTRE,
+    };
+    let (up_w, up_h) = working.upright_size();
+    let layout = checked_layout(up_w, up_h, spec, focus)?;
     let (sx, sy, sw, sh) = layout.source;
-    let needed = (
-        (u64::from(info.upright_width) * u64::from(layout.resized.0)).div_ceil(u64::from(sw))
-            as u32,
-        (u64::from(info.upright_height) * u64::from(layout.resized.1)).div_ceil(u64::from(sh))
-            as u32,
-    );
-    let decoded = decode::decode(bytes, &info, decode_size_for(&info, needed))?;
-    let bitmap = decoded.bitmap.without_opaque_alpha();
-    // The region in decoded pixels (the decode may be smaller than the header's size).
-    let fx = f64::from(bitmap.width) / f64::from(info.upright_width);
-    let fy = f64::from(bitmap.height) / f64::from(info.upright_height);
+    let bitmap = &working.bitmap;
+    // The region in working-copy pixels (the copy may be smaller than the upright source).
+    let fx = f64::from(bitmap.width) / f64::from(up_w);
+    let fy = f64::from(bitmap.height) / f64::from(up_h);
     // Clamped: scaling by a ratio can overshoot the edge by a rounding error, which the resizer refuses.
     let (x, y) = (f64::from(sx) * fx, f64::from(sy) * fy);
     let region = (
@@ -145,13 +250,10 @@ pub fn render(
         (f64::from(sw) * fx).min(f64::from(bitmap.width) - x),
         (f64::from(sh) * fy).min(f64::from(bitmap.height) - y),
     );
-    let bitmap = bitmap
+    let mut bitmap = bitmap
         .resized(region, layout.resized.0, layout.resized.1)
         .map_err(RenderError::Encode)?;
-    let mut bitmap = colour::to_srgb(bitmap, decoded.icc.as_deref());
-
-    let keeps_alpha = spec.format.supports_alpha();
-    if !keeps_alpha {
+    if !spec.format.supports_alpha() {
         bitmap = bitmap.flattened(spec.flatten_colour());
     }
     if layout.letterboxed() {
@@ -160,10 +262,7 @@ pub fn render(
     let metadata = if spec.keep_metadata {
         encode::Metadata {
             icc: colour::srgb_icc(),
-            exif: decoded
-                .exif
-                .as_deref()
-                .map(|e| exif::with_upright_orientation(e.strip_prefix(b"Exif\0\0").unwrap_or(e))),
+            exif: working.exif().map(<[u8]>::to_vec),
         }
     } else {
         encode::Metadata::default()
@@ -182,6 +281,22 @@ pub fn render(
         height: bitmap.height,
         format: spec.format,
     })
+}
+
+/// Renders one variant of an encoded image: [`decode_working_copy`] for this variant alone, then
+/// [`render_working`] (the CLI and the bench; the pipeline keeps the working copy between stages).
+pub fn render(
+    bytes: &[u8],
+    spec: &VariantSpec,
+    focus: Option<Focus>,
+    limits: &Limits,
+) -> Result<Rendered, RenderError> {
+    spec.validate().map_err(RenderError::InvalidSpec)?;
+    let info = probe_whole(bytes, limits)?;
+    // Refuse an impossible output before decoding anything.
+    checked_layout(info.upright_width, info.upright_height, spec, Focus::CENTRE)?;
+    let working = decode_working_copy(bytes, limits, std::slice::from_ref(spec), None)?;
+    render_working(&working, spec, focus)
 }
 
 /// Places the resized image on the output canvas. The letterbox is the spec's background colour, or,
@@ -204,36 +319,29 @@ fn letterbox(bitmap: Bitmap, canvas: (u32, u32), offset: (u32, u32), spec: &Vari
         .placed_on_canvas(canvas.0, canvas.1, offset, &fill)
 }
 
-/// An upright sRGB 8-bit RGB preview whose longest side is at most `max_side` (alpha flattened onto
-/// white), decoded at a reduced scale when possible: what face detectors look at.
+/// An upright sRGB 8-bit RGB image of the working copy whose longest side is at most `max_side` (alpha
+/// flattened onto white): what face detectors look at. Its size is the source's upright size scaled
+/// down (never up), whatever the working copy's own size, so detections map back as fractions.
+pub fn face_preview(working: &WorkingCopy, max_side: u32) -> Result<image::RgbImage, RenderError> {
+    let (up_w, up_h) = working.upright_size();
+    let target = preview_size(up_w, up_h, max_side);
+    let bitmap = &working.bitmap;
+    let full = (0.0, 0.0, f64::from(bitmap.width), f64::from(bitmap.height));
+    let bitmap = bitmap
+        .resized(full, target.0, target.1)
+        .map_err(RenderError::Encode)?
+        .flattened(crate::spec::Rgb::WHITE)
+        .converted(Channels::Rgb);
+    image::RgbImage::from_raw(bitmap.width, bitmap.height, bitmap.data)
+        .ok_or_else(|| RenderError::Encode("preview buffer size mismatch".into()))
+}
+
+/// [`decode_working_copy`] for a preview alone, then [`face_preview`].
 pub fn decode_preview(
     bytes: &[u8],
     max_side: u32,
     limits: &Limits,
 ) -> Result<image::RgbImage, RenderError> {
-    let info = probe_whole(bytes, limits)?;
-    let (up_w, up_h) = (info.upright_width, info.upright_height);
-    let longest = up_w.max(up_h);
-    let max_side = max_side.max(1);
-    let target = if longest <= max_side {
-        (up_w, up_h)
-    } else {
-        let scale = |v: u32| {
-            ((u64::from(v) * u64::from(max_side) + u64::from(longest) / 2) / u64::from(longest))
-                .max(1) as u32
-        };
-        (scale(up_w).min(max_side), scale(up_h).min(max_side))
-    };
-    let decoded = decode::decode(bytes, &info, decode_size_for(&info, target))?;
-    let bitmap = decoded
-        .bitmap
-        .flattened(crate::spec::Rgb::WHITE)
-        .converted(Channels::Rgb);
-    let full = (0.0, 0.0, f64::from(bitmap.width), f64::from(bitmap.height));
-    let bitmap = bitmap
-        .resized(full, target.0, target.1)
-        .map_err(RenderError::Encode)?;
-    let bitmap = colour::to_srgb(bitmap, decoded.icc.as_deref());
-    image::RgbImage::from_raw(bitmap.width, bitmap.height, bitmap.data)
-        .ok_or_else(|| RenderError::Encode("preview buffer size mismatch".into()))
+    let working = decode_working_copy(bytes, limits, &[], Some(max_side))?;
+    face_preview(&working, max_side)
 }

@@ -1,0 +1,391 @@
+//! The working copy: the source decoded once (upright, 8-bit sRGB, at the smallest scale that serves
+//! every variant of the profile and the face detector), stored between the pipeline's stages.
+//!
+//! Encoded form (version 1), little-endian:
+//!
+//! ```text
+//! 0   "FTWC"                      magic
+//! 4   u8  version (1)
+//! 5   u8  channels (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA)
+//! 6   u8  compression (1 = LZ4 block of the row-delta-filtered pixels)
+//! 7   u8  0
+//! 8   u32 width      12 u32 height             the working copy's pixels
+//! 16  u32 upright width   20 u32 upright height    the source's, so crops and focus map exactly
+//! 24  u32 EXIF length     28 u64 payload length
+//! 36  u32 CRC-32 of bytes 0..36, the EXIF and the unfiltered pixels
+//! 40  EXIF (TIFF-structured, orientation 1), then the payload
+//! ```
+//!
+//! Every size is checked against the others and against the profile's limits before anything is
+//! allocated, and the checksum covers everything else: a truncated or altered copy is a typed error.
+
+use super::bitmap::{Bitmap, Channels};
+use crate::spec::Limits;
+
+const MAGIC: &[u8; 4] = b"FTWC";
+const VERSION: u8 = 1;
+const COMPRESSION_LZ4_DELTA: u8 = 1;
+const HEADER_LEN: usize = 40;
+/// More EXIF than any camera writes (a JPEG APP1 segment holds at most 64 KiB).
+const MAX_EXIF_LEN: usize = 1 << 20;
+/// LZ4 cannot expand a byte into more than 255 (a match of 255+ bytes costs at least one byte): a
+/// payload claiming more pixels than this ratio allows is inconsistent, whatever its header says.
+const MAX_LZ4_RATIO: u64 = 255;
+
+/// Upright, 8-bit sRGB pixels of a source at a reduced scale, with what rendering needs besides them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkingCopy {
+    pub(crate) bitmap: Bitmap,
+    upright_width: u32,
+    upright_height: u32,
+    exif: Option<Vec<u8>>,
+}
+
+/// Why bytes are not a usable working copy. Never the upload's fault: the copy was damaged,
+/// truncated or written by another version of this code (decode the source again).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkingCopyError {
+    #[error("the working copy is truncated: {0}")]
+    Truncated(String),
+    #[error("not a working copy of a version this build reads: {0}")]
+    UnknownFormat(String),
+    #[error("the working copy is inconsistent: {0}")]
+    Inconsistent(String),
+    #[error("the working copy has more pixels than the profile allows: {0}")]
+    TooManyPixels(String),
+}
+
+impl WorkingCopy {
+    /// The object's `Content-Type`.
+    pub const CONTENT_TYPE: &'static str = "application/vnd.ferrotype.working-copy";
+    /// The object key's extension (docs/CONTRACTS.md: `<work prefix><key>/<version tag>.ftwc`).
+    pub const FILE_EXTENSION: &'static str = "ftwc";
+
+    pub(crate) fn new(bitmap: Bitmap, upright: (u32, u32), exif: Option<Vec<u8>>) -> WorkingCopy {
+        WorkingCopy {
+            bitmap,
+            upright_width: upright.0,
+            upright_height: upright.1,
+            exif: exif.filter(|e| !e.is_empty() && e.len() <= MAX_EXIF_LEN),
+        }
+    }
+
+    /// The working copy's own size in pixels (at most the source's upright size).
+    pub fn width(&self) -> u32 {
+        self.bitmap.width
+    }
+
+    pub fn height(&self) -> u32 {
+        self.bitmap.height
+    }
+
+    /// The source's upright size: layouts, crops and focus fractions refer to it.
+    pub fn upright_size(&self) -> (u32, u32) {
+        (self.upright_width, self.upright_height)
+    }
+
+    pub fn channels(&self) -> Channels {
+        self.bitmap.channels
+    }
+
+    /// Interleaved 8-bit sRGB samples, row after row.
+    pub fn pixels(&self) -> &[u8] {
+        &self.bitmap.data
+    }
+
+    /// The EXIF block `keepMetadata` variants embed (TIFF-structured, orientation already 1).
+    pub fn exif(&self) -> Option<&[u8]> {
+        self.exif.as_deref()
+    }
+
+    /// Bytes the decoded pixels occupy in memory.
+    pub fn pixel_bytes(&self) -> usize {
+        self.bitmap.data.len()
+    }
+
+    /// The stored form (see the module documentation).
+    pub fn encode(&self) -> Vec<u8> {
+        let filtered = delta_filtered(&self.bitmap);
+        let payload = lz4_flex::block::compress(&filtered);
+        drop(filtered);
+        let exif = self.exif.as_deref().unwrap_or_default();
+        let mut out = Vec::with_capacity(HEADER_LEN + exif.len() + payload.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&[
+            VERSION,
+            self.bitmap.channels.count() as u8,
+            COMPRESSION_LZ4_DELTA,
+            0,
+        ]);
+        for value in [
+            self.bitmap.width,
+            self.bitmap.height,
+            self.upright_width,
+            self.upright_height,
+            exif.len() as u32,
+        ] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        let checksum = checksum(&out, exif, &self.bitmap.data);
+        out.extend_from_slice(&checksum.to_le_bytes());
+        out.extend_from_slice(exif);
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    /// Reads a stored working copy, refusing anything whose sizes disagree, that exceeds `limits`, or
+    /// whose pixels fail their checksum, before allocating more than the pixels `limits` allow.
+    pub fn decode(bytes: &[u8], limits: &Limits) -> Result<WorkingCopy, WorkingCopyError> {
+        use WorkingCopyError::{Inconsistent, Truncated, UnknownFormat};
+        if bytes.len() < HEADER_LEN {
+            return Err(Truncated(format!(
+                "{} bytes, shorter than its {HEADER_LEN}-byte header",
+                bytes.len()
+            )));
+        }
+        if &bytes[..4] != MAGIC {
+            return Err(UnknownFormat("the magic number is missing".into()));
+        }
+        if bytes[4] != VERSION || bytes[6] != COMPRESSION_LZ4_DELTA || bytes[7] != 0 {
+            return Err(UnknownFormat(format!(
+                "version {}, compression {}",
+                bytes[4], bytes[6]
+            )));
+        }
+        let channels = match bytes[5] {
+            1 => Channels::Grey,
+            2 => Channels::GreyAlpha,
+            3 => Channels::Rgb,
+            4 => Channels::Rgba,
+            other => return Err(Inconsistent(format!("{other} channels"))),
+        };
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let (width, height) = (u32_at(8), u32_at(12));
+        let (upright_width, upright_height) = (u32_at(16), u32_at(20));
+        let exif_len = u32_at(24) as usize;
+        let payload_len = u64::from_le_bytes(bytes[28..36].try_into().unwrap());
+        let checksum = u32_at(36);
+        if width == 0 || height == 0 || width > upright_width || height > upright_height {
+            return Err(Inconsistent(format!(
+                "{width}×{height} pixels for a {upright_width}×{upright_height} source"
+            )));
+        }
+        let upright_pixels = u64::from(upright_width) * u64::from(upright_height);
+        if upright_pixels > limits.max_pixels {
+            return Err(WorkingCopyError::TooManyPixels(format!(
+                "a source of {upright_pixels} pixels, the limit is {}",
+                limits.max_pixels
+            )));
+        }
+        if exif_len > MAX_EXIF_LEN {
+            return Err(Inconsistent(format!("{exif_len} bytes of EXIF")));
+        }
+        let expected_len = (HEADER_LEN + exif_len) as u64 + payload_len;
+        match (bytes.len() as u64).cmp(&expected_len) {
+            std::cmp::Ordering::Less => {
+                return Err(Truncated(format!(
+                    "{} of {expected_len} bytes",
+                    bytes.len()
+                )))
+            }
+            std::cmp::Ordering::Greater => {
+                return Err(Inconsistent(format!(
+                    "{} bytes where the header accounts for {expected_len}",
+                    bytes.len()
+                )))
+            }
+            std::cmp::Ordering::Equal => {}
+        }
+        let raw_len = u64::from(width) * u64::from(height) * channels.count() as u64;
+        if raw_len > payload_len.saturating_mul(MAX_LZ4_RATIO) {
+            return Err(Inconsistent(format!(
+                "{payload_len} compressed bytes cannot hold {raw_len}"
+            )));
+        }
+        let exif = &bytes[HEADER_LEN..HEADER_LEN + exif_len];
+        let payload = &bytes[HEADER_LEN + exif_len..];
+        let mut data = vec![0u8; raw_len as usize];
+        let written = lz4_flex::block::decompress_into(payload, &mut data)
+            .map_err(|e| Inconsistent(format!("the pixels do not decompress: {e}")))?;
+        if written != data.len() {
+            return Err(Inconsistent(format!(
+                "{written} of {raw_len} pixel bytes decompressed"
+            )));
+        }
+        let bitmap = Bitmap::new(width, height, channels, data);
+        let bitmap = delta_unfiltered(bitmap);
+        if self::checksum(&bytes[..36], exif, &bitmap.data) != checksum {
+            return Err(Inconsistent("the checksum does not match".into()));
+        }
+        Ok(WorkingCopy::new(
+            bitmap,
+            (upright_width, upright_height),
+            (!exif.is_empty()).then(|| exif.to_vec()),
+        ))
+    }
+}
+
+fn checksum(header: &[u8], exif: &[u8], pixels: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(header);
+    hasher.update(exif);
+    hasher.update(pixels);
+    hasher.finalize()
+}
+
+/// Each sample minus the same sample of the pixel to its left (PNG's "Sub" filter): photos become
+/// runs of small numbers that LZ4 finds matches in (measured in bench: see README "working copy").
+fn delta_filtered(bitmap: &Bitmap) -> Vec<u8> {
+    match bitmap.channels.count() {
+        1 => delta_filtered_n::<1>(bitmap),
+        2 => delta_filtered_n::<2>(bitmap),
+        3 => delta_filtered_n::<3>(bitmap),
+        _ => delta_filtered_n::<4>(bitmap),
+    }
+}
+
+fn delta_unfiltered(bitmap: Bitmap) -> Bitmap {
+    match bitmap.channels.count() {
+        1 => delta_unfiltered_n::<1>(bitmap),
+        2 => delta_unfiltered_n::<2>(bitmap),
+        3 => delta_unfiltered_n::<3>(bitmap),
+        _ => delta_unfiltered_n::<4>(bitmap),
+    }
+}
+
+// Pixel by pixel with the previous pixel in registers: the byte-wise loop's chain through memory
+// made decoding the copy ten times slower than decompressing it.
+fn delta_filtered_n<const N: usize>(bitmap: &Bitmap) -> Vec<u8> {
+    let row_len = bitmap.width as usize * N;
+    let mut out = vec![0u8; bitmap.data.len()];
+    for (row, dst) in bitmap
+        .data
+        .chunks_exact(row_len)
+        .zip(out.chunks_exact_mut(row_len))
+    {
+        let mut previous = [0u8; N];
+        for (pixel, delta) in row.chunks_exact(N).zip(dst.chunks_exact_mut(N)) {
+            for c in 0..N {
+                delta[c] = pixel[c].wrapping_sub(previous[c]);
+                previous[c] = pixel[c];
+            }
+        }
+    }
+    out
+}
+
+fn delta_unfiltered_n<const N: usize>(mut bitmap: Bitmap) -> Bitmap {
+    let row_len = bitmap.width as usize * N;
+    for row in bitmap.data.chunks_exact_mut(row_len) {
+        let mut previous = [0u8; N];
+        for pixel in row.chunks_exact_mut(N) {
+            for c in 0..N {
+                previous[c] = previous[c].wrapping_add(pixel[c]);
+                pixel[c] = previous[c];
+            }
+        }
+    }
+    bitmap
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> WorkingCopy {
+        let (w, h) = (37u32, 23u32);
+        let data = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
+        WorkingCopy::new(
+            Bitmap::new(w, h, Channels::Rgb, data),
+            (74, 46),
+            Some(b"II*\0exif".to_vec()),
+        )
+    }
+
+    #[test]
+    fn round_trips_every_channel_layout() {
+        for channels in [
+            Channels::Grey,
+            Channels::GreyAlpha,
+            Channels::Rgb,
+            Channels::Rgba,
+        ] {
+            let (w, h) = (5u32, 3u32);
+            let data = (0..w as usize * h as usize * channels.count())
+                .map(|i| (i * 31 % 256) as u8)
+                .collect();
+            let copy = WorkingCopy::new(Bitmap::new(w, h, channels, data), (w, h), None);
+            let back = WorkingCopy::decode(&copy.encode(), &Limits::default()).unwrap();
+            assert_eq!(back, copy, "{channels:?}");
+        }
+        let copy = sample();
+        assert_eq!(
+            WorkingCopy::decode(&copy.encode(), &Limits::default()).unwrap(),
+            copy
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_a_typed_error() {
+        let bytes = sample().encode();
+        for len in 0..bytes.len() {
+            assert!(
+                WorkingCopy::decode(&bytes[..len], &Limits::default()).is_err(),
+                "{len} bytes"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            WorkingCopy::decode(&longer, &Limits::default()),
+            Err(WorkingCopyError::Inconsistent(_))
+        ));
+    }
+
+    #[test]
+    fn every_flipped_byte_is_refused_or_changes_nothing() {
+        // A flipped LZ4 match offset may point at equal bytes and decompress to the same pixels;
+        // anything that changes what the copy says must be refused.
+        let copy = sample();
+        let bytes = copy.encode();
+        for at in 0..bytes.len() {
+            for flip in [0x01, 0x5A, 0x80] {
+                let mut tampered = bytes.clone();
+                tampered[at] ^= flip;
+                if let Ok(decoded) = WorkingCopy::decode(&tampered, &Limits::default()) {
+                    assert!(
+                        at >= HEADER_LEN,
+                        "header byte {at} ^ {flip:#x} was accepted"
+                    );
+                    assert_eq!(decoded, copy, "byte {at} ^ {flip:#x} changed the copy");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn huge_claims_are_refused_before_allocating() {
+        let mut bytes = sample().encode();
+        // 65535×65535 pixels of a 65535×65535 source: beyond the default 100 MP.
+        for at in [8, 12, 16, 20] {
+            bytes[at..at + 4].copy_from_slice(&65535u32.to_le_bytes());
+        }
+        assert!(matches!(
+            WorkingCopy::decode(&bytes, &Limits::default()),
+            Err(WorkingCopyError::TooManyPixels(_))
+        ));
+        // Within the limit, but far more pixels than the payload can hold.
+        let mut bytes = sample().encode();
+        for at in [8, 16] {
+            bytes[at..at + 4].copy_from_slice(&9000u32.to_le_bytes());
+        }
+        for at in [12, 20] {
+            bytes[at..at + 4].copy_from_slice(&9000u32.to_le_bytes());
+        }
+        assert!(matches!(
+            WorkingCopy::decode(&bytes, &Limits::default()),
+            Err(WorkingCopyError::Inconsistent(_))
+        ));
+    }
+}
