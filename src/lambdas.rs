@@ -75,7 +75,7 @@ impl Lambdas {
     ) -> Lambdas {
         Lambdas {
             handlers: Arc::new(Handlers {
-                validate: validate::Validate::new(s3.clone(), config.clone()),
+                validate: validate::Validate::new(s3.clone(), config.clone(), output_bucket),
                 detect_faces: detect_faces::DetectFaces::new(
                     s3.clone(),
                     config.clone(),

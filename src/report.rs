@@ -379,6 +379,7 @@ mod tests {
             key: "uploads/p.jpg".into(),
             version_id: None,
             etag: "\"e\"".into(),
+            sequencer: None,
             size: 1000,
             format,
             width,
@@ -408,6 +409,7 @@ mod tests {
             status,
             bucket: "input".into(),
             key: "uploads/p.jpg".into(),
+            version: Some("0123456789abcdef".into()),
             source,
             profile: Some("default".into()),
             focus: Some(Focus::new(0.5, 0.2)),
@@ -417,6 +419,8 @@ mod tests {
             started_at: "t".into(),
             recorded_at: "t".into(),
             error: None,
+            retained: Vec::new(),
+            retired: Vec::new(),
         }
     }
 

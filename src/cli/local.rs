@@ -10,7 +10,7 @@ use clap::error::ErrorKind;
 use clap::{Args, Subcommand, ValueEnum};
 use ferrotype::local::{LocalPipeline, LocalSettings};
 use ferrotype_core::config::Config;
-use ferrotype_core::event::ObjectCreatedEvent;
+use ferrotype_core::event::ObjectEvent;
 use ferrotype_executor::ExecutionStatus;
 use tokio::sync::Semaphore;
 
@@ -407,7 +407,7 @@ async fn redrive_one(pipeline: &LocalPipeline, id: &str) -> Outcome {
     };
     match pipeline.redrive(id).await {
         Ok(record) => {
-            let key = ObjectCreatedEvent::from_value(record.input.clone())
+            let key = serde_json::from_value::<ObjectEvent>(record.input.clone())
                 .ok()
                 .and_then(|event| event.candidate_keys().into_iter().next());
             if let Some(key) = key {

@@ -456,7 +456,7 @@ fn smart_focus(
         return Ok(FaceDetection::none());
     }
     let started = Instant::now();
-    let preview = decode_preview(bytes, detect_faces::BUILTIN_PREVIEW_SIDE, &job.limits)?;
+    let preview = decode_preview(bytes, BuiltinDetector::PREVIEW_SIDE, &job.limits)?;
     let detection = match BuiltinDetector::new().detect_blocking(&preview) {
         Ok(faces) => FaceDetection::new(DetectorKind::Builtin, faces),
         Err(err) => {

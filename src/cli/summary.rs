@@ -28,11 +28,12 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// succeeded, rejected (ended as designed) or failed.
+    /// succeeded, rejected (ended as designed: the execution succeeds and the manifest says why) or
+    /// failed.
     pub fn status(&self) -> &'static str {
         match (&self.record, self.manifest.as_ref().map(|m| m.status)) {
-            (Some(record), _) if record.status == ExecutionStatus::Succeeded => "succeeded",
             (Some(_), Some(ManifestStatus::Rejected)) => "rejected",
+            (Some(record), _) if record.status == ExecutionStatus::Succeeded => "succeeded",
             _ => "failed",
         }
     }

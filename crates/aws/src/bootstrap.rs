@@ -2,8 +2,8 @@
 //! environment read once, and the runtime loop with stable error names.
 //!
 //! Logs: one JSON object per line (`{"level", "fields": {"message", …}, "spans"}`), one `message` each.
-//! Every invocation ends with exactly one line: `done` at INFO, a rejection at WARN, any other failure
-//! at ERROR; each carries `duration_ms`, and failures `error` (the stable error name) with the message
+//! Every invocation ends with exactly one line: `done` at INFO (and a superseded upload, which is not a
+//! failure: a newer upload took over), a rejection at WARN, any other failure at ERROR; each carries `duration_ms`, and failures `error` (the stable error name) with the message
 //! `<name>: <text>`.
 
 use std::future::Future;
@@ -175,6 +175,10 @@ fn log_outcome<O>(result: &Result<O, StageError>, elapsed: std::time::Duration) 
     let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
     match result {
         Ok(_) => tracing::info!(duration_ms, "done"),
+        // A newer upload (or a deletion) took over: the state machine cleans up and succeeds.
+        Err(err @ StageError::Superseded(_)) => {
+            tracing::info!(error = err.name(), duration_ms, "{}: {err}", err.name())
+        }
         // The uploader's mistake, recorded as designed: worth a look, not a page.
         Err(err @ StageError::Rejected(_)) => {
             tracing::warn!(error = err.name(), duration_ms, "{}: {err}", err.name())

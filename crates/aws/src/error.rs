@@ -78,6 +78,18 @@ impl From<StageError> for lambda_runtime::Diagnostic {
     }
 }
 
+/// What a decode or a render refused: the upload's fault is a rejection, a spec that cannot be rendered a
+/// configuration error, anything else a render failure.
+impl From<ferrotype_core::RenderError> for StageError {
+    fn from(error: ferrotype_core::RenderError) -> Self {
+        match error {
+            ferrotype_core::RenderError::Rejected(rejection) => StageError::Rejected(rejection),
+            ferrotype_core::RenderError::InvalidSpec(spec) => StageError::Config(spec.to_string()),
+            ferrotype_core::RenderError::Encode(message) => StageError::RenderFailed(message),
+        }
+    }
+}
+
 impl From<ferrotype_core::config::ConfigError> for StageError {
     fn from(error: ferrotype_core::config::ConfigError) -> Self {
         StageError::Config(error.to_string())
@@ -125,6 +137,13 @@ where
                 (None, Some(code)) => code.to_owned(),
                 (None, None) => "an unreadable answer".to_owned(),
             };
+            // A modeled error made without a response's metadata (an SDK-boundary mock) names itself
+            // only in its Display text.
+            if error.code().is_none() {
+                if let Some(service) = error.as_service_error() {
+                    return format!("{answer}: {}", one_line(&service.to_string()));
+                }
+            }
             match error.message().map(one_line) {
                 Some(message) if !message.is_empty() => format!("{answer}: {message}"),
                 _ if matches!(error, SdkError::ResponseError(_)) => {

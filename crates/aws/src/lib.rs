@@ -6,6 +6,7 @@ pub mod bootstrap;
 mod error;
 pub mod rekognition;
 pub mod s3;
+pub mod working_copy;
 
 pub use error::{describe_sdk_error, StageError};
 pub use rekognition::RekognitionDetector;

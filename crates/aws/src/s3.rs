@@ -114,7 +114,8 @@ where
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = service.err().code().unwrap_or_default();
-            if THROTTLING_CODES.contains(&code) || status == 429 {
+            // S3 answers 503 only to say "slow down"; a HEAD's 503 has no body to name the code.
+            if THROTTLING_CODES.contains(&code) || status == 429 || status == 503 {
                 S3ErrorKind::Throttled
             } else if TRANSIENT_CODES.contains(&code) || status >= 500 {
                 S3ErrorKind::Transient

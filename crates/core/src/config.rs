@@ -73,12 +73,26 @@ pub enum SmartCrop {
     Off,
 }
 
+/// Rekognition finds faces of at least 40×40 px in a 1920×1080 image (FACTS.md): a larger preview gains
+/// nothing, and ratios are scale-invariant.
+pub const REKOGNITION_PREVIEW_SIDE: u32 = 1920;
+
 impl SmartCrop {
     pub fn as_str(self) -> &'static str {
         match self {
             SmartCrop::Rekognition => "rekognition",
             SmartCrop::Builtin => "builtin",
             SmartCrop::Off => "off",
+        }
+    }
+
+    /// The longest side of the upright preview this mode's detector looks at (None: no detection). The
+    /// working copy is kept large enough to make it.
+    pub fn preview_side(self) -> Option<u32> {
+        match self {
+            SmartCrop::Rekognition => Some(REKOGNITION_PREVIEW_SIDE),
+            SmartCrop::Builtin => Some(crate::faces::BuiltinDetector::PREVIEW_SIDE),
+            SmartCrop::Off => None,
         }
     }
 }

@@ -37,6 +37,19 @@ pub struct Source {
     pub upright_height: u32,
 }
 
+/// Where validate stored the working copy (the upload decoded once), and its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkingCopyRef {
+    pub bucket: String,
+    pub key: String,
+    /// The working copy's pixels (the source's upright size, or a reduced scale of it).
+    pub width: u32,
+    pub height: u32,
+    /// The stored object's size.
+    pub bytes: u64,
+}
+
 /// Output of validate (at `$.image`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -49,6 +62,7 @@ pub struct ValidatedImage {
     pub detect_faces: bool,
     pub max_concurrency: u32,
     pub variants: Vec<VariantSpec>,
+    pub working_copy: WorkingCopyRef,
 }
 
 /// Input of detect-faces.
@@ -57,6 +71,8 @@ pub struct ValidatedImage {
 pub struct DetectFacesRequest {
     pub source: Source,
     pub smart_crop: SmartCrop,
+    pub version: String,
+    pub working_copy: WorkingCopyRef,
 }
 
 /// Input of render-variant: one Map iteration.
@@ -66,6 +82,7 @@ pub struct RenderRequest {
     pub source: Source,
     pub profile: String,
     pub version: String,
+    pub working_copy: WorkingCopyRef,
     /// What detect-faces found (or the centre focus): the focus and the faces steer cover crops.
     pub faces: FaceDetection,
     pub variant: VariantSpec,

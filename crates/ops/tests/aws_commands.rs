@@ -465,12 +465,13 @@ fn event_types_the_executor_does_not_model_are_kept_as_unknown() {
     let converted = ferrotype_ops::history::convert_event(&activity);
     assert_eq!(converted.event_type, ferrotype_executor::EventType::Unknown);
     assert_eq!((converted.id, converted.previous_event_id), (5, 4));
+    // The Distributed Map's events are modelled (the executor runs Map Runs).
     let map_run = event(6, 5, HistoryEventType::MapRunStarted, 0)
         .build()
         .unwrap();
     assert_eq!(
         ferrotype_ops::history::convert_event(&map_run).event_type,
-        ferrotype_executor::EventType::Unknown
+        ferrotype_executor::EventType::MapRunStarted
     );
 }
 

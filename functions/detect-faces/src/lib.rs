@@ -1,21 +1,16 @@
-//! detect-faces: finds the faces in the validated source to centre smart crops on them. Reads the source
-//! (pinned), decodes an upright preview and runs the detector the profile chose. Any failure is caught
-//! by the state machine, which falls back to a centred focus.
+//! detect-faces: finds the faces in the validated source to centre smart crops on them. Reads the
+//! working copy validate made (the upload decoded once, upright), scales it to the preview the profile's
+//! detector looks at and runs that detector. A superseded upload ends here as `Ferrotype.Superseded`;
+//! any other failure is caught by the state machine, which falls back to a centred focus.
 
 use std::sync::Arc;
 
-use ferrotype_aws::{ObjectStore, Pin, StageError};
+use ferrotype_aws::{working_copy, ObjectStore, StageError};
 use ferrotype_core::config::{Config, SmartCrop};
 use ferrotype_core::faces::{FaceDetection, FaceDetector};
+use ferrotype_core::face_preview;
 use ferrotype_core::pipeline::DetectFacesRequest;
-use ferrotype_core::{decode_preview, RenderError};
 use lambda_runtime::LambdaEvent;
-
-/// Longest side of the preview the built-in detector gets: faces stay large enough to find, and the
-/// detector's time stays bounded whatever the upload's size.
-pub const BUILTIN_PREVIEW_SIDE: u32 = 1600;
-/// Rekognition finds faces of at least 40×40 px in a 1920×1080 image; a larger preview gains nothing.
-pub const REKOGNITION_PREVIEW_SIDE: u32 = 1920;
 
 /// Faces Rekognition is less sure of are ignored (it reports >99 % for clear faces).
 pub const REKOGNITION_MIN_CONFIDENCE: f64 = 0.9;
@@ -50,22 +45,16 @@ impl DetectFaces {
         self
     }
 
-    fn detector(
-        &self,
-        smart_crop: SmartCrop,
-    ) -> Result<Option<(&dyn FaceDetector, u32)>, StageError> {
+    fn detector(&self, smart_crop: SmartCrop) -> Result<Option<&dyn FaceDetector>, StageError> {
         Ok(match smart_crop {
             SmartCrop::Off => None,
-            SmartCrop::Builtin => Some((self.builtin.as_ref(), BUILTIN_PREVIEW_SIDE)),
-            SmartCrop::Rekognition => {
-                let rekognition = self.rekognition.as_deref().ok_or_else(|| {
-                    StageError::Config(
-                        "smartCrop is \"rekognition\" but no Rekognition client is configured here"
-                            .to_owned(),
-                    )
-                })?;
-                Some((rekognition, REKOGNITION_PREVIEW_SIDE))
-            }
+            SmartCrop::Builtin => Some(self.builtin.as_ref()),
+            SmartCrop::Rekognition => Some(self.rekognition.as_deref().ok_or_else(|| {
+                StageError::Config(
+                    "smartCrop is \"rekognition\" but no Rekognition client is configured here"
+                        .to_owned(),
+                )
+            })?),
         })
     }
 }
@@ -87,39 +76,27 @@ pub async fn handler(
     deps: &DetectFaces,
     event: LambdaEvent<DetectFacesRequest>,
 ) -> Result<FaceDetection, StageError> {
-    let DetectFacesRequest { source, smart_crop } = event.payload;
-    let Some((detector, preview_side)) = deps.detector(smart_crop)? else {
+    let DetectFacesRequest {
+        source,
+        smart_crop,
+        version,
+        working_copy,
+    } = event.payload;
+    let (Some(detector), Some(preview_side)) =
+        (deps.detector(smart_crop)?, smart_crop.preview_side())
+    else {
         return Ok(FaceDetection::none());
     };
-    let limits = deps
-        .config
-        .profile_for_key(&source.key)
-        .map(|profile| profile.limits.clone())
-        .ok_or_else(|| {
-            StageError::BadEvent(format!(
-                "s3://{}/{} is under no profile prefix",
-                source.bucket, source.key
-            ))
-        })?;
-    let pin = Pin {
-        etag: source.etag.clone(),
-        version_id: source.version_id.clone(),
-    };
-    let bytes = deps
-        .s3
-        .get(&source.bucket, &source.key, &pin, source.size)
-        .await?;
-    let preview = ferrotype_aws::run_cpu(move || decode_preview(&bytes, preview_side, &limits))
-        .await
-        .map_err(|err| StageError::FaceDetection(format!("the preview task failed: {err}")))?
-        .map_err(|err| match err {
-            RenderError::Rejected(rejection) => StageError::FaceDetection(format!(
-                "the source cannot be decoded for face detection: {}: {}",
-                rejection.error_name(),
-                rejection.message
-            )),
-            other => StageError::FaceDetection(format!("the preview could not be made: {other}")),
-        })?;
+    let profile = deps.config.profile_for_key(&source.key).ok_or_else(|| {
+        StageError::BadEvent(format!(
+            "s3://{}/{} is under no profile prefix",
+            source.bucket, source.key
+        ))
+    })?;
+    let copy = working_copy::load(&deps.s3, &working_copy, &source, profile, &version).await?;
+    let preview = ferrotype_aws::run_cpu(move || face_preview(&copy, preview_side))
+        .await?
+        .map_err(|err| StageError::FaceDetection(format!("the preview could not be made: {err}")))?;
     let detection = detector.detect_focus(&preview).await?;
     tracing::info!(
         key = source.key,

@@ -13,7 +13,7 @@ use ferrotype_core::config::SmartCrop;
 use ferrotype_core::faces::{BuiltinDetector, DetectorKind, FaceDetection};
 use ferrotype_core::pipeline::{DetectFacesRequest, ValidatedImage};
 use ferrotype_core::Focus;
-use ferrotype_local_s3::testing;
+use ferrotype_local_s3::testing::{self, OUTPUT_BUCKET};
 use ferrotype_local_s3::{Fault, FaultRule, LocalS3, S3Op};
 
 /// A real portrait (committed with the samples of the local run).
@@ -21,7 +21,7 @@ const PORTRAIT: &[u8] = include_bytes!("../../../samples/portrait.jpg");
 
 async fn validated(server: &LocalS3, key: &str, body: &[u8]) -> ValidatedImage {
     let event = testing::upload_with_event(&server.client(), key, body).await;
-    let deps = validate::Validate::new(server.client(), testing::test_config());
+    let deps = validate::Validate::new(server.client(), testing::test_config(), OUTPUT_BUCKET);
     validate::handler(&deps, testing::lambda_event(event))
         .await
         .expect("the fixture validates")
@@ -31,6 +31,8 @@ fn request(image: &ValidatedImage) -> DetectFacesRequest {
     DetectFacesRequest {
         source: image.source.clone(),
         smart_crop: image.smart_crop,
+        version: image.version.clone(),
+        working_copy: image.working_copy.clone(),
     }
 }
 
@@ -201,12 +203,40 @@ async fn s3_failures_keep_their_names() {
         .inject(FaultRule::new(S3Op::GetObject, Fault::SlowDown).times(3));
     assert_eq!(
         error_name(detect(&deps, request(&image)).await),
-        "Ferrotype.Transient"
+        "Ferrotype.Throttled"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_working_copy_is_restored_from_a_current_upload_only() {
+    let server = testing::start_server().await;
+    let image = validated(&server, "uploads/a.png", &testing::png(40, 40)).await;
+    let deps = builtin_only(&server);
+    let remove_copy = || async {
+        server
+            .client()
+            .delete_object()
+            .bucket(OUTPUT_BUCKET)
+            .key(&image.working_copy.key)
+            .send()
+            .await
+            .unwrap();
+    };
+    remove_copy().await;
+    detect(&deps, request(&image)).await.unwrap();
+    assert_eq!(
+        testing::keys(&server.client(), OUTPUT_BUCKET).await,
+        [image.working_copy.key.clone()],
+        "decoded again from the source and stored back"
     );
 
+    remove_copy().await;
     testing::upload(&server.client(), "uploads/a.png", &testing::png(41, 40)).await;
     assert_eq!(
         error_name(detect(&deps, request(&image)).await),
-        "Ferrotype.SourceChanged"
+        "Ferrotype.Superseded"
     );
+    assert!(testing::keys(&server.client(), OUTPUT_BUCKET)
+        .await
+        .is_empty());
 }

@@ -54,7 +54,7 @@ struct Upload {
 
 async fn upload(server: &LocalS3, width: u32) -> Upload {
     let event = testing::upload_with_event(&server.client(), KEY, &testing::jpeg(width, 30)).await;
-    let deps = validate::Validate::new(server.client(), testing::test_config());
+    let deps = validate::Validate::new(server.client(), testing::test_config(), OUTPUT_BUCKET);
     let image = validate::handler(&deps, testing::lambda_event(event.clone()))
         .await
         .unwrap();
@@ -82,6 +82,7 @@ async fn render_all(server: &LocalS3, upload: &Upload) -> Vec<Value> {
             source: upload.image.source.clone(),
             profile: upload.image.profile.clone(),
             version: upload.image.version.clone(),
+            working_copy: upload.image.working_copy.clone(),
             faces: faces(),
             variant: variant.clone(),
         };
@@ -273,12 +274,16 @@ async fn a_stale_execution_recorded_before_the_newer_one_writes_nothing() {
     let old = upload(&server, 40).await;
     let old_variants = render_all(&server, &old).await;
     // Replaced, but the newer execution has not recorded anything yet.
-    upload(&server, 50).await;
+    let new = upload(&server, 50).await;
     let late = record(&server, rendered_input(EXECUTION, &old, old_variants))
         .await
         .unwrap();
     assert_eq!(late.outcome, RecordOutcome::Superseded);
-    assert!(output_keys(&server).await.is_empty());
+    assert_eq!(
+        output_keys(&server).await,
+        [new.image.working_copy.key.clone()],
+        "only the newer upload's working copy, for its own execution"
+    );
 }
 
 #[tokio::test]
@@ -287,12 +292,12 @@ async fn an_iteration_that_found_the_upload_superseded_cleans_up_the_others() {
     let old = upload(&server, 40).await;
     let mut variants = render_all(&server, &old).await;
     variants[1] = json!({"name": "wide", "notRendered": {"Error": "Ferrotype.Superseded", "Cause": "replaced"}});
-    upload(&server, 50).await;
+    let new = upload(&server, 50).await;
     let recorded = record(&server, rendered_input(EXECUTION, &old, variants))
         .await
         .unwrap();
     assert_eq!(recorded.outcome, RecordOutcome::Superseded);
-    assert!(output_keys(&server).await.is_empty());
+    assert_eq!(output_keys(&server).await, [new.image.working_copy.key.clone()]);
 }
 
 #[tokio::test]
@@ -397,7 +402,12 @@ async fn a_failed_execution_records_its_error_and_keeps_its_outputs_for_the_redr
     for key in variant_keys(&variants) {
         assert!(manifest.retained.contains(&key), "{key} retained");
     }
-    assert_eq!(output_keys(&server).await.len(), variants.len() + 1);
+    assert!(manifest.retained.contains(&upload.image.working_copy.key));
+    assert_eq!(
+        output_keys(&server).await.len(),
+        variants.len() + 2,
+        "the variants, the working copy and the manifest"
+    );
 
     // The redrive finishes: the success replaces the failure and uses what was kept.
     let recorded = record(&server, rendered_input(EXECUTION, &upload, variants.clone()))
@@ -435,7 +445,7 @@ async fn a_failure_of_a_replaced_upload_cleans_up_instead_of_recording() {
     let server = testing::start_server().await;
     let old = upload(&server, 40).await;
     render_all(&server, &old).await;
-    upload(&server, 50).await;
+    let new = upload(&server, 50).await;
     let recorded = record(
         &server,
         status_change(&old.event, "FAILED", Some("Ferrotype.Transient"), None),
@@ -443,7 +453,7 @@ async fn a_failure_of_a_replaced_upload_cleans_up_instead_of_recording() {
     .await
     .unwrap();
     assert_eq!(recorded.outcome, RecordOutcome::Superseded);
-    assert!(output_keys(&server).await.is_empty());
+    assert_eq!(output_keys(&server).await, [new.image.working_copy.key.clone()]);
 }
 
 #[tokio::test]
@@ -505,7 +515,7 @@ async fn a_deletion_leaves_a_tombstone_and_no_outputs() {
 async fn a_deletion_followed_by_a_new_upload_is_superseded_and_one_without_a_manifest_writes_none() {
     let server = testing::start_server().await;
     // Deleted, never recorded: no tombstone.
-    upload(&server, 40).await;
+    testing::upload(&server.client(), KEY, &testing::jpeg(40, 30)).await;
     delete_source(&server).await;
     let recorded = record(&server, state_input("deleted", deletion_event()))
         .await
@@ -553,7 +563,11 @@ async fn inputs_that_fit_nothing_are_bad_events() {
         "Ferrotype.BadEvent",
         "a rejection without its caught error"
     );
-    assert!(output_keys(&server).await.is_empty());
+    assert_eq!(
+        output_keys(&server).await,
+        [upload.image.working_copy.key.clone()],
+        "no manifest, nothing removed"
+    );
 }
 
 #[tokio::test]

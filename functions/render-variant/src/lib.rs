@@ -1,4 +1,4 @@
-//! render-variant: one Map iteration. Reads the validated source (pinned to the version validate saw),
+//! render-variant: one Map iteration. Reads the working copy validate made (the upload decoded once),
 //! renders one variant around the focus point and stores it at its key, which belongs to this upload
 //! alone. Before writing it checks the upload is still the key's current object (else the execution is
 //! superseded), and it writes with `If-None-Match: *`: the key's bytes never change, so a retry or a
@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ferrotype_aws::s3::metadata_value;
-use ferrotype_aws::{ObjectStore, Pin, PutObject, StageError, VersionRef, WriteCondition, Written};
+use ferrotype_aws::{
+    working_copy, ObjectStore, PutObject, StageError, VersionRef, WriteCondition, Written,
+};
 use ferrotype_core::config::Config;
 use ferrotype_core::keys::variant_key;
 use ferrotype_core::pipeline::{RenderRequest, RenderedVariant};
-use ferrotype_core::{render, RenderError};
+use ferrotype_core::render_working;
 use lambda_runtime::LambdaEvent;
 
 /// What render-variant needs, built once per container (or once by the local runner).
@@ -47,6 +49,7 @@ pub async fn handler(
         source,
         profile,
         version,
+        working_copy,
         faces,
         variant,
     } = event.payload;
@@ -54,28 +57,12 @@ pub async fn handler(
         .config
         .profile(&profile)
         .ok_or_else(|| StageError::BadEvent(format!("unknown profile {profile:?}")))?;
-    let pin = Pin {
-        etag: source.etag.clone(),
-        version_id: source.version_id.clone(),
-    };
-    let bytes = deps
-        .s3
-        .get(&source.bucket, &source.key, &pin, source.size)
-        .await?;
-
+    let copy = working_copy::load(&deps.s3, &working_copy, &source, profile, &version).await?;
     let focus = variant.follow_focus.then_some(faces.focus);
-    let limits = profile.limits.clone();
     let spec = variant.clone();
-    let rendered = ferrotype_aws::run_cpu(move || render(&bytes, &spec, focus, &limits))
+    let rendered = ferrotype_aws::run_cpu(move || render_working(&copy, &spec, focus))
         .await?
-        .map_err(|err| match err {
-            // Validate read only the header; pixel data cut short or garbled after an intact header is
-            // found here. It is still the upload's fault: the Map catches ImageRejected.* and records a
-            // `rejected` manifest, as for validate's rejections.
-            RenderError::Rejected(rejection) => StageError::Rejected(rejection),
-            RenderError::InvalidSpec(spec) => StageError::Config(spec.to_string()),
-            RenderError::Encode(message) => StageError::RenderFailed(message),
-        })?;
+        .map_err(StageError::from)?;
 
     let key = variant_key(
         &deps.config.outputs,

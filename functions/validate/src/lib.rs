@@ -1,12 +1,14 @@
 //! validate: the first stage. Checks that the upload the event announces is still the key's current
-//! object (else the execution is superseded: the newer upload has its own), reads only its header (a
-//! ranged GET of the first 64 KiB, more while the header continues), applies the profile's limits and
-//! describes the source for the later stages, pinned to that version, with the version tag every output
-//! key of this upload carries.
+//! object (else the execution is superseded: the newer upload has its own), reads its header first (a
+//! ranged GET of the first 64 KiB, more while the header continues) to apply the profile's limits before
+//! anything large is read or decoded, then decodes the whole image once — corrupt pixel data is rejected
+//! here, before any variant exists — and stores the working copy every later stage reads. It describes
+//! the source for them, pinned to that version, with the version tag every output key of this upload
+//! carries.
 
 use std::sync::Arc;
 
-use ferrotype_aws::{ObjectHead, ObjectStore, StageError};
+use ferrotype_aws::{working_copy, ObjectHead, ObjectStore, StageError, WriteCondition};
 use ferrotype_core::config::{Config, SmartCrop};
 use ferrotype_core::event::{ObjectEvent, VersionIdentity};
 use ferrotype_core::keys::version_tag;
@@ -23,13 +25,20 @@ pub const FIRST_READ_BYTES: u64 = 64 * 1024;
 pub struct Validate {
     pub s3: ObjectStore,
     pub config: Arc<Config>,
+    /// Where working copies go (under `outputs.workPrefix`).
+    pub output_bucket: String,
 }
 
 impl Validate {
-    pub fn new(s3: aws_sdk_s3::Client, config: impl Into<Arc<Config>>) -> Validate {
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        config: impl Into<Arc<Config>>,
+        output_bucket: impl Into<String>,
+    ) -> Validate {
         Validate {
             s3: ObjectStore::new(s3),
             config: config.into(),
+            output_bucket: output_bucket.into(),
         }
     }
 }
@@ -60,20 +69,12 @@ pub async fn handler(
         },
     });
     let version = version_tag(&identity, profile);
-    let info = read_header(deps, bucket, &key, &head, &profile.limits).await?;
-    tracing::info!(
-        bucket,
-        key,
-        profile = profile.name,
-        format = %info.format,
-        width = info.width,
-        height = info.height,
-        size = head.size,
-        "validated"
-    );
-    Ok(ValidatedImage {
-        source: Source {
-            bucket: bucket.to_owned(),
+    let (info, mut bytes) = read_header(deps, bucket, &key, &head, &profile.limits).await?;
+    if (bytes.len() as u64) < head.size {
+        bytes = deps.s3.get(bucket, &key, &head.pin(), head.size).await?;
+    }
+    let source = Source {
+        bucket: bucket.to_owned(),
             key,
             version_id: head.version_id,
             etag: head.etag,
@@ -85,13 +86,36 @@ pub async fn handler(
             orientation: info.orientation,
             upright_width: info.upright_width,
             upright_height: info.upright_height,
-        },
+    };
+    let copy = working_copy::decode(bytes, profile).await?;
+    let location =
+        working_copy::location(&deps.config.outputs, &deps.output_bucket, &source, &version);
+    // Once: a retry finds its own earlier write (the key belongs to this upload and settings).
+    let working_copy =
+        working_copy::store(&deps.s3, location, &source, &version, copy, WriteCondition::IfAbsent)
+            .await?;
+    tracing::info!(
+        bucket,
+        key = source.key,
+        profile = profile.name,
+        format = %info.format,
+        width = info.width,
+        height = info.height,
+        size = head.size,
+        working_copy_width = working_copy.width,
+        working_copy_height = working_copy.height,
+        working_copy_bytes = working_copy.bytes,
+        "validated"
+    );
+    Ok(ValidatedImage {
+        source,
         profile: profile.name.clone(),
         version,
         smart_crop: profile.smart_crop,
-        detect_faces: profile.smart_crop != SmartCrop::Off && info.format.is_decodable(),
+        detect_faces: profile.smart_crop != SmartCrop::Off,
         max_concurrency: deps.config.map_max_concurrency,
         variants: profile.variants.clone(),
+        working_copy,
     })
 }
 
@@ -133,7 +157,8 @@ async fn find_current_object(
     }))
 }
 
-/// Reads the header from a growing prefix until `probe` can decide. Every read is pinned to the HEAD's
+/// Reads the header from a growing prefix until `probe` can decide; returns what it says and the
+/// prefix read (the whole object when it is small). Every read is pinned to the HEAD's
 /// ETag, so the prefix pieces belong to one object. Bounded by the object size, which `probe` has
 /// already checked against `maxBytes` before asking for more.
 async fn read_header(
@@ -142,7 +167,7 @@ async fn read_header(
     key: &str,
     head: &ObjectHead,
     limits: &ferrotype_core::Limits,
-) -> Result<ImageInfo, StageError> {
+) -> Result<(ImageInfo, Vec<u8>), StageError> {
     let pin = head.pin();
     let mut prefix = Vec::new();
     let mut want = FIRST_READ_BYTES;
@@ -155,7 +180,7 @@ async fn read_header(
         let got_nothing = piece.is_empty();
         prefix.extend_from_slice(&piece);
         match probe(&prefix, head.size, limits).map_err(StageError::Rejected)? {
-            Probe::Complete(info) => return Ok(info),
+            Probe::Complete(info) => return Ok((info, prefix)),
             Probe::NeedMoreBytes if got_nothing || prefix.len() as u64 >= head.size => {
                 // The object ended before its header did.
                 return Err(StageError::rejected(

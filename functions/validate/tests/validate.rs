@@ -6,12 +6,12 @@ use ferrotype_core::event::VersionIdentity;
 use ferrotype_core::keys::version_tag;
 use ferrotype_core::pipeline::ValidatedImage;
 use ferrotype_core::SourceFormat;
-use ferrotype_local_s3::testing::{self, INPUT_BUCKET};
+use ferrotype_local_s3::testing::{self, INPUT_BUCKET, OUTPUT_BUCKET};
 use ferrotype_local_s3::{Fault, FaultRule, LocalS3, S3Op};
 use validate::{handler, Validate, FIRST_READ_BYTES};
 
 fn deps(server: &LocalS3) -> Validate {
-    Validate::new(server.client(), testing::test_config())
+    Validate::new(server.client(), testing::test_config(), OUTPUT_BUCKET)
 }
 
 async fn run(server: &LocalS3, event: serde_json::Value) -> Result<ValidatedImage, StageError> {
@@ -83,7 +83,7 @@ async fn describes_the_source_and_its_profile() {
 }
 
 #[tokio::test]
-async fn reads_only_the_header_with_a_ranged_get() {
+async fn checks_the_header_before_reading_the_whole_upload() {
     let server = testing::start_server().await;
     // BMP is uncompressed, so this one is surely larger than the first read.
     let body = testing::bmp(200, 120);
@@ -95,8 +95,75 @@ async fn reads_only_the_header_with_a_ranged_get() {
         .await
         .unwrap();
     let gets = server.faults().requests_of(S3Op::GetObject);
-    assert_eq!(gets.len(), 1);
+    assert_eq!(gets.len(), 2);
     assert_eq!(gets[0].range.as_deref(), Some("bytes=0-65535"));
+    assert_eq!(gets[1].range, None, "then the whole object, to decode it");
+
+    // Too many pixels: refused from the header alone, nothing more is read.
+    let before = server.faults().requests_of(S3Op::GetObject).len();
+    let bomb = testing::png_header_claiming(65536, 65536);
+    let mut padded = bomb.clone();
+    padded.resize(200_000, 0);
+    upload_and_validate(&server, "uploads/bomb.png", &padded)
+        .await
+        .unwrap_err();
+    let gets = server.faults().requests_of(S3Op::GetObject);
+    assert_eq!(gets.len() - before, 1);
+    assert!(gets.last().unwrap().range.is_some());
+}
+
+#[tokio::test]
+async fn decodes_the_upload_once_into_its_working_copy() {
+    let server = testing::start_server().await;
+    let image = upload_and_validate(&server, "uploads/cat.jpg", &testing::jpeg(120, 80))
+        .await
+        .unwrap();
+    let copy = &image.working_copy;
+    assert_eq!(copy.bucket, OUTPUT_BUCKET);
+    assert_eq!(
+        copy.key,
+        format!("work/uploads/cat.jpg/{}.ftwc", image.version)
+    );
+    let (bytes, content_type, cache_control) =
+        testing::download(&server.client(), OUTPUT_BUCKET, &copy.key).await;
+    assert_eq!(copy.bytes, bytes.len() as u64);
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/vnd.ferrotype.working-copy")
+    );
+    assert_eq!(cache_control.as_deref(), Some("no-store"));
+    let decoded =
+        ferrotype_core::WorkingCopy::decode(&bytes, &testing::test_config().profiles[0].limits)
+            .unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (copy.width, copy.height));
+    assert_eq!(decoded.upright_size(), (120, 80));
+    // The largest variant here is 64 px wide: the copy need not be the full size.
+    assert!(copy.width <= 120 && copy.width >= 64, "{copy:?}");
+
+    // Validated again (a retry): the same copy, kept.
+    let event = testing::event_json(&testing::object_created(
+        INPUT_BUCKET,
+        "uploads/cat.jpg",
+        image.source.size,
+        Some(image.source.etag.trim_matches('"')),
+    ));
+    let again = run(&server, event).await.unwrap();
+    assert_eq!(again.working_copy, image.working_copy);
+}
+
+#[tokio::test]
+async fn pixel_data_cut_short_behind_an_intact_header_is_rejected_before_anything_is_written() {
+    let server = testing::start_server().await;
+    let result = upload_and_validate(
+        &server,
+        "uploads/cut.jpg",
+        &testing::jpeg_cut_in_data(400, 300),
+    )
+    .await;
+    assert_eq!(error_name(result), "ImageRejected.Corrupt");
+    assert!(testing::keys(&server.client(), OUTPUT_BUCKET)
+        .await
+        .is_empty());
 }
 
 /// A JPEG whose APP segments push the frame header past the first read.
@@ -121,8 +188,10 @@ async fn reads_more_while_the_header_continues() {
         .await
         .unwrap();
     assert_eq!((image.source.width, image.source.height), (40, 30));
+    // Every byte is read once: the header grows the first range, the rest of the object comes in the
+    // second read (validate decodes the whole image once).
     let gets = server.faults().requests_of(S3Op::GetObject);
-    assert!(gets.len() >= 2, "{gets:?}");
+    assert_eq!(gets.len(), 2, "{gets:?}");
     assert_eq!(gets[0].range.as_deref(), Some("bytes=0-65535"));
     // The next read asks for four times as much, up to the end of the object.
     let end = (65536 + 4 * 65536).min(body.len()) - 1;
@@ -349,7 +418,7 @@ async fn access_denied_is_a_configuration_error_with_a_clear_message() {
             .build(),
     );
     let err = handler(
-        &Validate::new(wrong, testing::test_config()),
+        &Validate::new(wrong, testing::test_config(), OUTPUT_BUCKET),
         testing::lambda_event(event),
     )
     .await
