@@ -55,6 +55,8 @@ pub(crate) struct DiskBackend {
     nonce: u64,
     counter: AtomicU64,
     notifier: Arc<Notifier>,
+    /// fsync files and folders at each commit (survive power loss, not only a killed process).
+    sync: bool,
 }
 
 pub(crate) struct DiskStaged {
@@ -132,14 +134,20 @@ fn mirror_path(key: &str) -> Option<PathBuf> {
     Some(path)
 }
 
-fn write_file_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+fn write_file(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let mut file = File::create(path)?;
     file.write_all(bytes)?;
-    file.sync_all()
+    if sync {
+        file.sync_all()?;
+    }
+    Ok(())
 }
 
-fn sync_dir(path: &Path) -> io::Result<()> {
-    File::open(path)?.sync_all()
+fn sync_dir(path: &Path, sync: bool) -> io::Result<()> {
+    if sync {
+        File::open(path)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
@@ -171,8 +179,10 @@ impl Drop for StripeLock {
 }
 
 impl DiskBackend {
-    /// Opens (creating if needed) the store under `root`, then repairs what dead processes left.
-    pub fn open(root: &Path, notifier: Arc<Notifier>) -> io::Result<DiskBackend> {
+    /// Opens (creating if needed) the store under `root`, then repairs what dead processes left. Without
+    /// `sync` (for stores in temporary folders) commits stay atomic for any process crash, but a power
+    /// loss may lose the latest ones.
+    pub fn open(root: &Path, notifier: Arc<Notifier>, sync: bool) -> io::Result<DiskBackend> {
         let store = root.join(".store");
         for dir in ["locks", "procs", "tmp", "buckets"] {
             fs::create_dir_all(store.join(dir))?;
@@ -180,17 +190,19 @@ impl DiskBackend {
         let format_path = store.join("FORMAT");
         match fs::read_to_string(&format_path) {
             Ok(found) if found == FORMAT => {}
-            Ok(found) => return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
+            Ok(found) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
                     "{} holds a store of another format ({:?}); move it away or use another folder",
                     store.display(),
                     found.trim()
                 ),
-            )),
+                ))
+            }
             Err(err) if not_found(&err) => {
                 let temp = store.join(format!("FORMAT.{}", std::process::id()));
-                write_file_synced(&temp, FORMAT.as_bytes())?;
+                write_file(&temp, FORMAT.as_bytes(), true)?;
                 fs::rename(&temp, &format_path)?;
             }
             Err(err) => return Err(err),
@@ -212,8 +224,15 @@ impl DiskBackend {
                     .unwrap_or(0),
             );
         let process = format!("{}-{nonce:016x}", std::process::id());
-        let alive = File::create(store.join("procs").join(format!("{process}.lock")))?;
+        // Locked before it gets its visible name: no other process may ever see it unlocked and take us
+        // for dead. The temp folder comes after, so a temp folder without a lock file is a dead one's.
+        let unpublished = store.join("procs").join(format!("{process}.new"));
+        let alive = File::create(&unpublished)?;
         alive.lock()?;
+        fs::rename(
+            &unpublished,
+            store.join("procs").join(format!("{process}.lock")),
+        )?;
         fs::create_dir_all(store.join("tmp").join(&process).join("intents"))?;
 
         let backend = DiskBackend {
@@ -224,6 +243,7 @@ impl DiskBackend {
             nonce,
             counter: AtomicU64::new(0),
             notifier,
+            sync,
         };
         backend.recover_dead_processes()?;
         Ok(backend)
@@ -293,11 +313,19 @@ impl DiskBackend {
         let procs = self.store.join("procs");
         for entry in fs::read_dir(&procs)? {
             let path = entry?.path();
-            let Some(process) = path
-                .file_name()
-                .and_then(|name| name.to_str())
-                .and_then(|name| name.strip_suffix(".lock"))
-            else {
+            let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
+                continue;
+            };
+            if name.ends_with(".new") {
+                // A process that died before publishing its lock: nothing else of it exists.
+                if let Ok(file) = OpenOptions::new().write(true).open(&path) {
+                    if file.try_lock().is_ok() {
+                        let _ = fs::remove_file(&path);
+                    }
+                }
+                continue;
+            }
+            let Some(process) = name.strip_suffix(".lock") else {
                 continue;
             };
             if process == self.process {
@@ -407,9 +435,15 @@ impl DiskBackend {
     }
 
     fn link_mirror(&self, blob: &Path, target: &Path) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
         let Some(parent) = target.parent() else {
             return Ok(());
         };
+        if let (Ok(existing), Ok(wanted)) = (fs::symlink_metadata(target), fs::metadata(blob)) {
+            if (existing.dev(), existing.ino()) == (wanted.dev(), wanted.ino()) {
+                return Ok(());
+            }
+        }
         // Another process may remove an emptied folder between our mkdir and rename: try again.
         for _ in 0..3 {
             if let Err(err) = fs::create_dir_all(parent) {
@@ -425,7 +459,11 @@ impl DiskBackend {
             let link = self.temp_path("link");
             fs::hard_link(blob, &link)?;
             match fs::rename(&link, target) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    // rename() does nothing when both names are links to one file: drop ours.
+                    let _ = fs::remove_file(&link);
+                    return Ok(());
+                }
                 Err(err) => {
                     let _ = fs::remove_file(&link);
                     match err.kind() {
@@ -514,7 +552,7 @@ impl DiskBackend {
         let result = (|| {
             let bytes = serde_json::to_vec(record).map_err(io::Error::other)?;
             let temp = self.temp_path("record");
-            if let Err(err) = write_file_synced(&temp, &bytes) {
+            if let Err(err) = write_file(&temp, &bytes, self.sync) {
                 let _ = fs::remove_file(&temp);
                 return Err(err);
             }
@@ -522,7 +560,7 @@ impl DiskBackend {
                 let _ = fs::remove_file(&temp);
                 return Err(err);
             }
-            sync_dir(dir)
+            sync_dir(dir, self.sync)
         })();
         if result.is_err() {
             if let Some(path) = adopted {
@@ -557,6 +595,19 @@ impl DiskBackend {
         }
         records.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(records)
+    }
+}
+
+impl Drop for DiskBackend {
+    /// A clean exit leaves nothing for the next process to repair: the temp folder first, then the lock
+    /// file (while still holding the lock).
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(self.temp_dir());
+        let _ = fs::remove_file(
+            self.store
+                .join("procs")
+                .join(format!("{}.lock", self.process)),
+        );
     }
 }
 
@@ -659,9 +710,18 @@ impl Backend for Arc<DiskBackend> {
             .map_err(StageError::Io)?;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(StageError::Body)?;
-            file.write_all(&chunk).await.map_err(StageError::Io)?;
+            if let Err(err) = file.write_all(&chunk).await {
+                // Read the rest of the request, so the client gets our answer, not a reset connection.
+                while let Some(Ok(_)) = body.next().await {}
+                return Err(StageError::Io(err));
+            }
         }
-        file.sync_all().await.map_err(StageError::Io)?;
+        if self.sync {
+            file.sync_all().await.map_err(StageError::Io)?;
+        } else {
+            // Surfaces a write error tokio's file still holds (a full disk).
+            file.flush().await.map_err(StageError::Io)?;
+        }
         drop(file);
         // Read-only: the mirror is a hard link to this file; an editor must not change a stored version.
         blocking(move || make_read_only(&temp))
@@ -705,10 +765,10 @@ impl Backend for Arc<DiskBackend> {
     async fn save_upload(&self, bucket: &str, upload: &Upload) -> io::Result<()> {
         let dir = self.upload_dir(bucket, &upload.upload_id);
         let bytes = serde_json::to_vec(upload).map_err(io::Error::other)?;
-        let temp = self.temp_path("upload");
+        let (temp, sync) = (self.temp_path("upload"), self.sync);
         blocking(move || {
             fs::create_dir_all(&dir)?;
-            write_file_synced(&temp, &bytes)?;
+            write_file(&temp, &bytes, sync)?;
             fs::rename(&temp, dir.join("upload.json"))
         })
         .await?
@@ -750,7 +810,7 @@ impl Backend for Arc<DiskBackend> {
             blob: blob.blob.clone(),
         };
         let bytes = serde_json::to_vec(&record).map_err(io::Error::other)?;
-        let temp = self.temp_path("part");
+        let (temp, sync) = (self.temp_path("part"), self.sync);
         blocking(move || {
             if !dir.join("upload.json").is_file() {
                 return Err(io::Error::new(
@@ -762,9 +822,9 @@ impl Backend for Arc<DiskBackend> {
             // previous part or the new one, never a record naming other bytes.
             let blob_path = dir.join(&blob.blob);
             blob.move_to(&blob_path)?;
-            write_file_synced(&temp, &bytes)?;
+            write_file(&temp, &bytes, sync)?;
             fs::rename(&temp, dir.join(part_file_name(record.part.part_number)))?;
-            sync_dir(&dir)
+            sync_dir(&dir, sync)
         })
         .await?
     }

@@ -230,6 +230,17 @@ fn expires_of(headers: &ObjectHeaders) -> Option<Timestamp> {
         .map(Timestamp::from)
 }
 
+/// A version to create from staged bytes, and the conditions its write must meet.
+struct NewVersion<S> {
+    staged: Staged<S>,
+    etag: String,
+    parts: Option<u32>,
+    headers: ObjectHeaders,
+    if_match: Option<ETagCondition>,
+    if_none_match: Option<ETagCondition>,
+    reason: CreatedReason,
+}
+
 /// What a DELETE did, for DeleteObject's and DeleteObjects' answers.
 #[derive(Debug, Clone)]
 struct Deleted {
@@ -351,17 +362,21 @@ impl<B: Backend> Engine<B> {
         &self,
         bucket: &str,
         key: &str,
-        staged: Staged<B::Staged>,
-        etag: String,
-        parts: Option<u32>,
-        headers: ObjectHeaders,
-        conditions: (Option<ETagCondition>, Option<ETagCondition>),
-        reason: CreatedReason,
+        new: NewVersion<B::Staged>,
     ) -> S3Result<Version> {
+        let NewVersion {
+            staged,
+            etag,
+            parts,
+            headers,
+            if_match,
+            if_none_match,
+            reason,
+        } = new;
         let now = self.clock.now();
         let (bucket_name, key_name) = (bucket.to_owned(), key.to_owned());
         let decide = Box::new(move |record: &KeyRecord| {
-            rules::check_write(record, conditions.0.as_ref(), conditions.1.as_ref())?;
+            rules::check_write(record, if_match.as_ref(), if_none_match.as_ref())?;
             let mut record = record.clone();
             let sequence = record.take_sequence();
             let version = Version {
@@ -680,7 +695,6 @@ impl<B: Backend> S3 for Engine<B> {
             .map_err(storage_error)?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
-            ..Default::default()
         }))
     }
 
@@ -820,12 +834,15 @@ impl<B: Backend> S3 for Engine<B> {
             .create_version(
                 &bucket,
                 &key,
-                staged,
-                etag.clone(),
-                None,
-                headers,
-                (input.if_match, input.if_none_match),
-                CreatedReason::PutObject,
+                NewVersion {
+                    staged,
+                    etag: etag.clone(),
+                    parts: None,
+                    headers,
+                    if_match: input.if_match,
+                    if_none_match: input.if_none_match,
+                    reason: CreatedReason::PutObject,
+                },
             )
             .await?;
         Ok(S3Response::new(PutObjectOutput {
@@ -1134,12 +1151,15 @@ impl<B: Backend> S3 for Engine<B> {
             .create_version(
                 &input.bucket,
                 &input.key,
-                staged,
-                etag.clone(),
-                source.object.parts,
-                headers,
-                (if_match, if_none_match),
-                CreatedReason::CopyObject,
+                NewVersion {
+                    staged,
+                    etag: etag.clone(),
+                    parts: source.object.parts,
+                    headers,
+                    if_match,
+                    if_none_match,
+                    reason: CreatedReason::CopyObject,
+                },
             )
             .await?;
         Ok(S3Response::new(CopyObjectOutput {
@@ -1605,17 +1625,18 @@ impl<B: Backend> S3 for Engine<B> {
             .parts(&input.bucket, &input.upload_id)
             .await
             .map_err(storage_error)?;
+        let ascending = requested
+            .windows(2)
+            .all(|pair| pair[0].part_number.unwrap_or(0) < pair[1].part_number.unwrap_or(0));
+        if !ascending {
+            return Err(s3_error!(
+                InvalidPartOrder,
+                "The list of parts was not in ascending order. Parts must be ordered by part number."
+            ));
+        }
         let mut chosen = Vec::with_capacity(requested.len());
-        let mut previous = 0;
         for (index, part) in requested.iter().enumerate() {
             let number = part.part_number.unwrap_or(0);
-            if number <= previous {
-                return Err(s3_error!(
-                    InvalidPartOrder,
-                    "The list of parts was not in ascending order. Parts must be ordered by part number."
-                ));
-            }
-            previous = number;
             let found = stored
                 .iter()
                 .find(|stored| stored.part_number as i32 == number)
@@ -1668,12 +1689,15 @@ impl<B: Backend> S3 for Engine<B> {
             .create_version(
                 &input.bucket,
                 &input.key,
-                staged,
-                etag.clone(),
-                Some(chosen.len() as u32),
-                upload.headers,
-                (input.if_match, input.if_none_match),
-                CreatedReason::CompleteMultipartUpload,
+                NewVersion {
+                    staged,
+                    etag: etag.clone(),
+                    parts: Some(chosen.len() as u32),
+                    headers: upload.headers,
+                    if_match: input.if_match,
+                    if_none_match: input.if_none_match,
+                    reason: CreatedReason::CompleteMultipartUpload,
+                },
             )
             .await?;
         if let Err(err) = self

@@ -355,11 +355,7 @@ impl InProcessHttpClient {
             .try_into_http1x()
             .map_err(|err| ConnectorError::other(err.into(), None))?;
         let (mut parts, body) = request.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|err| ConnectorError::io(err.into()))?
-            .to_bytes();
+        let body = body.collect().await.map_err(ConnectorError::io)?.to_bytes();
         // What an HTTP client adds on the wire, and what SigV4 verification reads.
         if !parts.headers.contains_key(http::header::HOST) {
             if let Some(host) = parts.uri.authority().and_then(|a| a.as_str().parse().ok()) {

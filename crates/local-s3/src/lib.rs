@@ -129,11 +129,13 @@ impl LocalS3 {
     /// Serves the store in `root` (created if missing), creating each of `buckets` that does not exist yet.
     /// Other processes may serve the same folder at the same time. Opening repairs what a killed process
     /// left behind.
+    /// Commits are fsync'd, so they also survive a power loss.
     pub async fn start(root: impl AsRef<Path>, buckets: &[&str]) -> Result<LocalS3, LocalS3Error> {
         LocalS3::start_in(root.as_ref().to_path_buf(), buckets, None).await
     }
 
-    /// Serves a fresh temporary folder, removed when the server is dropped.
+    /// Serves a fresh temporary folder, removed when the server is dropped. Commits are atomic as with
+    /// [`start`](LocalS3::start) but not fsync'd: nothing has to survive a power loss.
     pub async fn start_temporary(buckets: &[&str]) -> Result<LocalS3, LocalS3Error> {
         let temp = tempfile::tempdir().map_err(|source| LocalS3Error::Root {
             path: std::env::temp_dir(),
@@ -159,7 +161,8 @@ impl LocalS3 {
         };
         let disk = {
             let (root, notifier) = (root.clone(), notifier.clone());
-            tokio::task::spawn_blocking(move || DiskBackend::open(&root, notifier))
+            let sync = temp_root.is_none();
+            tokio::task::spawn_blocking(move || DiskBackend::open(&root, notifier, sync))
                 .await
                 .map_err(|err| open_error(std::io::Error::other(err.to_string())))?
                 .map_err(open_error)?

@@ -74,3 +74,40 @@ impl ChangeStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ChangeKind, DeletionType};
+
+    fn change(n: u64) -> Change {
+        Change {
+            bucket: "b".to_owned(),
+            key: format!("k{n}"),
+            sequencer: crate::model::sequencer(n),
+            time: std::time::UNIX_EPOCH,
+            kind: ChangeKind::ObjectDeleted {
+                version_id: n.to_string(),
+                deletion_type: DeletionType::DeleteMarkerCreated,
+            },
+        }
+    }
+
+    #[test]
+    fn a_subscriber_that_falls_behind_is_told_how_many_changes_it_lost() {
+        let notifier = Notifier::default();
+        let mut stream = notifier.subscribe();
+        let total = CHANGE_BUFFER as u64 + 5;
+        for n in 0..total {
+            notifier.publish(change(n));
+        }
+        assert_eq!(stream.try_recv(), Err(ChangeStreamError::Lost(5)));
+        assert_eq!(stream.try_recv().unwrap().unwrap().key, "k5");
+        let mut rest = 1;
+        while let Some(received) = stream.try_recv().unwrap() {
+            assert_eq!(received.key, format!("k{}", 5 + rest));
+            rest += 1;
+        }
+        assert_eq!(rest, CHANGE_BUFFER as u64);
+    }
+}
