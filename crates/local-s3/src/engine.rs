@@ -21,8 +21,10 @@ use crate::model::{
 };
 use crate::rules::{self, ListEntry, ListShape, ListStart, ReadConditions, ReadRefusal};
 
-/// S3's largest single PUT (5 GiB); also the bound on what one request may make the store hold.
+/// S3's largest single PUT (5 GiB); also the bound on what one request may make the disk store hold.
 pub(crate) const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// The memory store's bound per object: simulations move small images, and memory is shared.
+pub(crate) const MAX_MEMORY_OBJECT_SIZE: u64 = 256 * 1024 * 1024;
 /// Every part but the last must be at least this large (S3's multipart minimum).
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 const MAX_PART_NUMBER: i32 = 10_000;
@@ -288,7 +290,7 @@ impl<B: Backend> Engine<B> {
                 InternalError,
                 "We encountered an internal error. Please try again (injected fault)."
             )),
-            Some(Fault::Vanish) => self.delete(bucket, key, None, None).await.map(drop),
+            Some(Fault::Vanish) => self.purge(bucket, key).await,
         }
     }
 
@@ -373,10 +375,12 @@ impl<B: Backend> Engine<B> {
             if_none_match,
             reason,
         } = new;
-        let now = self.clock.now();
+        let clock = self.clock.clone();
         let (bucket_name, key_name) = (bucket.to_owned(), key.to_owned());
         let decide = Box::new(move |record: &KeyRecord| {
             rules::check_write(record, if_match.as_ref(), if_none_match.as_ref())?;
+            // Stamped when committed, under the key's lock: a key's versions are in time order.
+            let now = clock.now();
             let mut record = record.clone();
             let sequence = record.take_sequence();
             let version = Version {
@@ -427,11 +431,12 @@ impl<B: Backend> Engine<B> {
         version_id: Option<String>,
         if_match: Option<ETagCondition>,
     ) -> S3Result<Deleted> {
-        let now = self.clock.now();
+        let clock = self.clock.clone();
         let marker_id = self.backend.unique_id();
         let (bucket_name, key_name) = (bucket.to_owned(), key.to_owned());
         let decide = Box::new(move |record: &KeyRecord| {
             rules::check_delete(record, if_match.as_ref())?;
+            let now = clock.now();
             let mut record = record.clone();
             let change = |sequence: u64, version_id: &str, deletion_type| Change {
                 bucket: bucket_name.clone(),
@@ -504,6 +509,48 @@ impl<B: Backend> Engine<B> {
                     })
                 }
             }
+        });
+        self.backend
+            .commit(bucket, key, decide)
+            .await
+            .map_err(commit_error)
+    }
+
+    /// Deletes every version of `key` for good (what [`Fault::Vanish`] does: the object is really gone,
+    /// also for reads pinned to a version).
+    async fn purge(&self, bucket: &str, key: &str) -> S3Result<()> {
+        let clock = self.clock.clone();
+        let (bucket_name, key_name) = (bucket.to_owned(), key.to_owned());
+        let decide = Box::new(move |record: &KeyRecord| {
+            if record.versions.is_empty() {
+                return Ok(Decision::unchanged(()));
+            }
+            let now = clock.now();
+            let mut record = record.clone();
+            let removed = std::mem::take(&mut record.versions);
+            let changes = removed
+                .iter()
+                .map(|version| Change {
+                    bucket: bucket_name.clone(),
+                    key: key_name.clone(),
+                    sequencer: sequencer(record.take_sequence()),
+                    time: now,
+                    kind: ChangeKind::ObjectDeleted {
+                        version_id: version.version_id.clone(),
+                        deletion_type: DeletionType::PermanentlyDeleted,
+                    },
+                })
+                .collect();
+            Ok(Decision {
+                release: removed
+                    .iter()
+                    .filter_map(|version| version.object.as_ref().map(|o| o.blob.clone()))
+                    .collect(),
+                changes,
+                record: Some(record),
+                adopt: None,
+                output: (),
+            })
         });
         self.backend
             .commit(bucket, key, decide)

@@ -25,7 +25,7 @@ use http_body_util::BodyExt;
 use s3s::service::S3Service;
 
 use crate::clock::{Clock, SystemClock};
-use crate::engine::{Engine, MAX_OBJECT_SIZE};
+use crate::engine::{Engine, MAX_MEMORY_OBJECT_SIZE};
 use crate::faults::Faults;
 use crate::memory::MemoryBackend;
 use crate::notify::{ChangeStream, Notifier};
@@ -427,8 +427,8 @@ impl HttpClient for InProcessHttpClient {
     }
 }
 
-/// The in-memory store, for in-process clients: the same engine as on disk, bytes in memory, nothing
-/// that depends on real time (see the module docs).
+/// The in-memory store, for in-process clients: the same engine as on disk, bytes in memory (at most
+/// 256 MiB per object: EntityTooLarge beyond), nothing that depends on real time (see the module docs).
 pub struct InProcessS3 {
     service: S3Service,
     faults: Arc<Faults>,
@@ -463,7 +463,7 @@ impl InProcessS3 {
             backend,
             faults: faults.clone(),
             clock,
-            max_object_size: MAX_OBJECT_SIZE,
+            max_object_size: MAX_MEMORY_OBJECT_SIZE,
         };
         Ok(InProcessS3 {
             service: crate::service(engine, true),
