@@ -18,8 +18,10 @@ pub enum Fault {
     SlowDown,
     /// 500 InternalError.
     InternalError,
-    /// The object is deleted just before the request is served (so a GET or HEAD answers 404 NoSuchKey):
-    /// an upload removed between the event and its processing.
+    /// Every version of the object is deleted for good just before the request is served (so a GET or
+    /// HEAD answers 404 NoSuchKey, also when pinned to a version): an upload removed between the event
+    /// and its processing. (A plain DELETE, which leaves the versions under a delete marker, is a real
+    /// `delete_object` call.)
     Vanish,
 }
 

@@ -52,6 +52,16 @@ pub async fn start_server() -> LocalS3 {
         .expect("the local S3 server starts")
 }
 
+/// The in-memory store with the input and output buckets, for in-process clients (simulations): times
+/// follow tokio's clock from `origin`, so a run under paused time replays exactly.
+pub fn start_in_memory(origin: std::time::SystemTime) -> crate::InProcessS3 {
+    crate::InProcessS3::in_memory_with_clock(
+        &[INPUT_BUCKET, OUTPUT_BUCKET],
+        std::sync::Arc::new(crate::TokioClock::starting_at(origin)),
+    )
+    .expect("the bucket names are valid")
+}
+
 /// Stores `body` at `key` in the input bucket; returns the ETag.
 pub async fn upload(client: &aws_sdk_s3::Client, key: &str, body: &[u8]) -> String {
     client
@@ -65,6 +75,32 @@ pub async fn upload(client: &aws_sdk_s3::Client, key: &str, body: &[u8]) -> Stri
         .e_tag()
         .expect("PutObject answers with an ETag")
         .to_owned()
+}
+
+/// Stores `body` at `key` in the input bucket; returns the ETag and the version id (buckets are versioned).
+pub async fn upload_version(
+    client: &aws_sdk_s3::Client,
+    key: &str,
+    body: &[u8],
+) -> (String, String) {
+    let output = client
+        .put_object()
+        .bucket(INPUT_BUCKET)
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("uploading {key}: {err:?}"));
+    (
+        output
+            .e_tag()
+            .expect("PutObject answers with an ETag")
+            .to_owned(),
+        output
+            .version_id()
+            .expect("the local store's buckets are versioned")
+            .to_owned(),
+    )
 }
 
 /// Stores `body` at `key` in the input bucket and returns the event S3 would send for it, as JSON.

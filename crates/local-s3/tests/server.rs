@@ -59,7 +59,7 @@ async fn objects_round_trip_with_their_headers_and_odd_keys() {
         assert_eq!(head.content_type(), Some("image/jpeg"));
         assert_eq!(head.cache_control(), Some("public, max-age=60"));
         assert_eq!(head.metadata().unwrap()["source-key"], "uploads/a.jpg");
-        assert_eq!(head.version_id(), None, "s3s-fs buckets are unversioned");
+        assert!(head.version_id().is_some(), "buckets are versioned");
 
         let whole = client
             .get_object()
@@ -70,7 +70,7 @@ async fn objects_round_trip_with_their_headers_and_odd_keys() {
             .unwrap();
         assert_eq!(get_body(whole).await, body);
     }
-    // The buckets are folders of the root; outputs go to the other bucket.
+    // Each bucket is mirrored as a folder of the root, for browsing.
     assert!(server.root().join("output").is_dir());
     assert!(server
         .root()
@@ -158,7 +158,7 @@ async fn if_match_pins_the_etag_on_get_and_head() {
         .await
         .unwrap();
 
-    // PUT If-Match is s3s-fs's own: a stale etag is refused.
+    // A PUT pinned to a stale ETag is refused.
     let err = client
         .put_object()
         .bucket(BUCKET)
