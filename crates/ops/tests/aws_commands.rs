@@ -741,7 +741,7 @@ async fn backfill_starts_each_profile_object_once_with_the_rule_event_shape() {
     let sfn = mock_client!(aws_sdk_sfn, RuleMode::MatchAny, [&start]);
 
     let mut out = Vec::new();
-    let summary = ferrotype_ops::backfill(
+    let summary = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -807,7 +807,7 @@ async fn backfill_starts_each_profile_object_once_with_the_rule_event_shape() {
 
     // A second backfill of the same objects starts nothing new.
     let mut out = Vec::new();
-    let again = ferrotype_ops::backfill(
+    let again = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -843,7 +843,7 @@ async fn backfill_without_a_profile_name_takes_every_profile_and_an_explicit_pre
         ..request(false)
     };
     let mut out = Vec::new();
-    let summary = ferrotype_ops::backfill(
+    let summary = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -869,7 +869,7 @@ async fn backfill_dry_run_lists_and_starts_nothing() {
     });
     let sfn = mock_client!(aws_sdk_sfn, RuleMode::MatchAny, [&start]);
     let mut out = Vec::new();
-    let summary = ferrotype_ops::backfill(
+    let summary = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -925,7 +925,7 @@ async fn backfill_retries_throttled_starts_with_backoff() {
     let sfn = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&start], |c| c
         .retry_config(RetryConfig::disabled()));
     let mut out = Vec::new();
-    let summary = ferrotype_ops::backfill(
+    let summary = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -949,7 +949,7 @@ async fn backfill_reports_an_object_still_throttled_after_every_retry_and_goes_o
     let sfn = mock_client!(aws_sdk_sfn, RuleMode::MatchAny, [&start], |c| c
         .retry_config(RetryConfig::disabled()));
     let mut out = Vec::new();
-    let summary = ferrotype_ops::backfill(
+    let summary = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -976,7 +976,7 @@ async fn backfill_stops_at_access_denied() {
         .then_error(|| StartExecutionError::generic(access_denied("states:StartExecution")));
     let sfn = mock_client!(aws_sdk_sfn, RuleMode::MatchAny, [&start]);
     let mut out = Vec::new();
-    let err = ferrotype_ops::backfill(
+    let err = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -1026,7 +1026,7 @@ async fn backfill_reports_a_missing_bucket_and_an_unknown_profile() {
         Vec::<&aws_smithy_mocks::Rule>::new()
     );
     let mut out = Vec::new();
-    let err = ferrotype_ops::backfill(
+    let err = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -1045,7 +1045,7 @@ async fn backfill_reports_a_missing_bucket_and_an_unknown_profile() {
         profile_name: Some("banners".to_owned()),
         ..request(false)
     };
-    let err = ferrotype_ops::backfill(
+    let err = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
