@@ -334,8 +334,9 @@ describe.each(['express', 'standard'] as const)('the backfill state machine of a
     ]);
   });
 
-  test('logs and traces, and its ARN is a stack output', () => {
-    expect(properties.LoggingConfiguration.Level).toBe('ALL');
+  test('logs its errors (outcomes are in the Map Run and its results), traces, and its ARN is a stack output', () => {
+    expect(properties.LoggingConfiguration.Level).toBe('ERROR');
+    expect(properties.LoggingConfiguration.IncludeExecutionData).toBe(true);
     expect(properties.TracingConfiguration).toEqual({ Enabled: true });
     expect(template.toJSON().Outputs.BackfillStateMachineArn.Value).toEqual({ Ref: logicalId(stack, stack.backfill) });
   });
