@@ -6,7 +6,7 @@ LAMBDAS := validate detect-faces render-variant record-result
 export CDK_DISABLE_CLI_TELEMETRY := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: run test node-deps rust-test node-test lint lambdas deploy bench fuzz
+.PHONY: run test node-deps rust-test node-test lint lambdas deploy bootstrap bench fuzz
 
 ## The embedded default: run the whole pipeline locally on the shipped sample images.
 run:
@@ -38,11 +38,29 @@ lint:
 ## Build the four arm64 Lambda bootstraps into target/lambda/<name>/bootstrap (needs `pip install cargo-lambda`
 ## and the aarch64-unknown-linux-gnu Rust target).
 lambdas:
+	@command -v cargo-lambda >/dev/null 2>&1 || { echo "cargo-lambda is missing: pip install cargo-lambda (it brings zig)"; exit 1; }
+	@rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu || \
+	  echo "note: the aarch64-unknown-linux-gnu target may be missing: rustup target add aarch64-unknown-linux-gnu"
 	cargo lambda build --release --arm64 $(foreach f,$(LAMBDAS),-p $(f))
 
-## Build, then deploy the CDK stack to the account of the current AWS credentials.
+## Context options for deploy, e.g.
+##   make deploy CDK_CONTEXT="-c workflowType=standard -c alarmEmail=ops@example.com"
+## (cdk/README.md lists them all).
+CDK_CONTEXT ?=
+
+## Once per account and region, before the first deploy: the account of the current credentials, the region of
+## AWS_REGION (or the profile). Run from the repo root, where no cdk.json makes the CLI synthesize the app.
+bootstrap:
+	npm ci --prefix cdk --no-audit --no-fund
+	cdk/node_modules/.bin/cdk bootstrap --no-notices
+
+## Install the CDK packages, build the Lambdas, deploy the stack to the account of the current AWS credentials.
 deploy: lambdas
-	cd cdk && npx cdk deploy --no-notices
+	npm ci --prefix cdk --no-audit --no-fund
+	cd cdk && npx cdk deploy --no-notices $(CDK_CONTEXT) || { \
+	  echo; echo "Deploy failed. If CloudFormation says the environment is not bootstrapped (no CDKToolkit stack or"; \
+	  echo "cdk-hnb659fds-* bucket), run 'make bootstrap' once for this account and region, then 'make deploy' again."; \
+	  exit 1; }
 
 ## Benchmarks against sharp (never part of `make test`).
 bench:

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::cold_start::{self, ColdStart, Target};
 use crate::compare::{self, Comparison, Mode};
-use crate::cost::{self, Deployment, Stage};
+use crate::cost::{self, Stage};
 use crate::measure::{cpu_model, load_average};
 use crate::stages::StageTimes;
 use crate::{largest, throughput, CompareArgs};
@@ -117,90 +117,71 @@ fn cold_start_of(cold: &[ColdStart], name: &str, fallback_ms: f64) -> (f64, &'st
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The cost model's inputs from this run's measurements (bench/src/cost.rs has the model): validate's
+/// probe, single decode and working-copy encode, and each later stage's time including its decode of
+/// the working copy, all measured by `stages.rs` on one thread.
 fn cost_model(
     repo: &Path,
     comparison: &Comparison,
     times: &[StageTimes],
     cold: &[ColdStart],
-    memories: &Memories,
-) -> Result<(Deployment, Deployment)> {
+) -> Result<(Vec<cost::PathCost>, cost::PathCost)> {
     let asl = cost::read_asl(&repo.join("statemachine/pipeline.asl.json"))?;
+    let (specs, limits) = crate::stages::default_profile(&repo.join("ferrotype.json"))?;
+    let largest_variant = specs
+        .iter()
+        .map(|spec| {
+            let width = spec.width.or(spec.height).unwrap_or(0);
+            let height = spec.height.or(spec.width).unwrap_or(0);
+            u64::from(width) * u64::from(height)
+        })
+        .max()
+        .unwrap_or(0);
+    let working_copy_mib = cost::working_copy_memory_mib(limits.max_pixels, largest_variant, true);
+    let memories = cost::Memories {
+        validate: cost::decode_memory_mib(limits.max_pixels),
+        faces: working_copy_mib,
+        render: working_copy_mib,
+        record: cost::RECORD_RESULT_MEMORY_MIB,
+    };
     let variants: Vec<String> = times
         .first()
         .map(|t| t.variants.iter().map(|v| v.0.clone()).collect())
         .unwrap_or_default();
     let source_bytes = mean(times.iter().map(|t| t.source_bytes as f64));
-    let working_copy_bytes = mean(times.iter().map(|t| t.working_copy_bytes as f64));
     let (rust_cold, rust_cold_basis) = cold_start_of(cold, "render-variant", 14.0);
-    let stage = |name: String,
-                 memory_mib: u32,
-                 invocations: f64,
-                 duration_ms: f64,
-                 cold_ms: f64,
-                 basis: String| Stage {
-        name,
-        memory_mib,
-        invocations,
-        duration_ms,
-        cold_start_ms: cold_ms,
-        gb_second_price: cost::ARM64_GB_SECOND,
-        basis,
+    let workload = cost::Workload {
+        source_bytes,
+        // Measured: validate probes, decodes once and encodes the working copy; every later stage
+        // decodes the working copy, and its measured time includes that.
+        working_copy_bytes: mean(times.iter().map(|t| t.working_copy_bytes as f64)),
+        validate_cpu_ms: mean(times.iter().map(StageTimes::validate_ms)),
+        faces_cpu_ms: mean(times.iter().map(|t| t.faces_ms)),
+        variants: variants
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                (
+                    name.clone(),
+                    mean(times.iter().map(|t| t.variants[i].1)),
+                    mean(times.iter().map(|t| t.variants[i].2 as f64)),
+                )
+            })
+            .collect(),
+        record_cpu_ms: 5.0,
+        cold_start_ms: rust_cold,
+        // Typical of the pipeline's logged events with execution data (measured on a local run's history).
+        log_event_bytes: 700.0,
+        basis: format!("this run's stage timings (cold starts: {rust_cold_basis})"),
     };
-    let cold_of = |name: &str| cold_start_of(cold, name, rust_cold).0;
-    let mut stages = vec![
-        stage(
-            "validate".into(),
-            memories.decode,
-            1.0,
-            mean(times.iter().map(StageTimes::validate_ms))
-                + cost::s3_get_ms(64.0 * 1024.0)
-                + cost::s3_get_ms(source_bytes)
-                + cost::s3_get_ms(working_copy_bytes),
-            cold_of("validate"),
-            "probe, decode, working copy encode measured (1 thread) + ranged GET, GET, PUT assumed \
-             (a PUT costed as a GET of its size)"
-                .into(),
-        ),
-        stage(
-            "detect-faces (builtin)".into(),
-            memories.decode,
-            1.0,
-            mean(times.iter().map(|t| t.faces_ms)) + cost::s3_get_ms(working_copy_bytes),
-            cold_of("detect-faces"),
-            "working copy decode, preview, detector measured (1 thread) + S3 GET assumed".into(),
-        ),
-    ];
-    for (i, name) in variants.iter().enumerate() {
-        let render_ms = mean(times.iter().map(|t| t.variants[i].1));
-        let out_bytes = mean(times.iter().map(|t| t.variants[i].2 as f64));
-        stages.push(stage(
-            format!("render-variant ({name})"),
-            memories.decode,
-            1.0,
-            render_ms + cost::s3_get_ms(working_copy_bytes) + cost::s3_get_ms(out_bytes),
-            cold_of("render-variant"),
-            "working copy decode + render measured (1 thread) + S3 GET and PUT assumed".into(),
-        ));
-    }
-    stages.push(stage(
-        "record-result".into(),
-        memories.small,
-        1.0,
-        5.0 + cost::S3_ROUND_TRIP_MS,
-        cold_of("record-result"),
-        "assumed: 5 ms + 1 S3 PUT".into(),
-    ));
-    let ours = Deployment {
-        title: format!(
-            "Ferrotype, arm64, {} variants, smart crop builtin (cold starts: {rust_cold_basis})",
-            variants.len()
-        ),
-        stages,
-        transitions: cost::transitions(&asl, variants.len(), true)?,
-        s3_gets: 2 + variants.len(),
-        s3_puts: variants.len() + 1,
-    };
+    let paths = [
+        cost::PipelinePath::Standard,
+        cost::PipelinePath::Express,
+        cost::PipelinePath::Backfill,
+    ]
+    .into_iter()
+    .map(|path| cost::path_cost(path, &asl, &workload, &memories))
+    .collect::<Result<Vec<_>>>()?;
 
     let single = comparison
         .modes
@@ -218,24 +199,19 @@ fn cost_model(
         })
         .unwrap_or(0.0);
     let (seed_cold, seed_cold_basis) = cold_start_of(cold, "seed-node-sharp", 425.0);
-    let seed = Deployment {
-        title: format!(
-            "The seed: one Node.js Lambda, x86_64, {SEED_MEMORY_MIB} MB, 2 variants (sharp time measured, 1 thread; cold start: {seed_cold_basis})"
-        ),
-        stages: vec![Stage {
-            name: "seed (sharp)".into(),
-            memory_mib: SEED_MEMORY_MIB,
-            invocations: 1.0,
-            duration_ms: sharp_ms + cost::s3_get_ms(source_bytes) + 2.0 * cost::S3_ROUND_TRIP_MS + seed_out_bytes / 1e6 / cost::S3_MB_PER_S * 1000.0,
-            cold_start_ms: seed_cold,
-            gb_second_price: cost::X86_64_GB_SECOND,
-            basis: "sharp measured + 1 S3 GET and 2 PUTs assumed".into(),
-        }],
-        transitions: 0,
-        s3_gets: 1,
-        s3_puts: 2,
-    };
-    Ok((ours, seed))
+    let seed = cost::seed_cost(&Stage {
+        name: format!("seed (sharp; cold start: {seed_cold_basis})"),
+        memory_mib: SEED_MEMORY_MIB,
+        invocations: 1.0,
+        cpu_ms: sharp_ms,
+        io_ms: cost::s3_get_ms(source_bytes)
+            + 2.0 * cost::S3_ROUND_TRIP_MS
+            + cost::s3_transfer_ms(seed_out_bytes),
+        cold_start_ms: seed_cold,
+        gb_second_price: cost::X86_64_GB_SECOND,
+        basis: "sharp measured (1 thread) + 1 S3 GET and 2 PUTs assumed".into(),
+    });
+    Ok((paths, seed))
 }
 
 fn cold_starts(
@@ -341,7 +317,7 @@ pub fn all(args: &AllArgs) -> Result<()> {
     // 2. Stage compute, for the cost model.
     let times = stage_times(&options.images, &repo.join("ferrotype.json"))?;
     let (_, limits) = crate::stages::default_profile(&repo.join("ferrotype.json"))?;
-    let (memories, memory_note) = memories(repo, limits.max_pixels);
+    let (memories, _) = memories(repo, limits.max_pixels);
     let _ = writeln!(
         md,
         "## Compute per stage (one thread, default profile, mean over the images; every stage after \
@@ -482,9 +458,9 @@ pub fn all(args: &AllArgs) -> Result<()> {
 
     // 6. Cost.
     let _ = writeln!(md, "## Cost per million images\n");
-    let _ = writeln!(md, "Memory: {memory_note}.\n");
-    match cost_model(repo, &comparison, &times, &cold, &memories) {
-        Ok((ours, seed)) => md.push_str(&cost::markdown(&ours, &seed)),
+    // Each Lambda line of the cost tables names its memory (cdk/lib/memory.ts, mirrored in cost.rs).
+    match cost_model(repo, &comparison, &times, &cold) {
+        Ok((paths, seed)) => md.push_str(&cost::markdown(&paths, &seed)),
         Err(e) => {
             let _ = writeln!(md, "Not computed: {e:#}");
         }

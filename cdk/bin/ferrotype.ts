@@ -2,8 +2,9 @@
 import * as path from 'path';
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { loadConfig } from '../lib/config';
+import { ConfigError, loadConfig } from '../lib/config';
 import { FerrotypeStack } from '../lib/ferrotype-stack';
+import { WORKFLOW_TYPES, WorkflowType } from '../lib/workflow';
 
 /**
  * Context (cdk.json or `-c key=value`):
@@ -13,6 +14,9 @@ import { FerrotypeStack } from '../lib/ferrotype-stack';
  *   cloudfront      "true" to add a CloudFront distribution in front of the output bucket
  *   alarmEmail      subscribe this address to the alarm topic (a new one unless alarmTopicArn is given)
  *   alarmTopicArn   send alarms to this existing SNS topic
+ *   workflowType    "express" (default) or "standard" (lib/workflow.ts)
+ *   renderConcurrency   reserved concurrency of render-variant (default none)
+ *   inventoryBucketName a bucket of S3 Inventory reports the backfill may read
  *   stackName       default "Ferrotype"
  * Relative paths are resolved against the working directory (cdk/ when run through `npx cdk`).
  */
@@ -28,6 +32,21 @@ const optionalPath = (key: string): string | undefined => {
   return value === undefined ? undefined : path.resolve(value);
 };
 
+const workflowType = (): WorkflowType | undefined => {
+  const value = context('workflowType');
+  if (value === undefined) return undefined;
+  if (!WORKFLOW_TYPES.includes(value as WorkflowType)) {
+    throw new ConfigError(`workflowType must be one of ${WORKFLOW_TYPES.join(', ')}, got "${value}"`);
+  }
+  return value as WorkflowType;
+};
+const positiveInteger = (key: string): number | undefined => {
+  const value = context(key);
+  if (value === undefined) return undefined;
+  if (!/^[1-9][0-9]*$/.test(value)) throw new ConfigError(`${key} must be a positive integer, got "${value}"`);
+  return Number(value);
+};
+
 new FerrotypeStack(app, context('stackName') ?? 'Ferrotype', {
   description: 'Ferrotype serverless image pipeline',
   config: loadConfig(optionalPath('config') ?? path.join(repoRoot, 'ferrotype.json')),
@@ -37,6 +56,9 @@ new FerrotypeStack(app, context('stackName') ?? 'Ferrotype', {
   cloudfront: context('cloudfront') === 'true',
   alarmEmail: context('alarmEmail'),
   alarmTopicArn: context('alarmTopicArn'),
+  workflowType: workflowType(),
+  renderConcurrency: positiveInteger('renderConcurrency'),
+  inventoryBucketName: context('inventoryBucketName'),
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });
 

@@ -1,5 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
-import { build, logicalId } from './helpers';
+import { build, configVariant, logicalId } from './helpers';
+import { NONCURRENT_VERSION_DAYS, WORKING_COPY_DAYS } from '../lib/ferrotype-stack';
 
 describe('created buckets', () => {
   const { stack, template } = build();
@@ -76,10 +77,24 @@ describe('created buckets', () => {
     });
   });
 
-  test('replaced input versions outlive the 14-day redrive window', () => {
-    const rules = bucket(inputId).LifecycleConfiguration.Rules;
-    const noncurrent = rules.find((rule: any) => rule.NoncurrentVersionExpiration);
-    expect(noncurrent.NoncurrentVersionExpiration.NoncurrentDays).toBeGreaterThan(14);
+  test('replaced and deleted uploads are kept 30 days, then expire with their delete markers', () => {
+    expect(bucket(inputId).LifecycleConfiguration.Rules).toEqual([
+      { NoncurrentVersionExpiration: { NoncurrentDays: NONCURRENT_VERSION_DAYS }, ExpiredObjectDeleteMarker: true, Status: 'Enabled' },
+      { AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 }, Status: 'Enabled' },
+    ]);
+    expect(NONCURRENT_VERSION_DAYS).toBe(30);
+  });
+
+  test('working copies expire after the 14-day redrive window (plus the longest run), backfill results after 90 days', () => {
+    const rules = bucket(outputId).LifecycleConfiguration.Rules;
+    expect(rules).toEqual([
+      { Prefix: 'work/', ExpirationInDays: WORKING_COPY_DAYS, Status: 'Enabled' },
+      { Prefix: 'backfills/', ExpirationInDays: 90, Status: 'Enabled' },
+      { AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 }, Status: 'Enabled' },
+    ]);
+    expect(WORKING_COPY_DAYS).toBeGreaterThan(14 + 1);
+    // Nothing expires variants or manifests: they are the outputs.
+    expect(JSON.stringify(rules)).not.toMatch(/variants\/|manifests\//);
   });
 
   test('bucket names are stack outputs', () => {
@@ -106,5 +121,23 @@ describe('imported buckets', () => {
     const { stack, template } = build({ inputBucketName: 'photos-in' });
     template.resourceCountIs('AWS::S3::Bucket', 2);
     expect(stack.logBucket).toBeDefined();
+  });
+});
+
+describe('the work prefix', () => {
+  test('follows outputs.workPrefix of the config', () => {
+    const config = configVariant((c) => {
+      c.outputs.workPrefix = 'scratch/';
+    });
+    const { stack, template } = build({ config });
+    const rules = template.toJSON().Resources[logicalId(stack, stack.outputBucket as any)].Properties.LifecycleConfiguration.Rules;
+    expect(rules[0]).toEqual({ Prefix: 'scratch/', ExpirationInDays: WORKING_COPY_DAYS, Status: 'Enabled' });
+  });
+
+  test('may not overlap where backfill results go', () => {
+    const config = configVariant((c) => {
+      c.outputs.workPrefix = 'backfills/work/';
+    });
+    expect(() => build({ config })).toThrow(/overlaps backfills\//);
   });
 });

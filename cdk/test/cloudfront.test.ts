@@ -40,30 +40,32 @@ describe('with cloudfront: true', () => {
     expect(distribution.Enabled).toBe(true);
   });
 
-  test('the output bucket lets only this distribution read objects', () => {
-    template.hasResourceProperties('AWS::S3::BucketPolicy', {
-      Bucket: { Ref: outputId },
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          {
-            Action: 's3:GetObject',
-            Effect: 'Allow',
-            Principal: { Service: 'cloudfront.amazonaws.com' },
-            Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [outputId, 'Arn'] }, '/*']] },
-            Condition: {
-              StringEquals: {
-                'AWS:SourceArn': {
-                  'Fn::Join': [
-                    '',
-                    ['arn:', { Ref: 'AWS::Partition' }, ':cloudfront::', { Ref: 'AWS::AccountId' }, ':distribution/', { Ref: distributionId }],
-                  ],
-                },
-              },
+  test('the output bucket lets only this distribution read, and only the variants prefix', () => {
+    const policies = Object.values(template.findResources('AWS::S3::BucketPolicy', { Properties: { Bucket: { Ref: outputId } } }));
+    expect(policies).toHaveLength(1);
+    const statements: any[] = (policies[0] as any).Properties.PolicyDocument.Statement;
+    const cloudfrontStatements = statements.filter((st) => JSON.stringify(st.Principal ?? {}).includes('cloudfront'));
+    expect(cloudfrontStatements).toEqual([
+      {
+        Sid: 'CloudFrontReadsVariants',
+        Action: 's3:GetObject',
+        Effect: 'Allow',
+        Principal: { Service: 'cloudfront.amazonaws.com' },
+        Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [outputId, 'Arn'] }, '/variants/*']] },
+        Condition: {
+          StringEquals: {
+            'AWS:SourceArn': {
+              'Fn::Join': [
+                '',
+                ['arn:', { Ref: 'AWS::Partition' }, ':cloudfront::', { Ref: 'AWS::AccountId' }, ':distribution/', { Ref: distributionId }],
+              ],
             },
           },
-        ]),
+        },
       },
-    });
+    ]);
+    // Manifests, working copies and backfill results are not readable through CloudFront.
+    expect(JSON.stringify(statements.filter((st) => st.Effect === 'Allow'))).not.toMatch(/"\/\*"|manifests|work\/|backfills/);
   });
 
   test('outputs the domain name', () => {

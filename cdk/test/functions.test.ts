@@ -4,7 +4,7 @@ import * as path from 'path';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { build, configVariant, CONFIG_PATH, FIXTURE_LAMBDAS, logicalId, repoConfig } from './helpers';
 import { checkConfig, ConfigError, largestMaxPixels } from '../lib/config';
-import { decodeMemoryMiB } from '../lib/memory';
+import { memoryMiB, DECODE_BYTES_PER_PIXEL, workingCopyPixels, WORKING_COPY_BYTES_PER_PIXEL } from '../lib/memory';
 import { STAGES, Stage } from '../lib/ferrotype-stack';
 
 describe('pipeline functions', () => {
@@ -49,13 +49,20 @@ describe('pipeline functions', () => {
     expect(others).not.toContain(roleId);
   });
 
-  test('memory: small stages 256 MiB, decoding stages from the largest maxPixels', () => {
-    expect(fn('validate').MemorySize).toBe(256);
-    expect(fn('record-result').MemorySize).toBe(256);
-    // The repo config allows 100 MP: 100e6 * 16 B = 1526 MiB + 128 MiB runtime = 1654, rounded up to 1664.
+  test('memory follows the work: validate decodes the largest upload, the later stages hold the working copy', () => {
+    // validate: 100e6 px * 16 B = 1526 MiB + 128 MiB runtime = 1654, rounded up to 1664.
     expect(largestMaxPixels(repoConfig())).toBe(100_000_000);
-    expect(fn('render-variant').MemorySize).toBe(1664);
-    expect(fn('detect-faces').MemorySize).toBe(1664);
+    expect(fn('validate').MemorySize).toBe(1664);
+    // The shipped profile detects faces: the working copy serves a 1920 px preview, 1920^2 * 4 (scale slack)
+    // = 14.7 MP * 12 B = 169 MiB + 128 = 297, rounded up to 320.
+    expect(workingCopyPixels(repoConfig())).toBe(1920 * 1920 * 4);
+    expect(fn('detect-faces').MemorySize).toBe(320);
+    expect(fn('render-variant').MemorySize).toBe(320);
+    expect(fn('record-result').MemorySize).toBe(256);
+  });
+
+  test('no reserved concurrency unless asked for', () => {
+    for (const stage of STAGES) expect(fn(stage).ReservedConcurrentExecutions).toBeUndefined();
   });
 
   test.each(STAGES)('%s is bundled from its own crate folder', (stage) => {
@@ -69,24 +76,42 @@ describe('pipeline functions', () => {
   });
 });
 
-describe('render memory', () => {
-  test('follows the largest profile', () => {
+describe('memory derivation', () => {
+  const memoryOf = (built: ReturnType<typeof build>, stage: Stage) =>
+    built.template.toJSON().Resources[logicalId(built.stack, built.stack.functions[stage])].Properties.MemorySize;
+
+  test('validate follows the largest profile', () => {
     const config = configVariant((c) => {
       c.profiles.push({ ...c.profiles[0], name: 'small', prefix: 'small/', limits: { ...c.profiles[0].limits, maxPixels: 4_000_000 } });
       c.profiles[0].limits.maxPixels = 200_000_000;
     });
-    const { template } = build({ config });
     // 200e6 * 16 / 2^20 = 3051.8 + 128 = 3179.8 → 3200
-    template.hasResourceProperties('AWS::Lambda::Function', { Description: 'Ferrotype render-variant stage', MemorySize: 3200 });
+    expect(memoryOf(build({ config }), 'validate')).toBe(3200);
   });
 
-  test('warns when the largest images would need more than Lambda offers', () => {
+  test('the working copy follows the largest variant when faces are off, and never exceeds the upload', () => {
+    const noFaces = configVariant((c) => {
+      c.profiles[0].smartCrop = 'off';
+      c.profiles[0].variants = [{ name: 'big', width: 2000, height: 1500, fit: 'inside' }, { name: 'tall', height: 1200 }];
+    });
+    // 2000 * 1500 * 4 = 12 MP * 12 B = 137 MiB + 128 = 265 → 320
+    expect(workingCopyPixels(noFaces)).toBe(12_000_000);
+    expect(memoryOf(build({ config: noFaces }), 'render-variant')).toBe(320);
+    const tiny = configVariant((c) => {
+      c.profiles[0].smartCrop = 'off';
+      c.profiles[0].limits.maxPixels = 1_000_000;
+      c.profiles[0].variants = [{ name: 'big', width: 4000, height: 4000 }];
+    });
+    expect(workingCopyPixels(tiny)).toBe(1_000_000);
+  });
+
+  test('warns when the largest uploads would need more than Lambda offers', () => {
     const config = configVariant((c) => {
       c.profiles[0].limits.maxPixels = 1_000_000_000;
     });
-    const { stack, template } = build({ config });
-    template.hasResourceProperties('AWS::Lambda::Function', { Description: 'Ferrotype render-variant stage', MemorySize: 10240 });
-    Annotations.fromStack(stack).hasWarning('*', Match.stringLikeRegexp('maxPixels'));
+    const built = build({ config });
+    expect(memoryOf(built, 'validate')).toBe(10240);
+    Annotations.fromStack(built.stack).hasWarning('*', Match.stringLikeRegexp('maxPixels'));
   });
 
   test.each([
@@ -95,9 +120,27 @@ describe('render memory', () => {
     [12_000_000, 320],
     [100_000_000, 1664],
     [700_000_000, 10240],
-  ])('decodeMemoryMiB(%d) = %d', (pixels, mib) => {
-    expect(decodeMemoryMiB(pixels)).toBe(mib);
+  ])('memoryMiB(%d px at 16 B) = %d', (pixels, mib) => {
+    expect(memoryMiB(pixels, DECODE_BYTES_PER_PIXEL)).toBe(mib);
     expect(mib % 64).toBe(0);
+  });
+
+  test('one formula for both kinds of stage', () => {
+    expect(memoryMiB(14_745_600, WORKING_COPY_BYTES_PER_PIXEL)).toBe(320);
+  });
+});
+
+describe('render-variant reserved concurrency', () => {
+  test('is set from renderConcurrency, on render-variant only', () => {
+    const built = build({ renderConcurrency: 400 });
+    for (const stage of STAGES) {
+      const props = built.template.toJSON().Resources[logicalId(built.stack, built.stack.functions[stage])].Properties;
+      expect(props.ReservedConcurrentExecutions).toBe(stage === 'render-variant' ? 400 : undefined);
+    }
+  });
+
+  test.each([0, -3, 2.5])('refuses %d', (value) => {
+    expect(() => build({ renderConcurrency: value })).toThrow(/renderConcurrency must be a positive integer/);
   });
 });
 
@@ -125,6 +168,9 @@ describe('config checks', () => {
     ['no profiles', (c: any) => (c.profiles = []), /non-empty array/],
     ['a fractional maxPixels', (c: any) => (c.profiles[0].limits.maxPixels = 1.5), /maxPixels must be a positive integer/],
     ['no manifestsPrefix', (c: any) => delete c.outputs.manifestsPrefix, /outputs.manifestsPrefix/],
+    ['a work prefix inside the variants prefix', (c: any) => (c.outputs.workPrefix = 'variants/work/'), /"outputs.workPrefix" must not overlap "outputs.variantsPrefix"/],
+    ['a variant without a size', (c: any) => (c.profiles[0].variants = [{ name: 'x' }]), /needs a width or a height/],
+    ['a fractional width', (c: any) => (c.profiles[0].variants[0].width = 1.5), /width must be a positive integer/],
   ])('rejects %s', (_name, change, message) => {
     const config = base();
     change(config);

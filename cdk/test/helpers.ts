@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { App, Stack } from 'aws-cdk-lib';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Template } from 'aws-cdk-lib/assertions';
 import { FerrotypeConfig, loadConfig } from '../lib/config';
 import { FerrotypeStack, FerrotypeStackProps } from '../lib/ferrotype-stack';
@@ -10,6 +11,7 @@ export const CDK_DIR = path.join(__dirname, '..');
 export const REPO_ROOT = path.join(CDK_DIR, '..');
 export const CONFIG_PATH = path.join(REPO_ROOT, 'ferrotype.json');
 export const DEFINITION_PATH = path.join(REPO_ROOT, 'statemachine', 'pipeline.asl.json');
+export const BACKFILL_DEFINITION_PATH = path.join(REPO_ROOT, 'statemachine', 'backfill.asl.json');
 export const FIXTURE_LAMBDAS = path.join(__dirname, 'fixtures', 'lambda');
 
 /** The repo's ferrotype.json, parsed. */
@@ -71,4 +73,24 @@ export function allowance(statement: any): { actions: string[]; resources: unkno
   expect(statement.Effect).toBe('Allow');
   expect(statement.Condition).toBeUndefined();
   return { actions: list(statement.Action), resources: list(statement.Resource) };
+}
+
+/** A state machine's template properties. */
+export function machineProperties(built: Built, machine: sfn.StateMachine): any {
+  return built.template.toJSON().Resources[logicalId(built.stack, machine)].Properties;
+}
+
+/** A state machine's definition as deployed: the file CDK copied into the cloud assembly. */
+export function definitionAsset(built: Built, machine: sfn.StateMachine): string {
+  const assembly = built.app.synth();
+  const key: string = machineProperties(built, machine).DefinitionS3Location.Key;
+  const manifest = JSON.parse(fs.readFileSync(path.join(assembly.directory, `${built.stack.artifactId}.assets.json`), 'utf8'));
+  const source = manifest.files[key.replace(/\.json$/, '')].source;
+  expect(source.packaging).toBe('file');
+  return fs.readFileSync(path.join(assembly.directory, source.path), 'utf8');
+}
+
+/** The statements of one IAM::Policy resource (by logical id). */
+export function statementsOfPolicy(template: Template, policyLogicalId: string): any[] {
+  return template.toJSON().Resources[policyLogicalId].Properties.PolicyDocument.Statement;
 }

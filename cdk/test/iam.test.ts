@@ -3,28 +3,53 @@ import { STAGES, Stage } from '../lib/ferrotype-stack';
 
 const XRAY = { actions: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], resources: ['*'] };
 
-/** What each stage's role may do, as template expressions. */
-function expectedAllowances(built: Built, stage: Stage, rekognition: boolean) {
+/**
+ * What each stage's role may do under the integrity contract (docs/CONTRACTS.md), as template
+ * expressions. S3 authorises HEAD with s3:GetObject, and answers a HEAD or GET of a missing key with 403
+ * instead of 404 unless the caller may s3:ListBucket the bucket: every stage that asks "is this version
+ * still current?" of the input bucket needs both. Conditional deletes (If-Match) need s3:GetObject too.
+ */
+function expectedAllowances(built: Built, stage: Stage, uploadPrefixes: string[], rekognition: boolean) {
   const { stack, resolve } = built;
   const logGroupArn = { 'Fn::GetAtt': [logicalId(stack, (stack.functions[stage] as any).logGroup), 'Arn'] };
   const logs = { actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [logGroupArn] };
-  const readUploads = {
-    actions: ['s3:GetObject', 's3:GetObjectVersion'],
-    resources: [resolve(stack.inputBucket.arnForObjects('uploads/*'))],
-  };
+  const uploads = uploadPrefixes.map((prefix) => resolve(stack.inputBucket.arnForObjects(`${prefix}*`)));
+  const out = (prefix: string) => resolve(stack.outputBucket.arnForObjects(`${prefix}*`));
+  const listInput = { actions: ['s3:ListBucket'], resources: [resolve(stack.inputBucket.bucketArn)] };
   switch (stage) {
     case 'validate':
-      return [logs, readUploads, { actions: ['s3:ListBucket'], resources: [resolve(stack.inputBucket.bucketArn)] }, XRAY];
+      return [
+        logs,
+        { actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: uploads },
+        listInput,
+        { actions: ['s3:PutObject'], resources: [out('work/')] },
+        XRAY,
+      ];
     case 'detect-faces':
-      return rekognition
-        ? [logs, readUploads, { actions: ['rekognition:DetectFaces'], resources: ['*'] }, XRAY]
-        : [logs, readUploads, XRAY];
+      return [
+        logs,
+        { actions: ['s3:GetObject'], resources: [out('work/')] },
+        { actions: ['s3:GetObject'], resources: uploads },
+        listInput,
+        ...(rekognition ? [{ actions: ['rekognition:DetectFaces'], resources: ['*'] }] : []),
+        XRAY,
+      ];
     case 'render-variant':
-      return [logs, readUploads, { actions: ['s3:PutObject'], resources: [resolve(stack.outputBucket.arnForObjects('variants/*'))] }, XRAY];
+      return [
+        logs,
+        { actions: ['s3:GetObject', 's3:PutObject'], resources: [out('work/')] },
+        { actions: ['s3:PutObject'], resources: [out('variants/')] },
+        { actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: uploads },
+        listInput,
+        XRAY,
+      ];
     case 'record-result':
       return [
         logs,
-        { actions: ['s3:GetObject', 's3:PutObject'], resources: [resolve(stack.outputBucket.arnForObjects('manifests/*'))] },
+        { actions: ['s3:GetObject', 's3:PutObject'], resources: [out('manifests/')] },
+        { actions: ['s3:GetObject', 's3:DeleteObject'], resources: [out('variants/'), out('work/')] },
+        { actions: ['s3:GetObject'], resources: uploads },
+        listInput,
         { actions: ['s3:ListBucket'], resources: [resolve(stack.outputBucket.bucketArn)] },
         XRAY,
       ];
@@ -41,7 +66,7 @@ describe('with the repository config (builtin smart crop)', () => {
 
   test.each(STAGES)('the %s role allows exactly what the stage needs', (stage) => {
     expect(statementsOfRole(template, roleId(built, stage)).map(allowance)).toEqual(
-      expectedAllowances(built, stage, false),
+      expectedAllowances(built, stage, ['uploads/'], false),
     );
   });
 
@@ -52,6 +77,27 @@ describe('with the repository config (builtin smart crop)', () => {
     expect(role.AssumeRolePolicyDocument.Statement).toEqual([
       { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
     ]);
+  });
+
+  test('only record-result may delete, and only variants and working copies', () => {
+    for (const stage of STAGES) {
+      const deletes = statementsOfRole(template, roleId(built, stage)).filter((s) => JSON.stringify(s.Action).includes('Delete'));
+      if (stage !== 'record-result') expect(deletes).toEqual([]);
+    }
+    const text = JSON.stringify(statementsOfRole(template, roleId(built, 'record-result')).filter((s) => JSON.stringify(s.Action).includes('Delete')));
+    expect(text).toContain('/variants/*');
+    expect(text).toContain('/work/*');
+    expect(text).not.toContain('/manifests/*');
+  });
+
+  test('no stage may write to the input bucket, and only validate and render-variant write working copies', () => {
+    const inputId = logicalId(stack, stack.inputBucket as any);
+    for (const stage of STAGES) {
+      const writes = statementsOfRole(template, roleId(built, stage)).filter((s) => JSON.stringify(s.Action).includes('Put'));
+      expect(JSON.stringify(writes)).not.toContain(inputId);
+      const writesWork = JSON.stringify(writes).includes('/work/*');
+      expect(writesWork).toBe(stage === 'validate' || stage === 'render-variant');
+    }
   });
 
   test('S3 object access stays under the configured prefixes', () => {
@@ -74,15 +120,15 @@ describe('with the repository config (builtin smart crop)', () => {
         resources: STAGES.map((stage) => ({ 'Fn::GetAtt': [logicalId(stack, stack.functions[stage]), 'Arn'] })),
       },
     ]);
-    // Everything else is what CDK adds for logging ALL and X-Ray: no other service, no other resource.
+    // Everything else is what CDK adds for logging and X-Ray: no other service, no other resource.
     for (const other of statements.filter((s) => s !== invoke[0])) {
       expect(other.resources).toEqual(['*']);
       for (const action of other.actions) expect(action).toMatch(/^(logs|xray):[A-Za-z]+$/);
     }
   });
 
-  test('roles are the four stage roles, the state machine role and the upload rule role', () => {
-    template.resourceCountIs('AWS::IAM::Role', 6);
+  test('roles: four stage roles, the pipeline, the backfill and the upload rule (Express: no second pipeline)', () => {
+    template.resourceCountIs('AWS::IAM::Role', 7);
   });
 });
 
@@ -91,20 +137,12 @@ describe('with a profile that uses Rekognition', () => {
     c.profiles.push({ ...c.profiles[0], name: 'people', prefix: 'people/', smartCrop: 'rekognition' });
   });
   const built = build({ config });
-  const { template, resolve, stack } = built;
 
-  test('only detect-faces may call rekognition:DetectFaces', () => {
-    expect(statementsOfRole(template, roleId(built, 'detect-faces')).map(allowance)).toEqual([
-      expect.anything(),
-      {
-        actions: ['s3:GetObject', 's3:GetObjectVersion'],
-        resources: [resolve(stack.inputBucket.arnForObjects('uploads/*')), resolve(stack.inputBucket.arnForObjects('people/*'))],
-      },
-      { actions: ['rekognition:DetectFaces'], resources: ['*'] },
-      XRAY,
-    ]);
-    for (const stage of STAGES.filter((s) => s !== 'detect-faces')) {
-      expect(JSON.stringify(statementsOfRole(template, roleId(built, stage)))).not.toContain('rekognition');
+  test('only detect-faces may call rekognition:DetectFaces, and every stage reads both prefixes', () => {
+    for (const stage of STAGES) {
+      expect(statementsOfRole(built.template, roleId(built, stage)).map(allowance)).toEqual(
+        expectedAllowances(built, stage, ['uploads/', 'people/'], stage === 'detect-faces'),
+      );
     }
   });
 });
@@ -114,8 +152,29 @@ describe('with imported buckets', () => {
 
   test.each(STAGES)('the %s role names the given buckets', (stage) => {
     const statements = statementsOfRole(built.template, roleId(built, stage)).map(allowance);
-    expect(statements).toEqual(expectedAllowances(built, stage, false));
+    expect(statements).toEqual(expectedAllowances(built, stage, ['uploads/'], false));
     const text = JSON.stringify(statements);
-    if (stage !== 'record-result') expect(text).toContain(':s3:::photos-in/uploads/*');
+    expect(text).toContain(':s3:::photos-in/uploads/*');
+    if (stage !== 'validate') expect(text).toContain(':s3:::photos-out/');
+  });
+});
+
+describe('with a Standard workflow', () => {
+  const built = build({ workflowType: 'standard' });
+
+  test('the backfill\'s Express copy of the pipeline invokes exactly the four functions as well', () => {
+    const { stack, template } = built;
+    const roleArn = stack.resolve(stack.expressPipeline.role.roleArn)['Fn::GetAtt'][0];
+    expect(roleArn).not.toBe(stack.resolve(stack.stateMachine.role.roleArn)['Fn::GetAtt'][0]);
+    const invoke = statementsOfRole(template, roleArn)
+      .map(allowance)
+      .filter((s) => s.actions.some((action) => action.startsWith('lambda:')));
+    expect(invoke).toEqual([
+      {
+        actions: ['lambda:InvokeFunction'],
+        resources: STAGES.map((stage) => ({ 'Fn::GetAtt': [logicalId(stack, stack.functions[stage]), 'Arn'] })),
+      },
+    ]);
+    template.resourceCountIs('AWS::IAM::Role', 8);
   });
 });

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use ferrotype_core::config::Config;
-use ferrotype_ops::{AwsOptions, BackfillRequest, Clients, ListFilter, Pipeline};
+use ferrotype_ops::{
+    AwsOptions, BackfillRequest, Clients, DistributedBackfill, ListFilter, Pipeline, WorkflowType,
+};
 
 /// Where to act and with which credentials (the standard AWS credential chain).
 #[derive(Debug, Args)]
@@ -38,6 +40,8 @@ pub enum AwsCommand {
     Executions(ExecutionsCommand),
     /// Redrive failed executions from their failed state (Standard workflows, within 14 days).
     Redrive(RedriveArgs),
+    /// Start failed Express executions again with their original input (Express has no redrive).
+    Rerun(RerunArgs),
     /// Start the pipeline for objects already in the input bucket (e.g. after a profile change).
     Backfill(BackfillArgs),
 }
@@ -96,6 +100,21 @@ pub struct RedriveArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// Express execution ARNs to rerun.
+    #[arg(required_unless_present = "all_failed", conflicts_with = "all_failed")]
+    pub execution_arns: Vec<String>,
+    /// Rerun every FAILED, TIMED_OUT or ABORTED execution of the window (default window: 24h).
+    #[arg(long)]
+    pub all_failed: bool,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// List what would be rerun, start nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct BackfillArgs {
     /// Input bucket (default: the stack's InputBucketName output).
     #[arg(long)]
@@ -109,12 +128,37 @@ pub struct BackfillArgs {
     /// The processing configuration whose profile prefixes select the objects.
     #[arg(long, value_name = "PATH", default_value = "ferrotype.json")]
     pub config: PathBuf,
-    /// StartExecution calls per second.
+    /// StartExecution calls per second (with --per-object).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rate: u32,
     /// List what would be started, start nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Start one pipeline execution per object from here instead of the backfill state machine.
+    #[arg(long)]
+    pub per_object: bool,
+    /// Batches of ten objects the backfill machine runs at once (default 30).
+    #[arg(long, value_name = "N", conflicts_with = "per_object", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub concurrency: Option<u32>,
+    /// Read the objects from this S3 Inventory manifest (s3://BUCKET/KEY/manifest.json) instead of listing.
+    #[arg(long, value_name = "S3_URI", conflicts_with = "per_object")]
+    pub inventory: Option<String>,
+    /// The backfill state machine ARN (default: the stack's BackfillStateMachineArn output).
+    #[arg(long, value_name = "ARN", conflicts_with = "per_object")]
+    pub backfill_state_machine: Option<String>,
+}
+
+/// `s3://bucket/key` → (bucket, key).
+fn parse_s3_uri(uri: &str) -> anyhow::Result<(String, String)> {
+    let rest = uri
+        .strip_prefix("s3://")
+        .ok_or_else(|| anyhow::anyhow!("{uri}: expected s3://BUCKET/KEY"))?;
+    match rest.split_once('/') {
+        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
+            Ok((bucket.to_owned(), key.to_owned()))
+        }
+        _ => anyhow::bail!("{uri}: expected s3://BUCKET/KEY"),
+    }
 }
 
 /// Runs a `ferrotype aws` command. Failures the operator must notice (an execution that could not be
@@ -144,17 +188,42 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<ExitCode> {
         AwsCommand::Executions(ExecutionsCommand::List(list)) => {
             let pipeline: Pipeline = pipeline().await?;
             let filter = list.window.filter(list.status.as_deref())?;
-            let (executions, truncated) = ferrotype_ops::list_executions(
-                &clients.sfn,
-                pipeline.state_machine_arn()?,
-                &filter,
-            )
-            .await?;
+            let machine =
+                ferrotype_ops::machine::describe(&clients.sfn, pipeline.state_machine_arn()?)
+                    .await?;
+            let (executions, truncated) = match machine.workflow {
+                WorkflowType::Standard => {
+                    ferrotype_ops::list_executions(&clients.sfn, &machine.arn, &filter).await?
+                }
+                WorkflowType::Express => {
+                    ferrotype_ops::express::list_executions(
+                        &clients.logs,
+                        machine.express_log_group()?,
+                        &filter,
+                    )
+                    .await?
+                }
+            };
             ferrotype_ops::write_execution_list(&mut out, &executions, truncated)?;
             Ok(ExitCode::SUCCESS)
         }
         AwsCommand::Executions(ExecutionsCommand::Show { execution_arn }) => {
-            ferrotype_ops::show_execution(&clients.sfn, execution_arn, &mut out).await?;
+            match ferrotype_ops::express::state_machine_of(execution_arn) {
+                None => {
+                    ferrotype_ops::show_execution(&clients.sfn, execution_arn, &mut out).await?
+                }
+                Some(state_machine_arn) => {
+                    let machine =
+                        ferrotype_ops::machine::describe(&clients.sfn, &state_machine_arn).await?;
+                    ferrotype_ops::executions::show_express_execution(
+                        &clients.logs,
+                        machine.express_log_group()?,
+                        execution_arn,
+                        &mut out,
+                    )
+                    .await?;
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         AwsCommand::Redrive(redrive) => {
@@ -184,12 +253,81 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        AwsCommand::Rerun(rerun) => {
+            let pipeline = pipeline().await?;
+            let machine =
+                ferrotype_ops::machine::describe(&clients.sfn, pipeline.state_machine_arn()?)
+                    .await?;
+            if machine.workflow == WorkflowType::Standard {
+                anyhow::bail!(
+                    "{} is a Standard state machine: redrive its failed executions (ferrotype aws redrive), \
+                     which resumes them from the failed state",
+                    machine.arn
+                );
+            }
+            let log_group = machine.express_log_group()?;
+            let filter = rerun.window.filter(None)?;
+            let (candidates, names) = if rerun.all_failed {
+                ferrotype_ops::rerun::failed_in_window(&clients.logs, log_group, &filter).await?
+            } else {
+                let named = ferrotype_ops::rerun::named_in_log(
+                    &clients.logs,
+                    log_group,
+                    &rerun.execution_arns,
+                )
+                .await?;
+                let (_, names) =
+                    ferrotype_ops::rerun::failed_in_window(&clients.logs, log_group, &filter)
+                        .await?;
+                (named, names)
+            };
+            let summary = ferrotype_ops::rerun(
+                &clients.sfn,
+                &machine.arn,
+                &candidates,
+                &names,
+                rerun.dry_run,
+                &mut out,
+            )
+            .await?;
+            Ok(if summary.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         AwsCommand::Backfill(backfill) => {
             let text = std::fs::read_to_string(&backfill.config)
                 .with_context(|| format!("reading {}", backfill.config.display()))?;
             let config =
                 Config::from_json(&text).with_context(|| backfill.config.display().to_string())?;
             let pipeline = pipeline().await?;
+            if !backfill.per_object {
+                let prefixes = ferrotype_ops::backfill::listing_prefixes(
+                    &config,
+                    backfill.prefix.as_deref(),
+                    backfill.profile_name.as_deref(),
+                )?;
+                let backfill_state_machine_arn = match &backfill.backfill_state_machine {
+                    Some(arn) => arn.clone(),
+                    None => pipeline.backfill_state_machine_arn()?.to_owned(),
+                };
+                let request = DistributedBackfill {
+                    backfill_state_machine_arn,
+                    bucket: pipeline.input_bucket()?.to_owned(),
+                    prefixes,
+                    max_concurrency: backfill.concurrency,
+                    inventory_manifest: backfill
+                        .inventory
+                        .as_deref()
+                        .map(parse_s3_uri)
+                        .transpose()?,
+                    dry_run: backfill.dry_run,
+                };
+                ferrotype_ops::start_backfill(&clients.s3, &clients.sfn, &request, &mut out)
+                    .await?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let request = BackfillRequest {
                 bucket: pipeline.input_bucket()?.to_owned(),
                 prefix: backfill.prefix.clone(),
@@ -199,7 +337,7 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<ExitCode> {
                 dry_run: backfill.dry_run,
             };
             let progress = ferrotype_ops::backfill::progress_bar(!backfill.dry_run);
-            let summary = ferrotype_ops::backfill(
+            let summary = ferrotype_ops::backfill_per_object(
                 &clients.s3,
                 &clients.sfn,
                 &config,

@@ -1,38 +1,34 @@
-//! `ferrotype aws backfill`: starts the pipeline for objects already in the input bucket (after a
-//! profile was added or changed), with the event the S3 → EventBridge rule would have delivered.
+//! `ferrotype aws backfill`: runs the pipeline for objects already in the input bucket (after a profile
+//! was added or changed).
 //!
-//! Execution names are derived from key and ETag, so running a backfill twice starts nothing twice:
-//! Step Functions answers a reused name with ExecutionAlreadyExists, which counts as "already started".
+//! By default it starts the backfill state machine (statemachine/backfill.asl.json): a Distributed Map
+//! that lists the bucket itself and runs the Express pipeline for every object, at AWS's scale and price.
+//! `--per-object` keeps the older way, useful without the backfill machine (a stack deployed before it)
+//! or for a handful of keys: this command lists the bucket and starts one pipeline execution per object
+//! with the event the S3 → EventBridge rule would have delivered, names derived from key and ETag so a
+//! second run starts nothing twice (Standard pipelines; Express ones do not check names).
 
 use std::io::Write;
 use std::time::Duration;
 
-use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use aws_smithy_types::date_time::Format;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ferrotype_core::config::Config;
 use ferrotype_core::event::{NewObject, ObjectEvent};
 use indicatif::{ProgressBar, ProgressStyle};
-use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
 use crate::context::arn_region_and_account;
-use crate::error::{is_throttling_code, OpsError};
+use crate::error::OpsError;
+use crate::start::{derived_name, digest, start_execution, StartOutcome};
 
-/// StartExecution names: at most 80 characters of `[A-Za-z0-9-_]`.
-pub const MAX_EXECUTION_NAME: usize = 80;
+pub use crate::start::{MAX_EXECUTION_NAME, START_ATTEMPTS};
+
 const NAME_PREFIX: &str = "bf-";
-/// 16 hex digits (64 bits) of SHA-256 over key and ETag: collisions are not a practical concern.
-const NAME_HASH_HEX: usize = 16;
 
 /// Requests in flight at once; the rate limit, not this, sets the pace.
 const MAX_IN_FLIGHT: usize = 8;
-/// Our own retries of a throttled StartExecution, on top of the SDK's standard retries.
-pub const START_ATTEMPTS: u32 = 6;
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(16);
 
 #[derive(Debug, Clone)]
 pub struct BackfillRequest {
@@ -72,47 +68,9 @@ pub struct Candidate {
 /// A finished StartExecution: the object's key and what happened.
 type Attempt = (String, Result<StartOutcome, OpsError>);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartOutcome {
-    Started,
-    AlreadyStarted,
-}
-
-/// SHA-256 over key and ETag (quotes removed), as hex.
-fn object_digest(key: &str, etag: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(key.as_bytes());
-    hasher.update([0]);
-    hasher.update(etag.as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
-}
-
-/// A readable, deterministic execution name: `bf-` + the end of the key as a slug + a short hash of
-/// key and ETag. The key's end is kept because the file name is more telling than the shared prefix.
+/// The per-object execution name: `bf-` + the end of the key + a short hash of key and ETag.
 pub fn execution_name(key: &str, etag: &str) -> String {
-    let digest = object_digest(key, etag);
-    let hash = &digest[..NAME_HASH_HEX];
-    let mut slug = String::new();
-    for c in key.chars() {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            slug.push(c);
-        } else if !slug.ends_with('-') {
-            slug.push('-');
-        }
-    }
-    let room = MAX_EXECUTION_NAME - NAME_PREFIX.len() - 1 - NAME_HASH_HEX;
-    let slug = slug.trim_matches('-');
-    let tail_start = slug.len().saturating_sub(room);
-    let slug = slug[tail_start..].trim_start_matches('-');
-    if slug.is_empty() {
-        format!("{NAME_PREFIX}{hash}")
-    } else {
-        format!("{NAME_PREFIX}{slug}-{hash}")
-    }
+    derived_name(NAME_PREFIX, key, &[key, etag])
 }
 
 /// The fields ListObjectsV2 gives about one object.
@@ -150,7 +108,7 @@ pub fn candidate(
     }
     // EventBridge delivers the ETag without S3's quotes.
     let etag = object.etag.map(|etag| etag.trim_matches('"'));
-    let digest = object_digest(object.key, etag.unwrap_or_default());
+    let digest = digest(&[object.key, etag.unwrap_or_default()]);
     let id = format!(
         "{}-{}-{}-{}-{}",
         &digest[0..8],
@@ -205,45 +163,10 @@ pub fn progress_bar(visible: bool) -> ProgressBar {
     bar
 }
 
-/// StartExecution, retrying throttling with exponential backoff beyond the SDK's own retries.
-pub async fn start_execution(
-    sfn: &aws_sdk_sfn::Client,
-    state_machine_arn: &str,
-    candidate: &Candidate,
-) -> Result<StartOutcome, OpsError> {
-    let mut backoff = FIRST_BACKOFF;
-    for attempt in 1..=START_ATTEMPTS {
-        let result = sfn
-            .start_execution()
-            .state_machine_arn(state_machine_arn)
-            .name(&candidate.execution_name)
-            .input(&candidate.input)
-            .send()
-            .await;
-        match result {
-            Ok(_) => return Ok(StartOutcome::Started),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(StartExecutionError::ExecutionAlreadyExists(_))
-                ) =>
-            {
-                return Ok(StartOutcome::AlreadyStarted)
-            }
-            Err(err) if is_throttling_code(err.code()) && attempt < START_ATTEMPTS => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            Err(err) => return Err(OpsError::from_sdk("StartExecution", err)),
-        }
-    }
-    unreachable!("the last attempt returns")
-}
-
-/// Lists `bucket` under the prefix and starts an execution for each object of a profile, at most
-/// `rate_per_second` a second. Per-object failures are reported and counted; failures that would
-/// repeat for every object (access denied, no such state machine) stop the backfill.
-pub async fn backfill(
+/// `--per-object`: lists `bucket` under the prefix and starts a pipeline execution for each object of a
+/// profile, at most `rate_per_second` a second. Per-object failures are reported and counted; failures
+/// that would repeat for every object (access denied, no such state machine) stop the backfill.
+pub async fn backfill_per_object(
     s3: &aws_sdk_s3::Client,
     sfn: &aws_sdk_sfn::Client,
     config: &Config,
@@ -353,7 +276,8 @@ pub async fn backfill(
             let sfn = sfn.clone();
             let arn = request.state_machine_arn.clone();
             in_flight.spawn(async move {
-                let outcome = start_execution(&sfn, &arn, &found).await;
+                let outcome =
+                    start_execution(&sfn, &arn, &found.execution_name, &found.input).await;
                 (found.key, outcome)
             });
         }
@@ -422,6 +346,191 @@ fn write_summary(
     Ok(())
 }
 
+/// A backfill on the backfill state machine: one execution per prefix.
+#[derive(Debug, Clone)]
+pub struct DistributedBackfill {
+    pub backfill_state_machine_arn: String,
+    pub bucket: String,
+    /// Listing prefixes (each a profile prefix or inside one); ignored with an inventory manifest.
+    pub prefixes: Vec<String>,
+    /// Batches of ten objects run at once (the Distributed Map's MaxConcurrency); the machine's default
+    /// (30) when None.
+    pub max_concurrency: Option<u32>,
+    /// An S3 Inventory manifest (bucket, key) to read instead of listing.
+    pub inventory_manifest: Option<(String, String)>,
+    pub dry_run: bool,
+}
+
+/// The prefixes a backfill lists: `--prefix` (which must lie inside a profile's prefix: the backfill
+/// machine may list only those), else the prefix of `--profile-name`, else every profile's.
+pub fn listing_prefixes(
+    config: &Config,
+    prefix: Option<&str>,
+    profile_name: Option<&str>,
+) -> Result<Vec<String>, OpsError> {
+    let profiles: Vec<&ferrotype_core::config::Profile> = match profile_name {
+        Some(name) => vec![config.profile(name).ok_or_else(|| {
+            let known: Vec<&str> = config.profiles.iter().map(|p| p.name.as_str()).collect();
+            OpsError::Usage(format!(
+                "no profile named {name:?} in the configuration (profiles: {})",
+                known.join(", ")
+            ))
+        })?],
+        None => config.profiles.iter().collect(),
+    };
+    match prefix {
+        None => Ok(profiles
+            .iter()
+            .map(|profile| profile.prefix.clone())
+            .collect()),
+        Some(prefix)
+            if profiles
+                .iter()
+                .any(|profile| prefix.starts_with(profile.prefix.as_str())) =>
+        {
+            Ok(vec![prefix.to_owned()])
+        }
+        Some(prefix) => {
+            let allowed: Vec<&str> = profiles.iter().map(|p| p.prefix.as_str()).collect();
+            Err(OpsError::Usage(format!(
+                "--prefix {prefix:?} is not inside a profile prefix ({}): the backfill lists only uploads of a profile",
+                allowed.join(", ")
+            )))
+        }
+    }
+}
+
+/// The backfill machine's input for one prefix (statemachine/backfill.asl.json).
+pub fn backfill_input(request: &DistributedBackfill, prefix: &str) -> serde_json::Value {
+    let mut input = serde_json::json!({ "bucket": request.bucket, "prefix": prefix });
+    if let Some(concurrency) = request.max_concurrency {
+        input["maxConcurrency"] = concurrency.into();
+    }
+    if let Some((bucket, key)) = &request.inventory_manifest {
+        input["inventoryManifest"] = serde_json::json!({ "bucket": bucket, "key": key });
+    }
+    input
+}
+
+/// The name of a backfill execution: what it backfills, and when (Standard names are unique for 90
+/// days; the second makes each run its own).
+pub fn backfill_name(prefix: &str, started: time::OffsetDateTime) -> String {
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        started.year(),
+        u8::from(started.month()),
+        started.day(),
+        started.hour(),
+        started.minute(),
+        started.second()
+    );
+    derived_name(&format!("backfill-{stamp}-"), prefix, &[prefix])
+}
+
+/// `arn:…:stateMachine:NAME` + execution name → `arn:…:execution:NAME:EXECUTION`.
+pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
+    format!(
+        "{}:{name}",
+        state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+    )
+}
+
+/// The Step Functions console page of an execution.
+pub fn console_url(execution_arn: &str) -> String {
+    let region = arn_region_and_account(execution_arn).map_or("us-east-1", |(region, _)| region);
+    format!("https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}")
+}
+
+/// Objects under `prefix` (folder markers left out), counted with ListObjectsV2: what a dry run reports.
+async fn count_objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<u64, OpsError> {
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    let mut count = 0;
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| OpsError::from_sdk("ListObjectsV2", err))?;
+        count += page
+            .contents()
+            .iter()
+            .filter(|object| object.key().is_some_and(|key| !key.ends_with('/')))
+            .count() as u64;
+    }
+    Ok(count)
+}
+
+/// Starts the backfill state machine once per prefix (or once for an inventory manifest), printing each
+/// execution and where to follow it; with `dry_run`, counts the objects and starts nothing. Returns the
+/// executions started.
+pub async fn start_backfill(
+    s3: &aws_sdk_s3::Client,
+    sfn: &aws_sdk_sfn::Client,
+    request: &DistributedBackfill,
+    out: &mut impl Write,
+) -> Result<Vec<String>, OpsError> {
+    if request.max_concurrency == Some(0) {
+        return Err(OpsError::Usage(
+            "--concurrency must be at least 1".to_owned(),
+        ));
+    }
+    let prefixes: Vec<&str> = match &request.inventory_manifest {
+        // One inventory lists the whole bucket (scope it with the inventory's own prefix filter).
+        Some(_) => vec![request.prefixes.first().map_or("", String::as_str)],
+        None => request.prefixes.iter().map(String::as_str).collect(),
+    };
+    let mut started = Vec::new();
+    for prefix in prefixes {
+        let input = backfill_input(request, prefix).to_string();
+        let source = match &request.inventory_manifest {
+            Some((bucket, key)) => format!("the inventory s3://{bucket}/{key}"),
+            None => format!("s3://{}/{prefix}", request.bucket),
+        };
+        if request.dry_run {
+            let count = match request.inventory_manifest {
+                Some(_) => None,
+                None => Some(count_objects(s3, &request.bucket, prefix).await?),
+            };
+            match count {
+                Some(count) => writeln!(
+                    out,
+                    "would start {} for {source}: {count} object(s), {} batch(es) of ten; input {input}",
+                    request.backfill_state_machine_arn,
+                    count.div_ceil(10)
+                )?,
+                None => writeln!(out, "would start {} for {source}; input {input}", request.backfill_state_machine_arn)?,
+            }
+            continue;
+        }
+        let name = backfill_name(prefix, time::OffsetDateTime::now_utc());
+        let arn = execution_arn(&request.backfill_state_machine_arn, &name);
+        match start_execution(sfn, &request.backfill_state_machine_arn, &name, &input).await? {
+            StartOutcome::Started => writeln!(out, "started   {arn}  ({source})")?,
+            StartOutcome::AlreadyStarted => writeln!(
+                out,
+                "running   {arn}  ({source}, started this second already)"
+            )?,
+        }
+        writeln!(out, "          {}", console_url(&arn))?;
+        started.push(arn);
+    }
+    if !request.dry_run && !started.is_empty() {
+        writeln!(
+            out,
+            "Each object runs through the Express pipeline; a failed one fails its batch of ten, and a backfill \
+             with more than 5 % failed objects fails (alarm BackfillFailed). Results (SUCCEEDED_*.json, \
+             FAILED_*.json) land under backfills/ in the output bucket; redrive a failed backfill with \
+             `ferrotype aws redrive ARN` to rerun its failed batches."
+        )?;
+    }
+    Ok(started)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,10 +566,7 @@ mod tests {
                 execution_name(key, "etag")
             );
         }
-        assert_eq!(
-            execution_name("写真", "etag").len(),
-            NAME_PREFIX.len() + NAME_HASH_HEX
-        );
+        assert_eq!(execution_name("写真", "etag").len(), NAME_PREFIX.len() + 16);
     }
 
     #[test]

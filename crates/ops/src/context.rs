@@ -10,6 +10,8 @@ use crate::error::OpsError;
 /// The CfnOutput names of the Ferrotype stack (cdk/lib/ferrotype-stack.ts).
 pub const STATE_MACHINE_OUTPUT: &str = "StateMachineArn";
 pub const INPUT_BUCKET_OUTPUT: &str = "InputBucketName";
+pub const OUTPUT_BUCKET_OUTPUT: &str = "OutputBucketName";
+pub const BACKFILL_STATE_MACHINE_OUTPUT: &str = "BackfillStateMachineArn";
 
 /// How many times the SDK tries a call (the first try included) before giving up on throttling and
 /// transient errors; the standard mode backs off exponentially with jitter.
@@ -40,12 +42,14 @@ pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
     loader.load().await
 }
 
-/// The three clients the commands use.
+/// The clients the commands use.
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub sfn: aws_sdk_sfn::Client,
     pub s3: aws_sdk_s3::Client,
     pub cloudformation: aws_sdk_cloudformation::Client,
+    /// Express executions are recorded only in CloudWatch Logs.
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl Clients {
@@ -58,6 +62,7 @@ impl Clients {
             sfn: aws_sdk_sfn::Client::new(config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             cloudformation: aws_sdk_cloudformation::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
         }
     }
 }
@@ -67,6 +72,9 @@ impl Clients {
 pub struct Pipeline {
     pub state_machine_arn: Option<String>,
     pub input_bucket: Option<String>,
+    /// Read from the stack only (the commands that need them take no option for them yet).
+    pub output_bucket: Option<String>,
+    pub backfill_state_machine_arn: Option<String>,
 }
 
 impl Pipeline {
@@ -79,6 +87,24 @@ impl Pipeline {
     pub fn input_bucket(&self) -> Result<&str, OpsError> {
         self.input_bucket.as_deref().ok_or_else(|| {
             OpsError::Usage("no input bucket: pass --bucket NAME or --stack NAME".to_owned())
+        })
+    }
+
+    pub fn output_bucket(&self) -> Result<&str, OpsError> {
+        self.output_bucket.as_deref().ok_or_else(|| {
+            OpsError::Usage(
+                "no output bucket: pass --output-bucket NAME or --stack NAME".to_owned(),
+            )
+        })
+    }
+
+    pub fn backfill_state_machine_arn(&self) -> Result<&str, OpsError> {
+        self.backfill_state_machine_arn.as_deref().ok_or_else(|| {
+            OpsError::Usage(
+                "no backfill state machine: pass --backfill-state-machine ARN or --stack NAME (a stack deployed \
+                 before the backfill machine has none: redeploy, or use --per-object)"
+                    .to_owned(),
+            )
         })
     }
 }
@@ -108,6 +134,8 @@ pub async fn pipeline_from_stack(
     let pipeline = Pipeline {
         state_machine_arn: output(STATE_MACHINE_OUTPUT),
         input_bucket: output(INPUT_BUCKET_OUTPUT),
+        output_bucket: output(OUTPUT_BUCKET_OUTPUT),
+        backfill_state_machine_arn: output(BACKFILL_STATE_MACHINE_OUTPUT),
     };
     if pipeline.state_machine_arn.is_none() {
         return Err(OpsError::Usage(format!(
@@ -127,12 +155,15 @@ pub async fn resolve_pipeline(
     let mut pipeline = Pipeline {
         state_machine_arn: state_machine_arn.map(str::to_owned),
         input_bucket: input_bucket.map(str::to_owned),
+        ..Pipeline::default()
     };
     let needs_stack = pipeline.state_machine_arn.is_none() || pipeline.input_bucket.is_none();
     if let (Some(stack), true) = (stack, needs_stack) {
         let from_stack = pipeline_from_stack(cloudformation, stack).await?;
         pipeline.state_machine_arn = pipeline.state_machine_arn.or(from_stack.state_machine_arn);
         pipeline.input_bucket = pipeline.input_bucket.or(from_stack.input_bucket);
+        pipeline.output_bucket = from_stack.output_bucket;
+        pipeline.backfill_state_machine_arn = from_stack.backfill_state_machine_arn;
     }
     Ok(pipeline)
 }

@@ -188,6 +188,19 @@ pub async fn show_execution(
     Ok(())
 }
 
+/// `executions show ARN` of an Express execution: the same table, from its log events.
+pub async fn show_express_execution(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    log_group: &str,
+    execution_arn: &str,
+    out: &mut impl Write,
+) -> Result<(), OpsError> {
+    let events = crate::express::history(logs, log_group, execution_arn).await?;
+    writeln!(out, "{execution_arn}")?;
+    out.write_all(ferrotype_executor::render_table(&events).as_bytes())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

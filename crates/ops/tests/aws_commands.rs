@@ -742,7 +742,7 @@ async fn backfill_starts_each_profile_object_once_with_the_rule_event_shape() {
     let sfn = mock_client!(aws_sdk_sfn, RuleMode::MatchAny, [&start]);
 
     let mut out = Vec::new();
-    let summary = ferrotype_ops::backfill(
+    let summary = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -808,7 +808,7 @@ async fn backfill_starts_each_profile_object_once_with_the_rule_event_shape() {
 
     // A second backfill of the same objects starts nothing new.
     let mut out = Vec::new();
-    let again = ferrotype_ops::backfill(
+    let again = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -844,7 +844,7 @@ async fn backfill_without_a_profile_name_takes_every_profile_and_an_explicit_pre
         ..request(false)
     };
     let mut out = Vec::new();
-    let summary = ferrotype_ops::backfill(
+    let summary = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -870,7 +870,7 @@ async fn backfill_dry_run_lists_and_starts_nothing() {
     });
     let sfn = mock_client!(aws_sdk_sfn, RuleMode::MatchAny, [&start]);
     let mut out = Vec::new();
-    let summary = ferrotype_ops::backfill(
+    let summary = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -926,7 +926,7 @@ async fn backfill_retries_throttled_starts_with_backoff() {
     let sfn = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&start], |c| c
         .retry_config(RetryConfig::disabled()));
     let mut out = Vec::new();
-    let summary = ferrotype_ops::backfill(
+    let summary = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -950,7 +950,7 @@ async fn backfill_reports_an_object_still_throttled_after_every_retry_and_goes_o
     let sfn = mock_client!(aws_sdk_sfn, RuleMode::MatchAny, [&start], |c| c
         .retry_config(RetryConfig::disabled()));
     let mut out = Vec::new();
-    let summary = ferrotype_ops::backfill(
+    let summary = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -977,7 +977,7 @@ async fn backfill_stops_at_access_denied() {
         .then_error(|| StartExecutionError::generic(access_denied("states:StartExecution")));
     let sfn = mock_client!(aws_sdk_sfn, RuleMode::MatchAny, [&start]);
     let mut out = Vec::new();
-    let err = ferrotype_ops::backfill(
+    let err = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -1027,7 +1027,7 @@ async fn backfill_reports_a_missing_bucket_and_an_unknown_profile() {
         Vec::<&aws_smithy_mocks::Rule>::new()
     );
     let mut out = Vec::new();
-    let err = ferrotype_ops::backfill(
+    let err = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),
@@ -1046,7 +1046,7 @@ async fn backfill_reports_a_missing_bucket_and_an_unknown_profile() {
         profile_name: Some("banners".to_owned()),
         ..request(false)
     };
-    let err = ferrotype_ops::backfill(
+    let err = ferrotype_ops::backfill_per_object(
         &s3,
         &sfn,
         &config(),

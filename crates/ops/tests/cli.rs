@@ -119,3 +119,61 @@ fn backfill_options_and_their_defaults() {
     assert!(backfill.dry_run);
     assert!(parse(&["aws", "backfill", "--rate", "0"]).is_err());
 }
+
+#[test]
+fn rerun_takes_arns_or_all_failed_with_a_window() {
+    let args = parse(&[
+        "aws",
+        "rerun",
+        "--all-failed",
+        "--since",
+        "24h",
+        "--dry-run",
+    ])
+    .unwrap();
+    let aws::AwsCommand::Rerun(rerun) = args.command else {
+        panic!()
+    };
+    assert!(rerun.all_failed && rerun.dry_run);
+    assert_eq!(rerun.window.since.as_deref(), Some("24h"));
+    let args = parse(&["aws", "rerun", "arn:x"]).unwrap();
+    let aws::AwsCommand::Rerun(rerun) = args.command else {
+        panic!()
+    };
+    assert_eq!(rerun.execution_arns, ["arn:x"]);
+    assert!(parse(&["aws", "rerun"]).is_err());
+    assert!(parse(&["aws", "rerun", "arn:x", "--all-failed"]).is_err());
+}
+
+#[test]
+fn backfill_uses_the_backfill_machine_unless_per_object() {
+    let args = parse(&[
+        "aws",
+        "backfill",
+        "--prefix",
+        "uploads/2024/",
+        "--concurrency",
+        "50",
+        "--inventory",
+        "s3://inv/ferrotype-input/daily/manifest.json",
+    ])
+    .unwrap();
+    let aws::AwsCommand::Backfill(backfill) = args.command else {
+        panic!()
+    };
+    assert!(!backfill.per_object);
+    assert_eq!(backfill.concurrency, Some(50));
+    assert_eq!(
+        backfill.inventory.as_deref(),
+        Some("s3://inv/ferrotype-input/daily/manifest.json")
+    );
+    let args = parse(&["aws", "backfill", "--per-object", "--rate", "5"]).unwrap();
+    let aws::AwsCommand::Backfill(backfill) = args.command else {
+        panic!()
+    };
+    assert!(backfill.per_object);
+    assert_eq!(backfill.rate, 5);
+    // The machine's options mean nothing to the per-object starter.
+    assert!(parse(&["aws", "backfill", "--per-object", "--concurrency", "5"]).is_err());
+    assert!(parse(&["aws", "backfill", "--concurrency", "0"]).is_err());
+}
