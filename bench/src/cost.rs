@@ -51,7 +51,6 @@ pub const PRICES: Prices = Prices {
 pub const PRICES_AS_OF: &str = "2026-11-28";
 
 /// Kept for the benchmark's report (seed and old model): the same prices.
-pub const ARM64_GB_SECOND: f64 = PRICES.lambda_arm64_gb_second;
 pub const X86_64_GB_SECOND: f64 = PRICES.lambda_x86_64_gb_second;
 
 /// Assumptions for what this machine cannot measure: S3 seen from a Lambda in the same region.
@@ -450,6 +449,12 @@ pub fn path_cost(
         per_image: format!("{}", s3.gets),
         dollars_per_million: s3.gets * PRICES.s3_get * MILLION,
         basis: "integrity contract".into(),
+    });
+    lines.push(Line {
+        item: "S3 DELETE (the working copy)".into(),
+        per_image: format!("{}", s3.deletes),
+        dollars_per_million: s3.deletes * PRICES.s3_delete * MILLION,
+        basis: format!("integrity contract; timings: {}", work.basis),
     });
     let duration = execution_ms(&stages, states);
     match path {
