@@ -193,9 +193,9 @@ async fn call(
     context.request_id = format!("local-{id:08x}");
     context.invoked_function_arn = function_arn(stage);
     match stage {
-        "validate" => answer(
-            validate::handler(&handlers.validate, LambdaEvent::new(payload, context)).await,
-        ),
+        "validate" => {
+            answer(validate::handler(&handlers.validate, LambdaEvent::new(payload, context)).await)
+        }
         "detect-faces" => match ferrotype_aws::bootstrap::parse_input(payload) {
             Ok(input) => answer(
                 detect_faces::handler(&handlers.detect_faces, LambdaEvent::new(input, context))

@@ -87,10 +87,7 @@ impl LocalPipeline {
         let substitutions = FUNCTIONS
             .iter()
             .map(|(placeholder, stage)| (placeholder.to_string(), function_arn(stage)))
-            .chain([(
-                "UncaughtErrors".to_owned(),
-                UNCAUGHT_IN_STANDARD.to_owned(),
-            )])
+            .chain([("UncaughtErrors".to_owned(), UNCAUGHT_IN_STANDARD.to_owned())])
             .collect();
         let definition = substitute(&settings.definition, &substitutions)
             .context("the definition's placeholders")?;

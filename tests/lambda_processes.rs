@@ -37,14 +37,22 @@ const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Only when one is missing: a nested build with another package selection would unify features
 /// differently and rebuild the AWS SDK.
 fn bootstrap(name: &str) -> PathBuf {
-    const BOOTSTRAPS: [&str; 4] = ["validate", "detect-faces", "render-variant", "record-result"];
+    const BOOTSTRAPS: [&str; 4] = [
+        "validate",
+        "detect-faces",
+        "render-variant",
+        "record-result",
+    ];
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_BIN_EXE_ferrotype"))
             .parent()
             .expect("the binaries' folder")
             .to_path_buf();
-        if BOOTSTRAPS.iter().all(|bootstrap| dir.join(bootstrap).is_file()) {
+        if BOOTSTRAPS
+            .iter()
+            .all(|bootstrap| dir.join(bootstrap).is_file())
+        {
             return dir;
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -293,8 +301,8 @@ async fn validate_logs_once_per_invocation_and_answers_short_errors() {
     let image: ValidatedImage = serde_json::from_value(output).unwrap();
     assert_eq!(image.source.key, "uploads/photo.jpg");
     assert_failed(&rejected.0, &rejected.1, "ImageRejected.NotAnImage", "WARN");
-    let message = assert_failed(&busy.0, &busy.1, "Ferrotype.Transient", "ERROR");
-    // A HEAD answer has no body, so no error code: the status says it.
+    let message = assert_failed(&busy.0, &busy.1, "Ferrotype.Throttled", "ERROR");
+    // A HEAD answer has no body, so no error code: the status says it (S3's 503 means "slow down").
     assert!(message.contains("503 Service Unavailable"), "{message}");
 }
 
@@ -334,6 +342,7 @@ async fn detect_faces_render_variant_and_record_result_log_the_same_way() {
     };
     let mut replaced = request.clone();
     replaced.source.etag = "\"0123456789abcdef0123456789abcdef\"".to_owned();
+    replaced.source.version_id = Some("an-older-version".to_owned());
     replaced.working_copy.key = "work/uploads/photo.jpg/gone.ftwc".to_owned();
     let (found, changed) = blocking(move || {
         let found = detect.invoke(&serde_json::to_value(&request).unwrap());

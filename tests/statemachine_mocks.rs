@@ -9,7 +9,12 @@ use serde_json::Value;
 /// Runs one test case of the shipped mock config on the upload event, as a Standard workflow; returns the
 /// `--json` result and whether the command exited successfully.
 fn run_case(case: &str, expect: &[&str]) -> (Value, bool) {
-    run_case_with(case, "@statemachine/pipeline.test-event.json", "Standard", expect)
+    run_case_with(
+        case,
+        "@statemachine/pipeline.test-event.json",
+        "Standard",
+        expect,
+    )
 }
 
 /// The same with another input and workflow type (`Express` catches failures inline).
@@ -70,7 +75,11 @@ fn entered(result: &Value, name: &str) -> Vec<Value> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["type"].as_str().is_some_and(|t| t.ends_with("StateEntered")))
+        .filter(|e| {
+            e["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("StateEntered"))
+        })
         .filter(|e| e["stateEnteredEventDetails"]["name"] == name)
         .map(|e| {
             serde_json::from_str(e["stateEnteredEventDetails"]["input"].as_str().unwrap()).unwrap()
@@ -182,7 +191,11 @@ fn a_burst_of_lambda_throttling_is_waited_out() {
     // Eight throttles in a row: more than the Lambda service retrier's six, within the throttling one's.
     let (result, ok) = run_case("LambdaThrottledInABurst", &["--expect-status", "SUCCEEDED"]);
     assert!(ok, "{result}");
-    assert_eq!(attempts(&result, "render-variant"), 11, "8 throttled, 3 rendered");
+    assert_eq!(
+        attempts(&result, "render-variant"),
+        11,
+        "8 throttled, 3 rendered"
+    );
 }
 
 #[test]
@@ -218,7 +231,10 @@ fn an_express_execution_records_its_failure_inline_and_still_fails() {
     assert_eq!(failure.len(), 1);
     let recorded = invoked(&result, "record-result");
     assert_eq!(recorded[0]["status"], "failed");
-    assert_eq!(recorded[0]["event"]["failure"]["Error"], "Ferrotype.RenderFailed");
+    assert_eq!(
+        recorded[0]["event"]["failure"]["Error"],
+        "Ferrotype.RenderFailed"
+    );
     assert_eq!(recorded[0]["event"]["image"]["version"], "3f9a1c2b7d4e5f60");
 }
 
@@ -243,11 +259,17 @@ fn a_superseded_upload_cleans_up_and_succeeds() {
     let recorded = invoked(&result, "record-result");
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0]["status"], "superseded");
-    assert_eq!(recorded[0]["event"]["superseded"]["Error"], "Ferrotype.Superseded");
+    assert_eq!(
+        recorded[0]["event"]["superseded"]["Error"],
+        "Ferrotype.Superseded"
+    );
     assert_eq!(result["output"]["outcome"], "superseded");
 
     // Found out by one render: the other iterations finish first, then record-result decides.
-    let (result, ok) = run_case("SupersededDuringTheRenders", &["--expect-status", "SUCCEEDED"]);
+    let (result, ok) = run_case(
+        "SupersededDuringTheRenders",
+        &["--expect-status", "SUCCEEDED"],
+    );
     assert!(ok, "{result}");
     assert_eq!(entered(&result, "VariantNotRendered").len(), 1);
     let recorded = invoked(&result, "record-result");

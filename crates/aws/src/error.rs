@@ -141,7 +141,10 @@ where
             // only in its Display text.
             if error.code().is_none() {
                 if let Some(service) = error.as_service_error() {
-                    return format!("{answer}: {}", one_line(&service.to_string()));
+                    let text = one_line(&service.to_string());
+                    if !text.starts_with("unhandled error") {
+                        return format!("{answer}: {text}");
+                    }
                 }
             }
             match error.message().map(one_line) {

@@ -59,7 +59,6 @@ impl S3Error {
             message: format!("{operation} s3://{bucket}/{key}: {detail}"),
         }
     }
-
 }
 
 /// For reads of the pinned source: a version that is gone or different is no longer the key's current
@@ -67,14 +66,12 @@ impl S3Error {
 impl From<S3Error> for StageError {
     fn from(error: S3Error) -> StageError {
         match error.kind {
-            S3ErrorKind::NotFound => StageError::Superseded(format!(
-                "the upload was deleted ({})",
-                error.message
-            )),
-            S3ErrorKind::Changed => StageError::Superseded(format!(
-                "the upload was replaced ({})",
-                error.message
-            )),
+            S3ErrorKind::NotFound => {
+                StageError::Superseded(format!("the upload was deleted ({})", error.message))
+            }
+            S3ErrorKind::Changed => {
+                StageError::Superseded(format!("the upload was replaced ({})", error.message))
+            }
             S3ErrorKind::Conflict | S3ErrorKind::Transient => StageError::Transient(error.message),
             S3ErrorKind::Throttled => StageError::Throttled(error.message),
             S3ErrorKind::AccessDenied => StageError::Config(format!(
@@ -453,7 +450,9 @@ impl ObjectStore {
             WriteCondition::IfMatch(etag) => request.if_match(etag),
         };
         match request.send().await {
-            Ok(output) => Ok(Written::Stored(output.e_tag().unwrap_or_default().to_owned())),
+            Ok(output) => Ok(Written::Stored(
+                output.e_tag().unwrap_or_default().to_owned(),
+            )),
             Err(err) => {
                 let error = classify("PutObject", bucket, key, err);
                 match error.kind {
@@ -470,7 +469,14 @@ impl ObjectStore {
     /// Deletes the key's current object (a delete marker in a versioned bucket); a key that has none
     /// is fine: deleting is idempotent.
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), S3Error> {
-        match self.client.delete_object().bucket(bucket).key(key).send().await {
+        match self
+            .client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(err) => {
                 let error = classify("DeleteObject", bucket, key, err);

@@ -46,7 +46,12 @@ pub async fn decode(bytes: Vec<u8>, profile: &Profile) -> Result<WorkingCopy, St
 }
 
 /// Where validate stores the working copy of `source`'s version `tag`.
-pub fn location(outputs: &Outputs, output_bucket: &str, source: &Source, tag: &str) -> (String, String) {
+pub fn location(
+    outputs: &Outputs,
+    output_bucket: &str,
+    source: &Source,
+    tag: &str,
+) -> (String, String) {
     (
         output_bucket.to_owned(),
         working_copy_key(outputs, &source.key, tag),
@@ -123,6 +128,14 @@ pub async fn load(
     let copy = make(s3, source, profile).await?;
     let location = (reference.bucket.clone(), reference.key.clone());
     // Always: a damaged copy is replaced.
-    store(s3, location, source, tag, copy.clone(), WriteCondition::Always).await?;
+    store(
+        s3,
+        location,
+        source,
+        tag,
+        copy.clone(),
+        WriteCondition::Always,
+    )
+    .await?;
     Ok(copy)
 }

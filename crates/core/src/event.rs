@@ -110,7 +110,10 @@ impl VersionIdentity {
         match self {
             VersionIdentity::VersionId(id) => format!("version-id:{id}"),
             VersionIdentity::Etag { etag, sequencer } => {
-                format!("etag:{etag}\0sequencer:{}", sequencer.as_deref().unwrap_or(""))
+                format!(
+                    "etag:{etag}\0sequencer:{}",
+                    sequencer.as_deref().unwrap_or("")
+                )
             }
         }
     }
@@ -256,7 +259,11 @@ impl ObjectEvent {
     /// by ETag and sequencer. None for an event that names neither (a deletion in an unversioned bucket).
     pub fn version_identity(&self) -> Option<VersionIdentity> {
         let object = &self.detail.object;
-        if let Some(id) = object.version_id.as_deref().filter(|id| !id.is_empty() && *id != "null") {
+        if let Some(id) = object
+            .version_id
+            .as_deref()
+            .filter(|id| !id.is_empty() && *id != "null")
+        {
             return Some(VersionIdentity::VersionId(id.to_owned()));
         }
         let etag = object.etag.as_deref()?.trim_matches('"');
@@ -352,8 +359,7 @@ mod tests {
 
     #[test]
     fn parses_the_documented_event() {
-        let event =
-            ObjectEvent::created(serde_json::from_str(DOC_EXAMPLE).unwrap()).unwrap();
+        let event = ObjectEvent::created(serde_json::from_str(DOC_EXAMPLE).unwrap()).unwrap();
         assert_eq!(event.bucket(), "amzn-s3-demo-bucket1");
         assert_eq!(
             event.detail.object.version_id.as_deref(),
@@ -446,8 +452,7 @@ mod tests {
 
     #[test]
     fn versions_are_named_by_version_id_first() {
-        let event =
-            ObjectEvent::created(serde_json::from_str(DOC_EXAMPLE).unwrap()).unwrap();
+        let event = ObjectEvent::created(serde_json::from_str(DOC_EXAMPLE).unwrap()).unwrap();
         assert_eq!(
             event.version_identity(),
             Some(VersionIdentity::VersionId(

@@ -94,7 +94,12 @@ pub fn working_copy_key(outputs: &Outputs, source_key: &str, tag: &str) -> Strin
 
 /// Every key an execution of `source_key`'s version `tag` may write: each variant of the profile, then
 /// the working copy. What a superseded or rejected version removes.
-pub fn owned_keys(outputs: &Outputs, profile: &Profile, source_key: &str, tag: &str) -> Vec<String> {
+pub fn owned_keys(
+    outputs: &Outputs,
+    profile: &Profile,
+    source_key: &str,
+    tag: &str,
+) -> Vec<String> {
     profile
         .variants
         .iter()
@@ -200,7 +205,10 @@ mod tests {
             "variants/default/a.b/c.d.png/0123456789abcdef/thumbnail-webp.webp"
         );
         // The source's extension keeps same-stem sources apart.
-        assert_ne!(key(thumb, "uploads/same.jpg"), key(thumb, "uploads/same.png"));
+        assert_ne!(
+            key(thumb, "uploads/same.jpg"),
+            key(thumb, "uploads/same.png")
+        );
     }
 
     #[test]
@@ -256,7 +264,10 @@ mod tests {
         assert_eq!(tag.len(), 16);
         assert!(tag.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(tag, version_tag(&v1, profile), "deterministic");
-        assert_ne!(tag, version_tag(&VersionIdentity::VersionId("v2".into()), profile));
+        assert_ne!(
+            tag,
+            version_tag(&VersionIdentity::VersionId("v2".into()), profile)
+        );
         let by_etag = |sequencer: Option<&str>| {
             version_tag(
                 &VersionIdentity::Etag {
@@ -270,7 +281,11 @@ mod tests {
         assert_ne!(by_etag(None), by_etag(Some("01")));
         let mut changed = profile.clone();
         changed.variants[0].quality = 90;
-        assert_ne!(tag, version_tag(&v1, &changed), "a settings change is a new tag");
+        assert_ne!(
+            tag,
+            version_tag(&v1, &changed),
+            "a settings change is a new tag"
+        );
         let mut limits_only = profile.clone();
         limits_only.limits.max_bytes -= 1;
         assert_eq!(

@@ -338,12 +338,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 }
 
 /// The EventBridge event S3 sends for a new object (key form-encoded as S3 does).
-pub fn object_created(
-    bucket: &str,
-    key: &str,
-    size: u64,
-    etag: Option<&str>,
-) -> ObjectEvent {
+pub fn object_created(bucket: &str, key: &str, size: u64, etag: Option<&str>) -> ObjectEvent {
     ObjectEvent::for_object(&NewObject {
         bucket,
         key,

@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn unknown_types_and_odd_details_are_kept_without_them() {
         let (_, event) = parse_log_event(
-            r#"{"id":5,"type":"MapRunStarted","details":{"mapRunArn":"arn:m"},"previous_event_id":4,"execution_arn":"arn:x"}"#,
+            r#"{"id":5,"type":"ActivityScheduled","details":{"resource":"arn:a"},"previous_event_id":4,"execution_arn":"arn:x"}"#,
             Some(1_000),
         )
         .unwrap();

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use ferrotype_aws::{working_copy, ObjectStore, StageError};
 use ferrotype_core::config::{Config, SmartCrop};
-use ferrotype_core::faces::{FaceDetection, FaceDetector};
 use ferrotype_core::face_preview;
+use ferrotype_core::faces::{FaceDetection, FaceDetector};
 use ferrotype_core::pipeline::DetectFacesRequest;
 use lambda_runtime::LambdaEvent;
 
@@ -96,7 +96,9 @@ pub async fn handler(
     let copy = working_copy::load(&deps.s3, &working_copy, &source, profile, &version).await?;
     let preview = ferrotype_aws::run_cpu(move || face_preview(&copy, preview_side))
         .await?
-        .map_err(|err| StageError::FaceDetection(format!("the preview could not be made: {err}")))?;
+        .map_err(|err| {
+            StageError::FaceDetection(format!("the preview could not be made: {err}"))
+        })?;
     let detection = detector.detect_focus(&preview).await?;
     tracing::info!(
         key = source.key,

@@ -154,10 +154,11 @@ pub async fn handler(
                 started_at,
                 event,
             } => {
-                let caught: StatesError = serde_json::from_value(
-                    event.get("failure").cloned().unwrap_or(Value::Null),
-                )
-                .map_err(|err| StageError::BadEvent(format!("no caught `failure`: {err}")))?;
+                let caught: StatesError =
+                    serde_json::from_value(event.get("failure").cloned().unwrap_or(Value::Null))
+                        .map_err(|err| {
+                            StageError::BadEvent(format!("no caught `failure`: {err}"))
+                        })?;
                 failed(deps, execution_id, started_at, &event, caught)?
             }
         },
@@ -294,7 +295,10 @@ fn rendered(
 
 /// The profile the execution ran with: the current profile of that name, with the variants validate
 /// handed on (the configuration may have changed since; the keys must be the ones rendered).
-fn profile_as_validated(deps: &RecordResult, image: &ValidatedImage) -> Result<Profile, StageError> {
+fn profile_as_validated(
+    deps: &RecordResult,
+    image: &ValidatedImage,
+) -> Result<Profile, StageError> {
     let mut profile = deps
         .config
         .profile(&image.profile)
@@ -431,8 +435,7 @@ fn deleted(
     started_at: String,
     event: Value,
 ) -> Result<Record, StageError> {
-    let event =
-        ObjectEvent::deleted(event).map_err(|err| StageError::BadEvent(err.to_string()))?;
+    let event = ObjectEvent::deleted(event).map_err(|err| StageError::BadEvent(err.to_string()))?;
     let key = event.candidate_keys().swap_remove(0);
     if deps.config.profile_for_key(&key).is_none() {
         return Err(StageError::BadEvent(format!(
@@ -643,7 +646,11 @@ async fn commit(
                 };
                 deps.s3.currency(&version).await? == Currency::Current
             }
-            Requirement::Absent => deps.s3.head_if_exists(&bucket, &source_key).await?.is_none(),
+            Requirement::Absent => deps
+                .s3
+                .head_if_exists(&bucket, &source_key)
+                .await?
+                .is_none(),
         };
         if !current {
             if matches!(requirement, Requirement::Current { .. }) {
@@ -678,7 +685,10 @@ async fn commit(
                 return Ok(RecordOutcome::Recorded);
             }
             Written::ConditionFailed => {
-                tracing::info!(key, "another record of the key landed first; deciding again");
+                tracing::info!(
+                    key,
+                    "another record of the key landed first; deciding again"
+                );
             }
         }
     }
@@ -791,15 +801,42 @@ mod tests {
     fn a_failure_never_replaces_a_result_of_its_own_version() {
         use ManifestStatus::*;
         let v1 = Some("v1");
-        assert!(already_recorded(&manifest(Succeeded, v1), &manifest(Failed, v1)));
-        assert!(already_recorded(&manifest(Rejected, v1), &manifest(Failed, v1)));
-        assert!(already_recorded(&manifest(Succeeded, v1), &manifest(Succeeded, v1)));
-        assert!(!already_recorded(&manifest(Failed, v1), &manifest(Failed, v1)));
-        assert!(!already_recorded(&manifest(Failed, v1), &manifest(Succeeded, v1)));
-        assert!(!already_recorded(&manifest(Succeeded, v1), &manifest(Failed, Some("v2"))));
-        assert!(!already_recorded(&manifest(Succeeded, None), &manifest(Succeeded, None)));
-        assert!(already_recorded(&manifest(Deleted, None), &manifest(Deleted, None)));
-        assert!(!already_recorded(&manifest(Succeeded, v1), &manifest(Deleted, None)));
+        assert!(already_recorded(
+            &manifest(Succeeded, v1),
+            &manifest(Failed, v1)
+        ));
+        assert!(already_recorded(
+            &manifest(Rejected, v1),
+            &manifest(Failed, v1)
+        ));
+        assert!(already_recorded(
+            &manifest(Succeeded, v1),
+            &manifest(Succeeded, v1)
+        ));
+        assert!(!already_recorded(
+            &manifest(Failed, v1),
+            &manifest(Failed, v1)
+        ));
+        assert!(!already_recorded(
+            &manifest(Failed, v1),
+            &manifest(Succeeded, v1)
+        ));
+        assert!(!already_recorded(
+            &manifest(Succeeded, v1),
+            &manifest(Failed, Some("v2"))
+        ));
+        assert!(!already_recorded(
+            &manifest(Succeeded, None),
+            &manifest(Succeeded, None)
+        ));
+        assert!(already_recorded(
+            &manifest(Deleted, None),
+            &manifest(Deleted, None)
+        ));
+        assert!(!already_recorded(
+            &manifest(Succeeded, v1),
+            &manifest(Deleted, None)
+        ));
     }
 
     #[test]

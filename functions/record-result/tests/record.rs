@@ -71,11 +71,8 @@ fn faces() -> FaceDetection {
 
 /// Every variant of the upload through the real render-variant stage, as the Map's results.
 async fn render_all(server: &LocalS3, upload: &Upload) -> Vec<Value> {
-    let deps = render_variant::RenderVariant::new(
-        server.client(),
-        testing::test_config(),
-        OUTPUT_BUCKET,
-    );
+    let deps =
+        render_variant::RenderVariant::new(server.client(), testing::test_config(), OUTPUT_BUCKET);
     let mut results = Vec::new();
     for variant in &upload.image.variants {
         let request = RenderRequest {
@@ -169,9 +166,12 @@ async fn a_success_records_everything_the_execution_found() {
     let server = testing::start_server().await;
     let upload = upload(&server, 40).await;
     let variants = render_all(&server, &upload).await;
-    let recorded = record(&server, rendered_input(EXECUTION, &upload, variants.clone()))
-        .await
-        .unwrap();
+    let recorded = record(
+        &server,
+        rendered_input(EXECUTION, &upload, variants.clone()),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         serde_json::to_value(&recorded).unwrap(),
         json!({"manifestKey": MANIFEST_KEY, "status": "succeeded", "outcome": "recorded"})
@@ -179,7 +179,10 @@ async fn a_success_records_everything_the_execution_found() {
 
     let manifest = stored_manifest(&server).await;
     assert_eq!(manifest.status, ManifestStatus::Succeeded);
-    assert_eq!(manifest.version.as_deref(), Some(upload.image.version.as_str()));
+    assert_eq!(
+        manifest.version.as_deref(),
+        Some(upload.image.version.as_str())
+    );
     assert_eq!(manifest.source.as_ref(), Some(&upload.image.source));
     assert_eq!(manifest.profile.as_deref(), Some("default"));
     assert_eq!(manifest.focus, Some(Focus { x: 0.2, y: 0.3 }));
@@ -215,18 +218,27 @@ async fn a_newer_upload_retires_the_older_outputs() {
     let server = testing::start_server().await;
     let old = upload(&server, 40).await;
     let old_variants = render_all(&server, &old).await;
-    record(&server, rendered_input(EXECUTION, &old, old_variants.clone()))
-        .await
-        .unwrap();
+    record(
+        &server,
+        rendered_input(EXECUTION, &old, old_variants.clone()),
+    )
+    .await
+    .unwrap();
 
     let new = upload(&server, 50).await;
     let new_variants = render_all(&server, &new).await;
-    let recorded = record(&server, rendered_input(LATER_EXECUTION, &new, new_variants.clone()))
-        .await
-        .unwrap();
+    let recorded = record(
+        &server,
+        rendered_input(LATER_EXECUTION, &new, new_variants.clone()),
+    )
+    .await
+    .unwrap();
     assert_eq!(recorded.outcome, RecordOutcome::Recorded);
     let manifest = stored_manifest(&server).await;
-    assert_eq!(manifest.version.as_deref(), Some(new.image.version.as_str()));
+    assert_eq!(
+        manifest.version.as_deref(),
+        Some(new.image.version.as_str())
+    );
     let mut retired = manifest.retired.clone();
     retired.sort();
     let mut expected_retired = variant_keys(&old_variants);
@@ -241,7 +253,11 @@ async fn a_newer_upload_retires_the_older_outputs() {
     let mut expected = variant_keys(&new_variants);
     expected.push(MANIFEST_KEY.to_owned());
     expected.sort();
-    assert_eq!(output_keys(&server).await, expected, "the old variants are gone");
+    assert_eq!(
+        output_keys(&server).await,
+        expected,
+        "the old variants are gone"
+    );
 }
 
 #[tokio::test]
@@ -252,9 +268,12 @@ async fn a_stale_execution_never_overwrites_a_newer_upload_and_removes_its_outpu
     let old_variants = render_all(&server, &old).await;
     let new = upload(&server, 50).await;
     let new_variants = render_all(&server, &new).await;
-    record(&server, rendered_input(LATER_EXECUTION, &new, new_variants.clone()))
-        .await
-        .unwrap();
+    record(
+        &server,
+        rendered_input(LATER_EXECUTION, &new, new_variants.clone()),
+    )
+    .await
+    .unwrap();
 
     let late = record(&server, rendered_input(EXECUTION, &old, old_variants))
         .await
@@ -297,7 +316,10 @@ async fn an_iteration_that_found_the_upload_superseded_cleans_up_the_others() {
         .await
         .unwrap();
     assert_eq!(recorded.outcome, RecordOutcome::Superseded);
-    assert_eq!(output_keys(&server).await, [new.image.working_copy.key.clone()]);
+    assert_eq!(
+        output_keys(&server).await,
+        [new.image.working_copy.key.clone()]
+    );
 }
 
 #[tokio::test]
@@ -307,9 +329,12 @@ async fn a_superseded_record_removes_its_version_s_outputs_but_not_the_current_o
     render_all(&server, &old).await;
     let new = upload(&server, 50).await;
     let new_variants = render_all(&server, &new).await;
-    record(&server, rendered_input(LATER_EXECUTION, &new, new_variants.clone()))
-        .await
-        .unwrap();
+    record(
+        &server,
+        rendered_input(LATER_EXECUTION, &new, new_variants.clone()),
+    )
+    .await
+    .unwrap();
     // What RecordSuperseded passes: the state, with `image` as validate left it.
     let mut state = old.event.clone();
     state["image"] = serde_json::to_value(&old.image).unwrap();
@@ -343,9 +368,12 @@ async fn a_superseded_record_removes_its_version_s_outputs_but_not_the_current_o
 async fn a_rejection_records_its_name_and_message() {
     let server = testing::start_server().await;
     let upload = upload(&server, 40).await;
-    let recorded = record(&server, state_input("rejected", rejected_state(&upload.event)))
-        .await
-        .unwrap();
+    let recorded = record(
+        &server,
+        state_input("rejected", rejected_state(&upload.event)),
+    )
+    .await
+    .unwrap();
     assert_eq!(recorded.manifest_key, MANIFEST_KEY, "the decoded key");
     assert_eq!(recorded.status, ManifestStatus::Rejected);
     let manifest = stored_manifest(&server).await;
@@ -355,7 +383,10 @@ async fn a_rejection_records_its_name_and_message() {
     let error = manifest.error.unwrap();
     assert_eq!(error.name, "ImageRejected.TooManyPixels");
     assert_eq!(error.message, "65536x65536 is over the limit");
-    assert_eq!(manifest.version.as_deref(), Some(upload.image.version.as_str()));
+    assert_eq!(
+        manifest.version.as_deref(),
+        Some(upload.image.version.as_str())
+    );
     assert!(manifest.source.is_none());
     assert!(manifest.variants.is_empty());
 }
@@ -386,7 +417,12 @@ async fn a_failed_execution_records_its_error_and_keeps_its_outputs_for_the_redr
     let cause = "{\"errorType\":\"Ferrotype.RenderFailed\",\"errorMessage\":\"the encoder ran out of memory\"}";
     let recorded = record(
         &server,
-        status_change(&upload.event, "FAILED", Some("Ferrotype.RenderFailed"), Some(cause)),
+        status_change(
+            &upload.event,
+            "FAILED",
+            Some("Ferrotype.RenderFailed"),
+            Some(cause),
+        ),
     )
     .await
     .unwrap();
@@ -410,9 +446,12 @@ async fn a_failed_execution_records_its_error_and_keeps_its_outputs_for_the_redr
     );
 
     // The redrive finishes: the success replaces the failure and uses what was kept.
-    let recorded = record(&server, rendered_input(EXECUTION, &upload, variants.clone()))
-        .await
-        .unwrap();
+    let recorded = record(
+        &server,
+        rendered_input(EXECUTION, &upload, variants.clone()),
+    )
+    .await
+    .unwrap();
     assert_eq!(recorded.outcome, RecordOutcome::Recorded);
     let mut expected = variant_keys(&variants);
     expected.push(MANIFEST_KEY.to_owned());
@@ -453,23 +492,32 @@ async fn a_failure_of_a_replaced_upload_cleans_up_instead_of_recording() {
     .await
     .unwrap();
     assert_eq!(recorded.outcome, RecordOutcome::Superseded);
-    assert_eq!(output_keys(&server).await, [new.image.working_copy.key.clone()]);
+    assert_eq!(
+        output_keys(&server).await,
+        [new.image.working_copy.key.clone()]
+    );
 }
 
 #[tokio::test]
 async fn timeouts_and_aborts_are_failures_too() {
     let server = testing::start_server().await;
     let upload = upload(&server, 40).await;
-    record(&server, status_change(&upload.event, "TIMED_OUT", None, None))
-        .await
-        .unwrap();
+    record(
+        &server,
+        status_change(&upload.event, "TIMED_OUT", None, None),
+    )
+    .await
+    .unwrap();
     let error = stored_manifest(&server).await.error.unwrap();
     assert_eq!(error.name, "States.Timeout");
     assert!(error.message.contains("TIMED_OUT"));
     record(&server, status_change(&upload.event, "ABORTED", None, None))
         .await
         .unwrap();
-    assert_eq!(stored_manifest(&server).await.error.unwrap().name, "States.Aborted");
+    assert_eq!(
+        stored_manifest(&server).await.error.unwrap().name,
+        "States.Aborted"
+    );
 }
 
 #[tokio::test]
@@ -478,7 +526,8 @@ async fn an_express_failure_caught_inline_is_recorded_like_a_status_change() {
     let upload = upload(&server, 40).await;
     let mut state = upload.event.clone();
     state["image"] = serde_json::to_value(&upload.image).unwrap();
-    state["failure"] = json!({"Error": "Ferrotype.RenderFailed", "Cause": "{\"errorMessage\":\"boom\"}"});
+    state["failure"] =
+        json!({"Error": "Ferrotype.RenderFailed", "Cause": "{\"errorMessage\":\"boom\"}"});
     let recorded = record(&server, state_input("failed", state)).await.unwrap();
     assert_eq!(recorded.status, ManifestStatus::Failed);
     let manifest = stored_manifest(&server).await;
@@ -512,7 +561,8 @@ async fn a_deletion_leaves_a_tombstone_and_no_outputs() {
 }
 
 #[tokio::test]
-async fn a_deletion_followed_by_a_new_upload_is_superseded_and_one_without_a_manifest_writes_none() {
+async fn a_deletion_followed_by_a_new_upload_is_superseded_and_one_without_a_manifest_writes_none()
+{
     let server = testing::start_server().await;
     // Deleted, never recorded: no tombstone.
     testing::upload(&server.client(), KEY, &testing::jpeg(40, 30)).await;
@@ -533,7 +583,10 @@ async fn a_deletion_followed_by_a_new_upload_is_superseded_and_one_without_a_man
         .await
         .unwrap();
     assert_eq!(recorded.outcome, RecordOutcome::Superseded);
-    assert_eq!(stored_manifest(&server).await.status, ManifestStatus::Succeeded);
+    assert_eq!(
+        stored_manifest(&server).await.status,
+        ManifestStatus::Succeeded
+    );
 }
 
 #[tokio::test]
@@ -549,15 +602,27 @@ async fn inputs_that_fit_nothing_are_bad_events() {
         "Ferrotype.BadEvent"
     );
     assert_eq!(
-        error_name(record(&server, status_change(&upload.event, "SUCCEEDED", None, None)).await),
+        error_name(
+            record(
+                &server,
+                status_change(&upload.event, "SUCCEEDED", None, None)
+            )
+            .await
+        ),
         "Ferrotype.BadEvent"
     );
     let mut other = status_change(&upload.event, "FAILED", None, None);
     other["detail-type"] = "Object Created".into();
-    assert_eq!(error_name(record(&server, other).await), "Ferrotype.BadEvent");
+    assert_eq!(
+        error_name(record(&server, other).await),
+        "Ferrotype.BadEvent"
+    );
     let mut no_input = status_change(&upload.event, "FAILED", None, None);
     no_input["detail"]["input"] = "not json".into();
-    assert_eq!(error_name(record(&server, no_input).await), "Ferrotype.BadEvent");
+    assert_eq!(
+        error_name(record(&server, no_input).await),
+        "Ferrotype.BadEvent"
+    );
     assert_eq!(
         error_name(record(&server, state_input("rejected", upload.event.clone())).await),
         "Ferrotype.BadEvent",

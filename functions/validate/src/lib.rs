@@ -61,13 +61,15 @@ pub async fn handler(
     })?;
     // The event's own identity, so every stage (and record-result from the event alone) derives the
     // same tag; a hand-made event that names no version gets the stored object's.
-    let identity = event.version_identity().unwrap_or_else(|| match &head.version_id {
-        Some(id) => VersionIdentity::VersionId(id.clone()),
-        None => VersionIdentity::Etag {
-            etag: head.etag.trim_matches('"').to_owned(),
-            sequencer: None,
-        },
-    });
+    let identity = event
+        .version_identity()
+        .unwrap_or_else(|| match &head.version_id {
+            Some(id) => VersionIdentity::VersionId(id.clone()),
+            None => VersionIdentity::Etag {
+                etag: head.etag.trim_matches('"').to_owned(),
+                sequencer: None,
+            },
+        });
     let version = version_tag(&identity, profile);
     let (info, mut bytes) = read_header(deps, bucket, &key, &head, &profile.limits).await?;
     if (bytes.len() as u64) < head.size {
@@ -75,25 +77,31 @@ pub async fn handler(
     }
     let source = Source {
         bucket: bucket.to_owned(),
-            key,
-            version_id: head.version_id,
-            etag: head.etag,
-            sequencer: event.detail.object.sequencer.clone(),
-            size: head.size,
-            format: info.format,
-            width: info.width,
-            height: info.height,
-            orientation: info.orientation,
-            upright_width: info.upright_width,
-            upright_height: info.upright_height,
+        key,
+        version_id: head.version_id,
+        etag: head.etag,
+        sequencer: event.detail.object.sequencer.clone(),
+        size: head.size,
+        format: info.format,
+        width: info.width,
+        height: info.height,
+        orientation: info.orientation,
+        upright_width: info.upright_width,
+        upright_height: info.upright_height,
     };
     let copy = working_copy::decode(bytes, profile).await?;
     let location =
         working_copy::location(&deps.config.outputs, &deps.output_bucket, &source, &version);
     // Once: a retry finds its own earlier write (the key belongs to this upload and settings).
-    let working_copy =
-        working_copy::store(&deps.s3, location, &source, &version, copy, WriteCondition::IfAbsent)
-            .await?;
+    let working_copy = working_copy::store(
+        &deps.s3,
+        location,
+        &source,
+        &version,
+        copy,
+        WriteCondition::IfAbsent,
+    )
+    .await?;
     tracing::info!(
         bucket,
         key = source.key,

@@ -8,8 +8,9 @@ use ferrotype_aws::bootstrap::{self, Environment};
 async fn main() -> Result<(), lambda_runtime::Error> {
     bootstrap::init_tracing();
     let aws = bootstrap::load_aws_config().await;
-    let deps = Environment::from_env()
-        .map(|env| validate::Validate::new(bootstrap::s3_client(&aws), env.config, env.output_bucket));
+    let deps = Environment::from_env().map(|env| {
+        validate::Validate::new(bootstrap::s3_client(&aws), env.config, env.output_bucket)
+    });
     bootstrap::run(deps, |deps, event| async move {
         validate::handler(&deps, event).await
     })

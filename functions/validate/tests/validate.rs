@@ -50,7 +50,8 @@ async fn describes_the_source_and_its_profile() {
     assert_eq!(source.bucket, INPUT_BUCKET);
     assert_eq!(source.key, "uploads/cat.jpg");
     assert_eq!(source.etag, etag);
-    assert_eq!(source.version_id, None, "the local bucket is unversioned");
+    // The event named no version (an unversioned bucket's event); the HEAD that pins the read tells it.
+    assert!(source.version_id.is_some(), "the local bucket is versioned");
     assert_eq!(source.size, body.len() as u64);
     assert_eq!(source.format, SourceFormat::Jpeg);
     assert_eq!((source.width, source.height), (120, 80));
@@ -135,7 +136,10 @@ async fn decodes_the_upload_once_into_its_working_copy() {
     let decoded =
         ferrotype_core::WorkingCopy::decode(&bytes, &testing::test_config().profiles[0].limits)
             .unwrap();
-    assert_eq!((decoded.width(), decoded.height()), (copy.width, copy.height));
+    assert_eq!(
+        (decoded.width(), decoded.height()),
+        (copy.width, copy.height)
+    );
     assert_eq!(decoded.upright_size(), (120, 80));
     // The largest variant here is 64 px wide: the copy need not be the full size.
     assert!(copy.width <= 120 && copy.width >= 64, "{copy:?}");
@@ -355,8 +359,8 @@ async fn an_event_for_an_upload_that_is_gone_or_replaced_is_superseded() {
     assert!(err.message().contains("deleted"), "{err}");
 
     // Replaced before validate ran: the event names the old upload (a redelivered or late event).
-    let old = testing::upload_with_event(&server.client(), "uploads/a.jpg", &testing::jpeg(20, 20))
-        .await;
+    let old =
+        testing::upload_with_event(&server.client(), "uploads/a.jpg", &testing::jpeg(20, 20)).await;
     testing::upload(&server.client(), "uploads/a.jpg", &testing::png(30, 30)).await;
     let err = run(&server, old).await.unwrap_err();
     assert_eq!(err.name(), "Ferrotype.Superseded");
@@ -372,7 +376,10 @@ async fn an_event_for_an_upload_that_is_gone_or_replaced_is_superseded() {
     server
         .faults()
         .inject(FaultRule::new(S3Op::GetObject, Fault::Vanish));
-    assert_eq!(error_name(run(&server, event).await), "Ferrotype.Superseded");
+    assert_eq!(
+        error_name(run(&server, event).await),
+        "Ferrotype.Superseded"
+    );
 }
 
 #[tokio::test]

@@ -73,7 +73,9 @@ async fn a_good_upload_renders_every_variant_and_records_a_manifest() {
         answer: Box::new(|function, input| match function {
             "validate" => Ok(image(true)),
             "detect-faces" => Err(TaskFailure::new("Rekognition.Throttled", "slow down")),
-            "render-variant" => Ok(json!({"variant": input["variant"], "focus": input["faces"]["focus"]})),
+            "render-variant" => {
+                Ok(json!({"variant": input["variant"], "focus": input["faces"]["focus"]}))
+            }
             "record-result" => Ok(json!({"manifest": "written", "variants": input["variants"]})),
             other => panic!("unexpected function {other}"),
         }),
