@@ -25,7 +25,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::lambdas::{function_arn, Lambdas, ACCOUNT, FUNCTIONS, REGION};
-use crate::store::ExecutionStore;
+use crate::store::{ExecutionStore, Journal};
 
 /// The definition and the configuration the binary was built with (the repo's files).
 pub const SHIPPED_DEFINITION: &str = include_str!("../statemachine/pipeline.asl.json");
@@ -69,8 +69,55 @@ pub struct LocalPipeline {
     s3: aws_sdk_s3::Client,
     executor: Executor,
     functions: Arc<Lambdas>,
-    store: ExecutionStore,
+    store: Arc<ExecutionStore>,
     execution_counter: AtomicU64,
+    /// Held while the pipeline runs: one process at a time works in a data directory.
+    _lock: std::fs::File,
+}
+
+/// The current object of a key in the input bucket, as a HEAD tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentObject {
+    pub version_id: Option<String>,
+    /// Quoted, as S3 returns it.
+    pub etag: String,
+    pub size: u64,
+}
+
+/// Takes the data directory's lock, waiting (and saying so) while another process holds it.
+async fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let path = data_dir.join("lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            eprintln!(
+                "Waiting for the other ferrotype process using {} (pid {}) to finish…",
+                data_dir.display(),
+                holder.trim()
+            );
+            file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+                .await
+                .context("waiting for the data directory's lock")?
+                .with_context(|| format!("cannot lock {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(err)) => {
+            return Err(err).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
 }
 
 impl LocalPipeline {
@@ -79,6 +126,7 @@ impl LocalPipeline {
         std::fs::create_dir_all(&buckets_dir).with_context(|| {
             format!("cannot create the data directory {}", buckets_dir.display())
         })?;
+        let lock = lock_data_dir(&settings.data_dir).await?;
         let server = LocalS3::start(&buckets_dir, &[INPUT_BUCKET, OUTPUT_BUCKET])
             .await
             .context("cannot start the local S3 server")?;
@@ -110,8 +158,17 @@ impl LocalPipeline {
             functions = functions.with_concurrency_limit(limit);
         }
         let functions = Arc::new(functions);
-        let executor = Executor::new(machine, functions.clone()).with_time_mode(settings.time_mode);
-        let store = ExecutionStore::open(settings.data_dir.join("executions"))?;
+        let store = Arc::new(ExecutionStore::open(settings.data_dir.join("executions"))?);
+        // Holding the lock, whatever is still RUNNING was left by a killed process.
+        for name in store.recover_interrupted()? {
+            tracing::info!(
+                execution = name,
+                "an execution interrupted by a stopped process is now ABORTED (redrive resumes it)"
+            );
+        }
+        let executor = Executor::new(machine, functions.clone())
+            .with_time_mode(settings.time_mode)
+            .with_observer(Arc::new(Journal(store.clone())));
         Ok(LocalPipeline {
             settings,
             server,
@@ -120,7 +177,69 @@ impl LocalPipeline {
             functions,
             store,
             execution_counter: AtomicU64::new(0),
+            _lock: lock,
         })
+    }
+
+    /// The key's current object in the input bucket, if any.
+    pub async fn current(&self, key: &str) -> anyhow::Result<Option<CurrentObject>> {
+        match self
+            .s3
+            .head_object()
+            .bucket(INPUT_BUCKET)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(head) => Ok(Some(CurrentObject {
+                version_id: head.version_id().map(str::to_owned),
+                etag: head.e_tag().unwrap_or_default().to_owned(),
+                size: head.content_length().unwrap_or(0).max(0) as u64,
+            })),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(err) => bail!(
+                "cannot read {key} in the local input bucket: {}",
+                display_sdk(&err)
+            ),
+        }
+    }
+
+    /// The "Object Created" event for a key's current object (as a backfill announces it).
+    pub fn event_for_current(&self, key: &str, current: &CurrentObject) -> ObjectEvent {
+        let now = now_rfc3339();
+        let id = self.event_id();
+        ObjectEvent::for_object(&NewObject {
+            bucket: INPUT_BUCKET,
+            key,
+            size: current.size,
+            etag: Some(current.etag.trim_matches('"')),
+            version_id: current.version_id.as_deref(),
+            region: REGION,
+            account: ACCOUNT,
+            time: &now,
+            id: &id,
+            reason: "PutObject",
+            sequencer: None,
+        })
+    }
+
+    /// The newest stored execution for this version of `key` that stopped before its end (aborted by a
+    /// killed process, failed or timed out): what a rerun resumes instead of starting over.
+    pub fn unfinished_execution(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> anyhow::Result<Option<ExecutionRecord>> {
+        Ok(self.store.list()?.into_iter().find(|record| {
+            matches!(
+                record.status,
+                ExecutionStatus::Aborted | ExecutionStatus::Failed | ExecutionStatus::TimedOut
+            ) && serde_json::from_value::<ObjectEvent>(record.input.clone()).is_ok_and(|event| {
+                !event.is_deletion()
+                    && event.candidate_keys().first().map(String::as_str) == Some(key)
+                    && event.detail.object.version_id.as_deref() == version_id
+            })
+        }))
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -326,17 +445,27 @@ impl LocalPipeline {
             })
             .take(40)
             .collect();
-        let stamp = OffsetDateTime::now_utc();
-        let sequence = self.execution_counter.fetch_add(1, Ordering::Relaxed);
-        format!(
-            "{slug}-{:04}{:02}{:02}T{:02}{:02}{:02}-{sequence}",
-            stamp.year(),
-            u8::from(stamp.month()),
-            stamp.day(),
-            stamp.hour(),
-            stamp.minute(),
-            stamp.second()
-        )
+        // Unique: the time to the millisecond, this process and a counter; checked against the store
+        // (a process started in the same millisecond with the same pid is not possible at once, but a
+        // later one reusing a pid is).
+        loop {
+            let stamp = OffsetDateTime::now_utc();
+            let sequence = self.execution_counter.fetch_add(1, Ordering::Relaxed);
+            let name = format!(
+                "{slug}-{:04}{:02}{:02}T{:02}{:02}{:02}{:03}-{:x}-{sequence}",
+                stamp.year(),
+                u8::from(stamp.month()),
+                stamp.day(),
+                stamp.hour(),
+                stamp.minute(),
+                stamp.second(),
+                stamp.millisecond(),
+                std::process::id()
+            );
+            if !self.store.contains(&name) {
+                return name;
+            }
+        }
     }
 }
 

@@ -2,12 +2,16 @@
 //! `ferrotype executions show` or `ferrotype redrive` (another process) finds them.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, Context as _};
-use ferrotype_executor::{ExecutionRecord, ExecutionStatus};
+use ferrotype_executor::{ExecutionObserver, ExecutionRecord, ExecutionStatus};
+use time::OffsetDateTime;
 
 pub struct ExecutionStore {
     dir: PathBuf,
+    /// Makes every partial file's name unique: journal writes of one execution may overlap.
+    writes: AtomicU64,
 }
 
 impl ExecutionStore {
@@ -15,7 +19,35 @@ impl ExecutionStore {
         let dir = dir.into();
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(ExecutionStore { dir })
+        Ok(ExecutionStore {
+            dir,
+            writes: AtomicU64::new(0),
+        })
+    }
+
+    /// What a process that was killed left: its RUNNING executions become ABORTED (as AWS shows an
+    /// execution whose service stopped; `redrive` resumes them) and its partial files go. Only call it
+    /// holding the data directory's lock, so no live process is running them. Returns the names.
+    pub fn recover_interrupted(&self) -> anyhow::Result<Vec<String>> {
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|ext| ext == "partial") {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        let mut recovered = Vec::new();
+        for mut record in self.list()? {
+            if record.mark_interrupted(OffsetDateTime::now_utc()) {
+                self.save(&record)?;
+                recovered.push(record.options.name.clone());
+            }
+        }
+        Ok(recovered)
+    }
+
+    /// Whether a record of this name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.dir.join(format!("{name}.json")).is_file()
     }
 
     pub fn dir(&self) -> &Path {
@@ -25,12 +57,23 @@ impl ExecutionStore {
     /// Writes the record atomically (a redrive replaces the earlier attempt's record, as AWS keeps one ARN).
     pub fn save(&self, record: &ExecutionRecord) -> anyhow::Result<()> {
         let path = self.dir.join(format!("{}.json", record.options.name));
-        let partial = path.with_extension("json.partial");
-        std::fs::write(&partial, serde_json::to_vec(record)?)
-            .with_context(|| format!("cannot write {}", partial.display()))?;
-        std::fs::rename(&partial, &path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(())
+        let write = self.writes.fetch_add(1, Ordering::Relaxed);
+        let partial = self.dir.join(format!(
+            "{}.{}-{write}.partial",
+            record.options.name,
+            std::process::id()
+        ));
+        let written = std::fs::write(&partial, serde_json::to_vec(record)?)
+            .with_context(|| format!("cannot write {}", partial.display()))
+            .and_then(|()| {
+                std::fs::rename(&partial, &path)
+                    .with_context(|| format!("cannot write {}", path.display()))
+            });
+        if written.is_err() {
+            // A full disk: leave no partial file behind; the caller says what could not be kept.
+            let _ = std::fs::remove_file(&partial);
+        }
+        written
     }
 
     /// Every stored execution, newest first.
@@ -85,6 +128,21 @@ impl ExecutionStore {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+        }
+    }
+}
+
+/// Journals an execution as it runs (every history event), so a killed process leaves its executions
+/// listed and redrivable.
+pub struct Journal(pub std::sync::Arc<ExecutionStore>);
+
+impl ExecutionObserver for Journal {
+    fn record_changed(&self, record: &ExecutionRecord) {
+        if let Err(err) = self.0.save(record) {
+            tracing::warn!(
+                execution = record.options.name,
+                "cannot journal the execution: {err:#}"
+            );
         }
     }
 }

@@ -329,3 +329,284 @@ fn watch_writes_and_refreshes_a_contact_sheet() {
         std::fs::read_to_string(dir.path().join(".ferrotype/reports/latest.html")).unwrap();
     assert_eq!(latest, sheet);
 }
+
+/// The manifest of `key` in the local output bucket.
+fn manifest(dir: &Path, key: &str) -> serde_json::Value {
+    let path = dir
+        .join(".ferrotype/buckets/output/manifests")
+        .join(format!("{key}.json"));
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn sources_that_differ_only_in_extension_never_share_an_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(images.join("p.jpg"), testing::jpeg(300, 200)).unwrap();
+    std::fs::write(images.join("p.png"), testing::png(200, 300)).unwrap();
+    let output = ferrotype(dir.path(), &["run", "images"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let jpg = manifest(dir.path(), "uploads/p.jpg");
+    let png = manifest(dir.path(), "uploads/p.png");
+    let keys = |m: &serde_json::Value| -> Vec<String> {
+        m["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(keys(&jpg).len(), 3);
+    for key in keys(&jpg) {
+        assert!(!keys(&png).contains(&key), "{key} is shared");
+    }
+    // Each manifest's variants are its own source's renders (one is landscape, the other portrait).
+    let whole =
+        |m: &serde_json::Value| (m["source"]["width"].clone(), m["source"]["height"].clone());
+    assert_eq!(whole(&jpg), (300.into(), 200.into()));
+    assert_eq!(whole(&png), (200.into(), 300.into()));
+}
+
+#[test]
+fn files_that_would_share_a_key_are_refused_before_anything_is_uploaded() {
+    let dir = tempfile::tempdir().unwrap();
+    for folder in ["a", "b"] {
+        std::fs::create_dir_all(dir.path().join(folder)).unwrap();
+        std::fs::write(dir.path().join(folder).join("p.jpg"), testing::jpeg(64, 48)).unwrap();
+    }
+    let output = ferrotype(dir.path(), &["run", "a/p.jpg", "b/p.jpg"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let said = stderr(&output);
+    assert!(
+        said.contains("a/p.jpg and b/p.jpg would all be uploaded as p.jpg")
+            && said.contains("Nothing was uploaded"),
+        "{said}"
+    );
+    assert!(
+        !dir.path().join(".ferrotype/buckets/input").exists() || {
+            let uploads = dir.path().join(".ferrotype/buckets/input/uploads");
+            !uploads.exists() || std::fs::read_dir(uploads).unwrap().next().is_none()
+        }
+    );
+    // Given as folders, they keep their folder names and both run.
+    let output = ferrotype(dir.path(), &["run", "a", "b"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let output = ferrotype(dir.path(), &["run", "."]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert_eq!(
+        manifest(dir.path(), "uploads/a/p.jpg")["status"],
+        "succeeded"
+    );
+    assert_eq!(
+        manifest(dir.path(), "uploads/b/p.jpg")["status"],
+        "succeeded"
+    );
+}
+
+#[test]
+fn a_key_of_420_bytes_works_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    // Four nested folders of 100 bytes each and a file: a key of 420 bytes under uploads/.
+    let mut folder = dir.path().join("images");
+    let mut relative = String::new();
+    for i in 0..4 {
+        let name = format!("{i}{}", "d".repeat(99));
+        folder = folder.join(&name);
+        relative.push_str(&name);
+        relative.push('/');
+    }
+    std::fs::create_dir_all(&folder).unwrap();
+    let file = format!("{}.jpg", "f".repeat(4));
+    std::fs::write(folder.join(&file), testing::jpeg(64, 48)).unwrap();
+    let key = format!("uploads/{relative}{file}");
+    assert_eq!(key.len(), 420);
+    let output = ferrotype(dir.path(), &["run", "images"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert_eq!(manifest(dir.path(), &key)["status"], "succeeded");
+}
+
+/// A folder of `count` distinct photos.
+fn photos(dir: &Path, count: u32) {
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for i in 0..count {
+        std::fs::write(
+            images.join(format!("p{i:02}.jpg")),
+            testing::jpeg(900 + i, 700),
+        )
+        .unwrap();
+    }
+}
+
+/// Every file under `images/` has a succeeded manifest of exactly its bytes, and its variants exist.
+fn every_photo_is_done(dir: &Path, count: u32) {
+    use md5::Digest as _;
+    for i in 0..count {
+        let bytes = std::fs::read(dir.join(format!("images/p{i:02}.jpg"))).unwrap();
+        let manifest = manifest(dir, &format!("uploads/p{i:02}.jpg"));
+        assert_eq!(manifest["status"], "succeeded", "p{i:02}: {manifest}");
+        let etag = format!("\"{:x}\"", md5::Md5::digest(&bytes));
+        assert_eq!(manifest["source"]["etag"], etag.as_str(), "p{i:02}");
+        for variant in manifest["variants"].as_array().unwrap() {
+            let key = variant["key"].as_str().unwrap();
+            assert!(
+                dir.join(".ferrotype/buckets/output").join(key).is_file(),
+                "{key} is missing"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_killed_run_leaves_its_executions_listed_and_the_same_command_finishes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    photos(dir.path(), 10);
+    let mut child = command(dir.path(), &["run", "images", "--concurrency", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once an execution is journaled as running.
+    let executions = dir.path().join(".ferrotype/executions");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let running = std::fs::read_dir(&executions)
+            .into_iter()
+            .flatten()
+            .any(|entry| {
+                std::fs::read_to_string(entry.unwrap().path())
+                    .is_ok_and(|text| text.contains("\"status\":\"RUNNING\""))
+            });
+        if running {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no execution started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let listed = ferrotype(dir.path(), &["executions", "list"]);
+    let said = stdout(&listed);
+    assert!(
+        said.contains("RUNNING") || said.contains("ABORTED"),
+        "{said}"
+    );
+
+    let again = ferrotype(dir.path(), &["run", "images"]);
+    let said = stdout(&again);
+    assert_eq!(again.status.code(), Some(0), "{said}{}", stderr(&again));
+    assert!(
+        said.contains("10 succeeded, 0 rejected, 0 failed"),
+        "{said}"
+    );
+    every_photo_is_done(dir.path(), 10);
+    // Nothing is left running or aborted: the interrupted executions were redriven to their end.
+    let failed = ferrotype(dir.path(), &["executions", "list", "--status", "aborted"]);
+    assert!(!stdout(&failed).contains("ABORTED"), "{}", stdout(&failed));
+    // A third run finds everything done and runs nothing.
+    let third = ferrotype(dir.path(), &["run", "images"]);
+    let said = stdout(&third);
+    assert_eq!(
+        said.matches("unchanged since the last run").count(),
+        10,
+        "{said}"
+    );
+}
+
+#[test]
+fn two_runs_on_one_data_dir_take_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    photos(dir.path(), 6);
+    let first = command(dir.path(), &["run", "images"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let second = command(dir.path(), &["run", "images/p00.jpg", "images/p01.jpg"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (first, second) = (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    let waited = format!("{}{}", stderr(&first), stderr(&second));
+    assert!(
+        waited.contains("Waiting for the other ferrotype process"),
+        "{waited}"
+    );
+    every_photo_is_done(dir.path(), 6);
+}
+
+#[test]
+fn watch_turns_a_removed_file_into_a_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let child = command(
+        dir.path(),
+        &[
+            "watch",
+            "images",
+            "--interval-ms",
+            "50",
+            "--max-executions",
+            "2",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::fs::write(images.join("gone.jpg"), testing::jpeg(200, 150)).unwrap();
+    let manifests = dir
+        .path()
+        .join(".ferrotype/buckets/output/manifests/uploads/gone.jpg.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !manifests.is_file() {
+        assert!(std::time::Instant::now() < deadline, "the upload never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let rendered = manifest(dir.path(), "uploads/gone.jpg");
+    std::fs::remove_file(images.join("gone.jpg")).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains("deleted"), "{}", stdout(&output));
+    assert_eq!(
+        manifest(dir.path(), "uploads/gone.jpg")["status"],
+        "deleted"
+    );
+    for variant in rendered["variants"].as_array().unwrap() {
+        let key = variant["key"].as_str().unwrap();
+        assert!(
+            !dir.path()
+                .join(".ferrotype/buckets/output")
+                .join(key)
+                .exists(),
+            "{key} is still there"
+        );
+    }
+}

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context as _};
 use clap::error::ErrorKind;
 use clap::{Args, Subcommand, ValueEnum};
-use ferrotype::local::{LocalPipeline, LocalSettings};
+use ferrotype::local::{CurrentObject, LocalPipeline, LocalSettings};
 use ferrotype_core::config::Config;
-use ferrotype_core::event::ObjectEvent;
+use ferrotype_core::event::{ObjectEvent, VersionIdentity};
+use ferrotype_core::pipeline::{Manifest, ManifestStatus};
 use ferrotype_executor::ExecutionStatus;
 use tokio::sync::Semaphore;
 
@@ -224,20 +225,45 @@ async fn process(pipeline: &LocalPipeline, file: &Path, key: String) -> Outcome 
         manifest: None,
         error: None,
         duration: Duration::ZERO,
+        unchanged: false,
     };
     let result = async {
         let bytes = tokio::fs::read(file)
             .await
             .with_context(|| format!("cannot read {}", file.display()))?;
+        // The same bytes as the key's current object: finish what is unfinished, redo nothing.
+        if let Some(current) = pipeline.current(&key).await? {
+            if current.size == bytes.len() as u64
+                && current.etag.trim_matches('"') == md5_hex(&bytes)
+            {
+                let manifest = pipeline.manifest(&key).await?;
+                if let Some(manifest) =
+                    manifest.filter(|m| describes(pipeline.config(), m, &current))
+                {
+                    return anyhow::Ok((None, Some(manifest)));
+                }
+                let record =
+                    match pipeline.unfinished_execution(&key, current.version_id.as_deref())? {
+                        Some(unfinished) => pipeline.redrive(&unfinished.options.name).await?,
+                        None => {
+                            pipeline
+                                .execute(&pipeline.event_for_current(&key, &current))
+                                .await?
+                        }
+                    };
+                return anyhow::Ok((Some(record), pipeline.manifest(&key).await?));
+            }
+        }
         let event = pipeline.upload(&key, bytes).await?;
         let record = pipeline.execute(&event).await?;
         let manifest = pipeline.manifest(&key).await?;
-        anyhow::Ok((record, manifest))
+        anyhow::Ok((Some(record), manifest))
     }
     .await;
     match result {
         Ok((record, manifest)) => {
-            outcome.record = Some(record);
+            outcome.unchanged = record.is_none();
+            outcome.record = record;
             outcome.manifest = manifest;
         }
         Err(err) => outcome.error = Some(format!("{err:#}")),
@@ -261,6 +287,7 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<bool> {
         report.path().display()
     );
     let mut seen: BTreeMap<PathBuf, (SystemTime, u64)> = BTreeMap::new();
+    let mut keys_of: BTreeMap<PathBuf, String> = BTreeMap::new();
     let mut announced_skips: BTreeSet<PathBuf> = BTreeSet::new();
     // The latest outcome of each file, in the order they ended: what the report shows.
     let mut outcomes: Vec<Outcome> = Vec::new();
@@ -274,6 +301,27 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<bool> {
             .collect();
         if let Some(note) = summary::skipped_note(&new_skips) {
             println!("{note}");
+        }
+        // A file that was uploaded and is gone now: S3 sends "Object Deleted", and its outputs go.
+        let present: BTreeSet<&PathBuf> = files.iter().map(|(file, _)| file).collect();
+        let removed: Vec<PathBuf> = seen
+            .keys()
+            .filter(|file| !present.contains(file))
+            .cloned()
+            .collect();
+        for file in removed {
+            seen.remove(&file);
+            let key = keys_of.remove(&file).unwrap_or_default();
+            let outcome = delete(&pipeline, &file, key).await;
+            all_as_designed &= outcome.status() != "failed";
+            summary::print_watch_line(&outcome);
+            outcomes.retain(|earlier| earlier.file != outcome.file);
+            report.write(pipeline.config(), &outcomes)?;
+            executions += 1;
+            if args.max_executions.is_some_and(|max| executions >= max) {
+                pipeline.shutdown().await;
+                return Ok(all_as_designed);
+            }
         }
         for (file, relative) in files {
             let Ok(meta) = std::fs::metadata(&file) else {
@@ -299,6 +347,7 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<bool> {
                 continue;
             }
             seen.insert(file.clone(), stamp);
+            keys_of.insert(file.clone(), format!("{prefix}{relative}"));
             let outcome = process(&pipeline, &file, format!("{prefix}{relative}")).await;
             all_as_designed &= outcome.status() != "failed";
             summary::print_watch_line(&outcome);
@@ -394,6 +443,65 @@ pub async fn redrive(args: RedriveArgs) -> anyhow::Result<bool> {
     Ok(all_succeeded)
 }
 
+/// Delete the key of a removed file and run the "Object Deleted" execution.
+async fn delete(pipeline: &LocalPipeline, file: &Path, key: String) -> Outcome {
+    let started = Instant::now();
+    let mut outcome = Outcome {
+        file: file.display().to_string(),
+        key: key.clone(),
+        record: None,
+        manifest: None,
+        error: None,
+        duration: Duration::ZERO,
+        unchanged: false,
+    };
+    let result = async {
+        let event = pipeline.delete(&key).await?;
+        let record = pipeline.execute(&event).await?;
+        anyhow::Ok((record, pipeline.manifest(&key).await?))
+    }
+    .await;
+    match result {
+        Ok((record, manifest)) => {
+            outcome.record = Some(record);
+            outcome.manifest = manifest;
+        }
+        Err(err) => outcome.error = Some(format!("{err:#}")),
+    }
+    outcome.duration = started.elapsed();
+    outcome
+}
+
+/// Whether a manifest is the final record of this very object under the current configuration: it ran
+/// to its end before, and the profile's variants have not changed since (they are part of the version
+/// tag).
+fn describes(config: &Config, manifest: &Manifest, current: &CurrentObject) -> bool {
+    let Some(version_id) = &current.version_id else {
+        return false;
+    };
+    let profile = manifest
+        .profile
+        .as_deref()
+        .and_then(|name| config.profiles.iter().find(|p| p.name == name));
+    let tag = profile.map(|profile| {
+        ferrotype_core::keys::version_tag(&VersionIdentity::VersionId(version_id.clone()), profile)
+    });
+    matches!(
+        manifest.status,
+        ManifestStatus::Succeeded | ManifestStatus::Rejected
+    ) && tag.is_some()
+        && manifest.version == tag
+}
+
+/// The ETag the local store gives a body uploaded in one part: the MD5 of its bytes.
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest as _;
+    md5::Md5::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
 /// Redrives one execution and reads the manifest it left, for the lines and the report.
 async fn redrive_one(pipeline: &LocalPipeline, id: &str) -> Outcome {
     let started = Instant::now();
@@ -404,6 +512,7 @@ async fn redrive_one(pipeline: &LocalPipeline, id: &str) -> Outcome {
         manifest: None,
         error: None,
         duration: Duration::ZERO,
+        unchanged: false,
     };
     match pipeline.redrive(id).await {
         Ok(record) => {
@@ -448,7 +557,10 @@ struct Collected {
 }
 
 /// Files under the given paths with the key suffix each gets: a folder's files keep their path relative
-/// to it; a file given directly keeps its name. Hidden files and folders and text files are skipped.
+/// to it; a file given directly keeps its name. Hidden files and folders and text files are skipped, and
+/// so are names that are not UTF-8 (S3 keys are UTF-8; a lossy conversion could merge two files into one
+/// key). Two files that would get the same key are refused before anything is uploaded: one would
+/// silently replace the other.
 fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Collected> {
     let mut collected = Collected {
         files: Vec::new(),
@@ -458,17 +570,39 @@ fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Collected> {
         if path.is_dir() {
             walk(path, path, &mut collected)?;
         } else if path.is_file() {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            collected.files.push((path.clone(), name));
+            match path.file_name().and_then(|n| n.to_str()) {
+                Some(name) => collected.files.push((path.clone(), name.to_owned())),
+                None => collected.skipped.push(path.clone()),
+            }
         } else {
             bail!("{} does not exist", path.display());
         }
     }
     collected.files.sort();
     collected.skipped.sort();
+    let mut by_key: BTreeMap<&str, Vec<&Path>> = BTreeMap::new();
+    for (file, key) in &collected.files {
+        by_key.entry(key.as_str()).or_default().push(file);
+    }
+    let clashes: Vec<String> = by_key
+        .iter()
+        .filter(|(_, files)| files.len() > 1)
+        .map(|(key, files)| {
+            let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            format!("{} would all be uploaded as {key}", files.join(" and "))
+        })
+        .collect();
+    if !clashes.is_empty() {
+        return Err(UsageError::new(
+            &["run"],
+            ErrorKind::ValueValidation,
+            format!(
+                "{}; give their folders instead (a folder's files keep their paths) or rename them. Nothing was uploaded.",
+                clashes.join("; ")
+            ),
+        )
+        .into());
+    }
     Ok(collected)
 }
 
@@ -484,12 +618,14 @@ fn walk(root: &Path, dir: &Path, collected: &mut Collected) -> anyhow::Result<()
             walk(root, &path, collected)?;
         } else if path.is_file() {
             let relative = path.strip_prefix(root).unwrap_or(&path);
-            let key = relative
+            let parts: Option<Vec<&str>> = relative
                 .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            collected.files.push((path.clone(), key));
+                .map(|c| c.as_os_str().to_str())
+                .collect();
+            match parts {
+                Some(parts) => collected.files.push((path.clone(), parts.join("/"))),
+                None => collected.skipped.push(path),
+            }
         }
     }
     Ok(())

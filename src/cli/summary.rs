@@ -25,6 +25,8 @@ pub struct Outcome {
     /// Why the runner could not execute it at all (the file could not be read, the store failed).
     pub error: Option<String>,
     pub duration: Duration,
+    /// The file was the key's current object already, and its execution had ended: nothing ran.
+    pub unchanged: bool,
 }
 
 impl Outcome {
@@ -32,8 +34,16 @@ impl Outcome {
     /// failed.
     pub fn status(&self) -> &'static str {
         match (&self.record, self.manifest.as_ref().map(|m| m.status)) {
+            (Some(record), _)
+                if record.status == ExecutionStatus::Succeeded
+                    && record.input["detail-type"] == "Object Deleted" =>
+            {
+                "deleted"
+            }
             (Some(_), Some(ManifestStatus::Rejected)) => "rejected",
             (Some(record), _) if record.status == ExecutionStatus::Succeeded => "succeeded",
+            (None, Some(ManifestStatus::Rejected)) if self.unchanged => "rejected",
+            (None, Some(ManifestStatus::Succeeded)) if self.unchanged => "succeeded",
             _ => "failed",
         }
     }
@@ -150,7 +160,7 @@ pub fn skipped_note(skipped: &[PathBuf]) -> Option<String> {
         names.push(format!("and {} more", skipped.len() - SHOWN));
     }
     Some(format!(
-        "Skipped {}: {} (hidden files and folders, .txt and .md files are not uploaded).",
+        "Skipped {}: {} (hidden files and folders, .txt and .md files and names that are not UTF-8 are not uploaded).",
         count(skipped.len(), "file"),
         names.join(", ")
     ))
@@ -217,6 +227,9 @@ fn print_table(outcomes: &[Outcome]) {
     for outcome in outcomes {
         let variants = outcome.manifest.as_ref().map_or(0, |m| m.variants.len());
         let details = match outcome.status() {
+            "succeeded" if outcome.unchanged => {
+                "unchanged since the last run (not run again)".to_owned()
+            }
             "succeeded" => outcome
                 .manifest
                 .as_ref()
@@ -466,6 +479,7 @@ mod tests {
             manifest: None,
             error: Some("cannot read a.jpg:\n  permission denied".into()),
             duration: Duration::ZERO,
+            unchanged: false,
         };
         assert_eq!(outcome.reason(), "cannot read a.jpg: permission denied");
         assert_eq!(outcome.status(), "failed");
