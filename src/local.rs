@@ -263,6 +263,11 @@ impl LocalPipeline {
         &self.store
     }
 
+    /// The execution store, for an executor that journals into it (the backfill).
+    pub fn shared_store(&self) -> Arc<ExecutionStore> {
+        self.store.clone()
+    }
+
     /// Where an object of a local bucket lives on disk.
     pub fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
         self.settings
@@ -509,7 +514,9 @@ fn nanos() -> u64 {
     OffsetDateTime::now_utc().unix_timestamp_nanos() as u64
 }
 
-fn display_sdk<E: std::error::Error + 'static>(err: &aws_sdk_s3::error::SdkError<E>) -> String {
+pub(crate) fn display_sdk<E: std::error::Error + 'static>(
+    err: &aws_sdk_s3::error::SdkError<E>,
+) -> String {
     use std::error::Error as _;
     let mut text = err.to_string();
     let mut source = err.source();

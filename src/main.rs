@@ -35,6 +35,9 @@ enum Command {
     Executions(cli::local::ExecutionsCommand),
     /// Redrive failed local executions from their failed state.
     Redrive(cli::local::RedriveArgs),
+    /// Run the pipeline again for objects already in the local input bucket, through
+    /// statemachine/backfill.asl.json (a Distributed Map), as `ferrotype aws backfill` does in AWS.
+    Backfill(cli::local::BackfillArgs),
     /// Render one image file as one variant, as the pipeline would, and report what was done.
     Render(cli::render::RenderArgs),
     /// Test or validate any Step Functions definition offline.
@@ -68,6 +71,7 @@ async fn run_async(command: Command) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => cli::local::watch(args).await?,
         Command::Executions(command) => cli::local::executions(command).await?,
         Command::Redrive(args) => cli::local::redrive(args).await?,
+        Command::Backfill(args) => cli::local::backfill(args).await?,
         Command::Statemachine(command) => cli::statemachine::run(command).await?,
         Command::Aws(args) => return cli::aws::run(args).await,
         Command::Render(_) => unreachable!("rendering is synchronous"),

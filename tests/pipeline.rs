@@ -279,3 +279,74 @@ async fn an_oversized_payload_raises_data_limit_exceeded() {
     assert_eq!(record.error.as_deref(), Some("States.DataLimitExceeded"));
     pipeline.shutdown().await;
 }
+
+/// Issue 13's local backfill: 30 uploads processed, their outputs deleted, and
+/// statemachine/backfill.asl.json (Distributed Map, ItemReader over the input bucket, batches, child
+/// pipeline executions, ResultWriter) recreates every manifest and variant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_recreates_every_manifest_and_variant() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = std::sync::Arc::new(pipeline(dir.path()).await);
+    for i in 0..30 {
+        let event = pipeline
+            .upload(
+                &format!("uploads/bf/{i:02} photo.jpg"),
+                testing::jpeg(120 + i, 90),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            pipeline.execute(&event).await.unwrap().status,
+            ExecutionStatus::Succeeded
+        );
+    }
+    let s3 = pipeline.s3();
+    let outputs = testing::keys(s3, OUTPUT_BUCKET).await;
+    assert!(outputs.len() >= 30 * 4, "{}", outputs.len());
+    for key in &outputs {
+        s3.delete_object()
+            .bucket(OUTPUT_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(testing::keys(s3, OUTPUT_BUCKET).await.is_empty());
+
+    let record = ferrotype::backfill::backfill(pipeline.clone(), "uploads/")
+        .await
+        .unwrap();
+    assert_eq!(
+        record.status,
+        ExecutionStatus::Succeeded,
+        "{:?} {:?}",
+        record.error,
+        record.cause
+    );
+    assert_eq!(record.map_runs.len(), 1);
+    assert_eq!(record.map_runs[0].items, 3, "30 objects in batches of 10");
+    for i in 0..30 {
+        let manifest = pipeline
+            .manifest(&format!("uploads/bf/{i:02} photo.jpg"))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no manifest for {i:02}"));
+        assert_eq!(manifest.status, ManifestStatus::Succeeded);
+        assert_eq!(manifest.source.as_ref().unwrap().width, 120 + i);
+        for variant in &manifest.variants {
+            assert!(
+                pipeline.object_path(OUTPUT_BUCKET, &variant.key).is_file(),
+                "{}",
+                variant.key
+            );
+        }
+    }
+    // The Map Run's result files, as AWS writes them.
+    let results = testing::keys(s3, OUTPUT_BUCKET).await;
+    assert!(
+        results
+            .iter()
+            .any(|key| key.starts_with("backfills/") && key.ends_with("manifest.json")),
+        "{results:?}"
+    );
+}

@@ -23,7 +23,7 @@
 //! the output bucket holds nothing else (no stale or orphaned variant, no working copy but the current
 //! version's). Every execution ends: none hangs.
 //!
-//! `FERROTYPE_SIM_SEEDS=N` runs seeds 0..N (default 300); `FERROTYPE_SIM_SEED=S` replays seed S alone and
+//! `FERROTYPE_SIM_SEEDS=N` runs seeds 0..N (default 1000); `FERROTYPE_SIM_SEED=S` replays seed S alone and
 //! prints its trace.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -793,7 +793,7 @@ fn seeds() -> Vec<u64> {
     let count = std::env::var("FERROTYPE_SIM_SEEDS")
         .ok()
         .map(|n| n.parse().expect("FERROTYPE_SIM_SEEDS is a number"))
-        .unwrap_or(300);
+        .unwrap_or(1000);
     (0..count).collect()
 }
 
@@ -860,4 +860,100 @@ fn one_seed_reproduces_one_run() {
     assert_eq!(first.digest, again.digest);
     assert_eq!(first.invocations, again.invocations);
     assert!(first.executions > 0);
+}
+
+/// Issue 13's burst: 120 uploads at once, 40 executions running together, an account limit of 3
+/// concurrent Lambda invocations. Throttled invocations fail as Lambda fails them
+/// (`Lambda.TooManyRequestsException`) and the definition's throttling retrier waits them out: every
+/// execution succeeds, on the simulated clock.
+#[test]
+fn a_burst_beyond_the_lambda_concurrency_limit_is_waited_out() {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(async {
+            let config = Arc::new(Config::from_json(CONFIG).unwrap());
+            let clock = TokioClock::starting_at(origin());
+            let store =
+                InProcessS3::in_memory_with_clock(&[INPUT, OUTPUT], Arc::new(clock)).unwrap();
+            let lambdas = Arc::new(
+                Lambdas::new(
+                    store.client(),
+                    config.clone(),
+                    OUTPUT,
+                    Arc::new(BuiltinDetector::new()),
+                )
+                .with_concurrency_limit(3),
+            );
+            let executor = Arc::new(
+                Executor::new(state_machine(), lambdas.clone())
+                    .with_seed(13)
+                    .with_time_mode(TimeMode::Real),
+            );
+            let mut changes = store.subscribe();
+            let user = store.client();
+            for i in 0..120u32 {
+                let colour = PALETTE[i as usize % PALETTE.len()];
+                user.put_object()
+                    .bucket(INPUT)
+                    .key(format!("uploads/burst/{i:03}.png"))
+                    .body(picture(colour, 48, 36, ImageFormat::Png).into())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            let mut events = Vec::new();
+            while let Some(change) = changes.try_recv().unwrap() {
+                events.extend(event_of(&change, 0));
+            }
+            assert_eq!(events.len(), 120);
+            let at_once = Arc::new(tokio::sync::Semaphore::new(40));
+            let started = tokio::time::Instant::now();
+            let runs: Vec<_> = events
+                .into_iter()
+                .enumerate()
+                .map(|(i, event)| {
+                    let (executor, at_once) = (executor.clone(), at_once.clone());
+                    tokio::spawn(async move {
+                        let _slot = at_once.acquire_owned().await.unwrap();
+                        executor
+                            .start(
+                                ExecutionOptions::local("ferrotype-burst", &format!("burst-{i:03}")),
+                                serde_json::to_value(&event).unwrap(),
+                            )
+                            .await
+                    })
+                })
+                .collect();
+            let mut throttled = 0;
+            for run in runs {
+                let record = run.await.unwrap();
+                assert_eq!(
+                    record.status,
+                    ExecutionStatus::Succeeded,
+                    "{}: {:?} {:?}",
+                    record.options.name,
+                    record.error,
+                    record.cause
+                );
+                throttled += serde_json::to_string(&record.history)
+                    .unwrap()
+                    .matches("Lambda.TooManyRequestsException")
+                    .count();
+            }
+            assert!(throttled > 10, "the limit was reached: {throttled} throttles");
+            let manifests = list(&user, OUTPUT)
+                .await
+                .into_iter()
+                .filter(|key| key.starts_with("manifests/"))
+                .count();
+            assert_eq!(manifests, 120);
+            println!(
+                "120 executions, 40 at once, 3 Lambda invocations at once: {throttled} throttled invocations \
+                 retried; all succeeded in {:.0} simulated seconds",
+                started.elapsed().as_secs_f64()
+            );
+        });
 }

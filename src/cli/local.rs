@@ -36,6 +36,60 @@ pub struct LocalArgs {
     /// A state machine definition other than the built-in statemachine/pipeline.asl.json.
     #[arg(long, global = true, value_name = "PATH")]
     pub definition: Option<PathBuf>,
+    /// Simulate the account's Lambda concurrency limit: an invocation beyond N running at once is
+    /// throttled as Lambda throttles it (Lambda.TooManyRequestsException) and the definition's retrier
+    /// waits it out, as in AWS (default: no limit).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub lambda_concurrency: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Only objects under this key prefix of the input bucket (default: all of it).
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    #[command(flatten)]
+    pub local: LocalArgs,
+}
+
+/// `ferrotype backfill`: statemachine/backfill.asl.json over the local input bucket.
+pub async fn backfill(args: BackfillArgs) -> anyhow::Result<bool> {
+    let (pipeline, config_origin) = args.local.start().await?;
+    summary::print_configuration(&config_origin);
+    let pipeline = Arc::new(pipeline);
+    let started = Instant::now();
+    let record = ferrotype::backfill::backfill(pipeline.clone(), &args.prefix).await?;
+    let map_runs = &record.map_runs;
+    let succeeded: usize = map_runs.iter().map(|run| run.succeeded).sum();
+    let failed: usize = map_runs.iter().map(|run| run.failed).sum();
+    println!(
+        "Backfill {} {} in {:.1} s: {succeeded} batches succeeded, {failed} failed (10 objects per batch).",
+        record.options.name,
+        summary::status_text(record.status),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(error) = &record.error {
+        println!("  {error}: {}", record.cause.as_deref().unwrap_or_default());
+    }
+    println!(
+        "Results:  {}",
+        pipeline
+            .data_dir()
+            .join("buckets")
+            .join(ferrotype::local::OUTPUT_BUCKET)
+            .join(ferrotype::backfill::RESULTS_PREFIX)
+            .display()
+    );
+    println!(
+        "Inspect:  ferrotype executions show {}",
+        record.options.name
+    );
+    let ok = record.status == ExecutionStatus::Succeeded;
+    match Arc::try_unwrap(pipeline) {
+        Ok(pipeline) => pipeline.shutdown().await,
+        Err(_) => unreachable!("the backfill has ended"),
+    }
+    Ok(ok)
 }
 
 impl LocalArgs {
@@ -45,6 +99,7 @@ impl LocalArgs {
         let mut settings = LocalSettings::new(&self.data_dir)?;
         let loaded = load_config(self.config.as_deref())?;
         settings.config = loaded.config;
+        settings.lambda_concurrency = self.lambda_concurrency.map(|n| n as usize);
         if let Some(path) = &self.definition {
             settings.definition = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;

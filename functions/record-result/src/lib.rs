@@ -658,10 +658,10 @@ async fn commit(
             }
             return Ok(RecordOutcome::Superseded);
         }
-        if manifest.status == ManifestStatus::Deleted && stored.is_none() {
-            // Nothing was ever recorded for the key, so nothing is to retire: no tombstone either.
-            return Ok(RecordOutcome::Unchanged);
-        }
+        // A deletion records its tombstone even when nothing was recorded for the key yet: an execution
+        // of the deleted upload may still be about to write the key's first manifest, having found its
+        // version current before the deletion. Its write (If-None-Match: *) must then fail, so that it
+        // decides again, finds the key deleted and cleans up as superseded (tests/simulation.rs, seed 418).
         // The previous record's own deletions may not have finished: they are garbage either way.
         if let Some(previous) = previous {
             delete_all(deps, &previous.retired).await?;

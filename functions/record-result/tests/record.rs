@@ -561,17 +561,34 @@ async fn a_deletion_leaves_a_tombstone_and_no_outputs() {
 }
 
 #[tokio::test]
-async fn a_deletion_followed_by_a_new_upload_is_superseded_and_one_without_a_manifest_writes_none()
-{
+async fn a_deletion_followed_by_a_new_upload_is_superseded_and_one_before_any_record_wins() {
     let server = testing::start_server().await;
-    // Deleted, never recorded: no tombstone.
-    testing::upload(&server.client(), KEY, &testing::jpeg(40, 30)).await;
+    // Deleted while its execution still renders, before anything was recorded: the deletion writes its
+    // tombstone anyway, so the late record of the deleted upload cannot write the key's first manifest.
+    let deleted = upload(&server, 40).await;
+    let variants = render_all(&server, &deleted).await;
     delete_source(&server).await;
     let recorded = record(&server, state_input("deleted", deletion_event()))
         .await
         .unwrap();
-    assert_eq!(recorded.outcome, RecordOutcome::Unchanged);
-    assert!(output_keys(&server).await.is_empty());
+    assert_eq!(recorded.outcome, RecordOutcome::Recorded);
+    assert_eq!(
+        stored_manifest(&server).await.status,
+        ManifestStatus::Deleted
+    );
+    let late = record(&server, rendered_input(EXECUTION, &deleted, variants))
+        .await
+        .unwrap();
+    assert_eq!(late.outcome, RecordOutcome::Superseded);
+    assert_eq!(
+        stored_manifest(&server).await.status,
+        ManifestStatus::Deleted
+    );
+    assert_eq!(
+        output_keys(&server).await,
+        [MANIFEST_KEY],
+        "its variants are gone"
+    );
 
     // Uploaded again before the deletion's execution ran: the new upload wins.
     let new = upload(&server, 50).await;

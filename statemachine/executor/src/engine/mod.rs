@@ -166,7 +166,9 @@ impl Executor {
 
     /// Draw everything random (retry jitter, `$random`, `$uuid`, `States.UUID`, `States.MathRandom`,
     /// task tokens, request ids, Map Run and child execution ids) from a generator seeded with `seed`,
-    /// so one seed reproduces a whole run. Each start or redrive of the executor begins at the seed.
+    /// so one seed reproduces a whole run. Each execution (and each redrive of it) draws from the seed
+    /// mixed with its ARN and redrive count: executions of one executor must not draw the same jitter,
+    /// or throttled executions would retry in lockstep, a thundering herd AWS's jitter does not have.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
@@ -210,7 +212,11 @@ impl Executor {
                 .to_string()
         };
         let rng = match self.seed {
-            Some(seed) => Rng::seeded(seed),
+            Some(seed) => Rng::seeded(execution_seed(
+                seed,
+                &options.execution_arn,
+                record.redrive_count,
+            )),
             None => Rng::from_entropy(),
         };
         let mut template = record.clone();
@@ -693,3 +699,14 @@ impl Shared {
 
 /// The JSON `Map` type of variables and checkpoints.
 pub(crate) type Object = Map<String, Value>;
+
+/// The seed of one execution's generator: the executor's seed mixed (FNV-1a) with the execution's ARN
+/// and redrive count.
+fn execution_seed(seed: u64, execution_arn: &str, redrive_count: u32) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for byte in execution_arn.bytes().chain(redrive_count.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
