@@ -235,9 +235,11 @@ fn assert_failed(answer: &Answer, lines: &[Value], name: &str, expected_level: &
             "an SDK dump in the error: {message}"
         );
     }
+    // The line that names the error (at INFO for a superseded execution, which is not a fault), and
+    // nothing else at WARN or ERROR.
     let problems: Vec<&Value> = lines
         .iter()
-        .filter(|l| level(l) == "WARN" || level(l) == "ERROR")
+        .filter(|l| level(l) == "WARN" || level(l) == "ERROR" || fields(l).get("error").is_some())
         .collect();
     assert_eq!(problems.len(), 1, "the failure is logged once: {lines:#?}");
     let line = problems[0];

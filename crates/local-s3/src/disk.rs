@@ -225,7 +225,10 @@ impl DiskBackend {
             );
         let process = format!("{}-{nonce:016x}", std::process::id());
         // Locked before it gets its visible name: no other process may ever see it unlocked and take us
-        // for dead. The temp folder comes after, so a temp folder without a lock file is a dead one's.
+        // for dead. Between its creation and its lock the file is unlocked, so its first name must not
+        // look like a dead process's to another process opening the store at the same moment (which
+        // removed it, and this rename then failed): others leave young `.new` files alone. The temp
+        // folder comes after, so a temp folder without a lock file is a dead one's.
         let unpublished = store.join("procs").join(format!("{process}.new"));
         let alive = File::create(&unpublished)?;
         alive.lock()?;
@@ -317,10 +320,18 @@ impl DiskBackend {
                 continue;
             };
             if name.ends_with(".new") {
-                // A process that died before publishing its lock: nothing else of it exists.
-                if let Ok(file) = OpenOptions::new().write(true).open(&path) {
-                    if file.try_lock().is_ok() {
-                        let _ = fs::remove_file(&path);
+                // A process that died before publishing its lock: nothing else of it exists. A young one
+                // may be a live process between creating and locking it.
+                let old = fs::metadata(&path)
+                    .and_then(|meta| meta.modified())
+                    .ok()
+                    .and_then(|modified| SystemTime::now().duration_since(modified).ok())
+                    .is_some_and(|age| age > std::time::Duration::from_secs(60));
+                if old {
+                    if let Ok(file) = OpenOptions::new().write(true).open(&path) {
+                        if file.try_lock().is_ok() {
+                            let _ = fs::remove_file(&path);
+                        }
                     }
                 }
                 continue;

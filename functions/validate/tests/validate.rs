@@ -80,7 +80,7 @@ async fn describes_the_source_and_its_profile() {
     let json = serde_json::to_value(&image).unwrap();
     assert_eq!(json["source"]["uprightWidth"], 120);
     assert_eq!(json["detectFaces"], true);
-    assert!(json["source"].get("versionId").is_none());
+    assert!(json["source"]["versionId"].is_string());
 }
 
 #[tokio::test]
