@@ -306,6 +306,7 @@ fn watch_writes_and_refreshes_a_contact_sheet() {
         &[
             "watch",
             "images",
+            "--initial",
             "--interval-ms",
             "50",
             "--max-executions",
@@ -571,6 +572,7 @@ fn watch_turns_a_removed_file_into_a_deletion() {
         &[
             "watch",
             "images",
+            "--initial",
             "--interval-ms",
             "50",
             "--max-executions",
@@ -609,4 +611,54 @@ fn watch_turns_a_removed_file_into_a_deletion() {
             "{key} is still there"
         );
     }
+}
+
+#[test]
+fn watch_leaves_existing_files_alone_unless_initial() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(images.join("old.jpg"), testing::jpeg(120, 90)).unwrap();
+    let mut child = command(
+        dir.path(),
+        &[
+            "watch",
+            "images",
+            "--interval-ms",
+            "50",
+            "--max-executions",
+            "1",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    // Once it says what it left alone, a new file is what it runs.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("left alone") {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0,
+            "{said}"
+        );
+        said.push_str(&line);
+    }
+    assert!(
+        said.contains("1 file already in the folder left alone (--initial processes them too)."),
+        "{said}"
+    );
+    std::fs::write(images.join("new.jpg"), testing::jpeg(120, 90)).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        rest.contains("new.jpg") && !rest.contains("old.jpg"),
+        "{rest}"
+    );
+    assert!(!dir
+        .path()
+        .join(".ferrotype/buckets/output/manifests/uploads/old.jpg.json")
+        .exists());
 }

@@ -44,6 +44,31 @@ pub enum AwsCommand {
     Rerun(RerunArgs),
     /// Start the pipeline for objects already in the input bucket (e.g. after a profile change).
     Backfill(BackfillArgs),
+    /// Start the pipeline for the objects whose manifest is missing or describes another object (lost
+    /// events, failed records); objects already recorded are left alone.
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Input bucket (default: the stack's InputBucketName output).
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Output bucket holding the manifests (default: the stack's OutputBucketName output).
+    #[arg(long)]
+    pub output_bucket: Option<String>,
+    /// Key prefix to list (default: the whole bucket).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// The processing configuration whose profile prefixes select the objects.
+    #[arg(long, value_name = "PATH", default_value = "ferrotype.json")]
+    pub config: PathBuf,
+    /// StartExecution calls per second.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rate: u32,
+    /// List what would be started, start nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +199,7 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let bucket = match &args.command {
         AwsCommand::Backfill(backfill) => backfill.bucket.as_deref(),
+        AwsCommand::Reconcile(reconcile) => reconcile.bucket.as_deref(),
         _ => None,
     };
     let pipeline = || {
@@ -335,8 +361,44 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<ExitCode> {
                 state_machine_arn: pipeline.state_machine_arn()?.to_owned(),
                 rate_per_second: backfill.rate,
                 dry_run: backfill.dry_run,
+                reconcile_with: None,
             };
             let progress = ferrotype_ops::backfill::progress_bar(!backfill.dry_run);
+            let summary = ferrotype_ops::backfill_per_object(
+                &clients.s3,
+                &clients.sfn,
+                &config,
+                &request,
+                &progress,
+                &mut out,
+            )
+            .await?;
+            Ok(if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        AwsCommand::Reconcile(reconcile) => {
+            let text = std::fs::read_to_string(&reconcile.config)
+                .with_context(|| format!("reading {}", reconcile.config.display()))?;
+            let config =
+                Config::from_json(&text).with_context(|| reconcile.config.display().to_string())?;
+            let pipeline = pipeline().await?;
+            let output_bucket = match &reconcile.output_bucket {
+                Some(bucket) => bucket.clone(),
+                None => pipeline.output_bucket()?.to_owned(),
+            };
+            let request = BackfillRequest {
+                bucket: pipeline.input_bucket()?.to_owned(),
+                prefix: reconcile.prefix.clone(),
+                profile_name: None,
+                state_machine_arn: pipeline.state_machine_arn()?.to_owned(),
+                rate_per_second: reconcile.rate,
+                dry_run: reconcile.dry_run,
+                reconcile_with: Some(output_bucket),
+            };
+            let progress = ferrotype_ops::backfill::progress_bar(!reconcile.dry_run);
             let summary = ferrotype_ops::backfill_per_object(
                 &clients.s3,
                 &clients.sfn,

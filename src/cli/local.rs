@@ -140,6 +140,10 @@ pub struct WatchArgs {
     /// Stop after this many executions (default: run until interrupted).
     #[arg(long)]
     pub max_executions: Option<usize>,
+    /// Also process the files already in the folder when watching starts (as a bucket's existing
+    /// objects start nothing until uploaded again, they are otherwise left alone).
+    #[arg(long)]
+    pub initial: bool,
     #[command(flatten)]
     pub local: LocalArgs,
 }
@@ -343,6 +347,25 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<bool> {
     );
     let mut seen: BTreeMap<PathBuf, (SystemTime, u64)> = BTreeMap::new();
     let mut keys_of: BTreeMap<PathBuf, String> = BTreeMap::new();
+    if !args.initial {
+        let Collected { files, .. } = collect_files(std::slice::from_ref(&args.dir))?;
+        if !files.is_empty() {
+            println!(
+                "{} already in the folder left alone (--initial processes them too).",
+                ferrotype::text::count(files.len(), "file")
+            );
+        }
+        for (file, relative) in files {
+            if let Ok(meta) = std::fs::metadata(&file) {
+                let stamp = (
+                    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    meta.len(),
+                );
+                seen.insert(file.clone(), stamp);
+                keys_of.insert(file, format!("{prefix}{relative}"));
+            }
+        }
+    }
     let mut announced_skips: BTreeSet<PathBuf> = BTreeSet::new();
     // The latest outcome of each file, in the order they ended: what the report shows.
     let mut outcomes: Vec<Outcome> = Vec::new();

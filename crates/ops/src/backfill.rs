@@ -14,6 +14,7 @@ use std::time::Duration;
 use aws_smithy_types::date_time::Format;
 use ferrotype_core::config::Config;
 use ferrotype_core::event::{NewObject, ObjectEvent};
+use ferrotype_core::pipeline::{Manifest, ManifestStatus};
 use indicatif::{ProgressBar, ProgressStyle};
 use time::format_description::well_known::Rfc3339;
 use tokio::task::JoinSet;
@@ -41,6 +42,9 @@ pub struct BackfillRequest {
     /// StartExecution calls per second.
     pub rate_per_second: u32,
     pub dry_run: bool,
+    /// `reconcile`: start only objects whose manifest in this (output) bucket is missing or describes
+    /// another object (a lost event, a failed record); `None` starts every object (backfill).
+    pub reconcile_with: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,6 +56,8 @@ pub struct BackfillSummary {
     pub already_started: usize,
     /// Folder markers, and keys outside every profile prefix (or outside --profile-name).
     pub skipped: usize,
+    /// `reconcile` only: objects whose manifest already describes them.
+    pub up_to_date: usize,
     pub failed: usize,
 }
 
@@ -245,10 +251,25 @@ pub async fn backfill_per_object(
                     .last_modified()
                     .and_then(|time| time.fmt(Format::DateTime).ok()),
             };
-            match candidate(config, request.profile_name.as_deref(), &origin, &listed) {
-                Some(found) => candidates.push(found),
-                None => summary.skipped += 1,
+            let Some(found) = candidate(config, request.profile_name.as_deref(), &origin, &listed)
+            else {
+                summary.skipped += 1;
+                continue;
+            };
+            if let Some(output_bucket) = &request.reconcile_with {
+                match manifest_describes(s3, output_bucket, config, &listed).await {
+                    Ok(true) => {
+                        summary.up_to_date += 1;
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        stop = Some(error);
+                        break 'pages;
+                    }
+                }
             }
+            candidates.push(found);
         }
         progress.inc_length(candidates.len() as u64);
         for found in candidates {
@@ -295,6 +316,51 @@ pub async fn backfill_per_object(
     }
 }
 
+/// Whether the key's manifest records this very object as done (`succeeded`, or `rejected`): by its
+/// ETag when the manifest has the source's facts, else by time (a manifest recorded before the object
+/// was written describes an earlier one). A missing, `failed` or `deleted` manifest does not.
+async fn manifest_describes(
+    s3: &aws_sdk_s3::Client,
+    output_bucket: &str,
+    config: &Config,
+    object: &ListedObject<'_>,
+) -> Result<bool, OpsError> {
+    let key = ferrotype_core::keys::manifest_key(&config.outputs, object.key);
+    let answer = s3.get_object().bucket(output_bucket).key(&key).send().await;
+    let body = match answer {
+        Ok(answer) => {
+            answer.body.collect().await.map_err(|err| {
+                OpsError::Usage(format!("reading s3://{output_bucket}/{key}: {err}"))
+            })?
+        }
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(false),
+        Err(err) => return Err(OpsError::from_sdk("GetObject", err)),
+    };
+    let Ok(manifest) = serde_json::from_slice::<Manifest>(&body.into_bytes()) else {
+        return Ok(false);
+    };
+    if !matches!(
+        manifest.status,
+        ManifestStatus::Succeeded | ManifestStatus::Rejected
+    ) {
+        return Ok(false);
+    }
+    let unquoted = |etag: &str| etag.trim_matches('"').to_owned();
+    Ok(match (&manifest.source, object.etag) {
+        (Some(source), Some(etag)) => unquoted(&source.etag) == unquoted(etag),
+        _ => match (
+            object
+                .last_modified
+                .as_deref()
+                .and_then(|t| time::OffsetDateTime::parse(t, &Rfc3339).ok()),
+            time::OffsetDateTime::parse(&manifest.recorded_at, &Rfc3339).ok(),
+        ) {
+            (Some(written), Some(recorded)) => written <= recorded,
+            _ => false,
+        },
+    })
+}
+
 /// Counts one finished StartExecution; returns the error if it must stop the backfill.
 fn record(
     joined: Option<Result<Attempt, tokio::task::JoinError>>,
@@ -330,11 +396,22 @@ fn write_summary(
     summary: &BackfillSummary,
     dry_run: bool,
 ) -> Result<(), OpsError> {
+    let up_to_date = if summary.up_to_date > 0 {
+        format!(", {} up to date", summary.up_to_date)
+    } else {
+        String::new()
+    };
     if dry_run {
         writeln!(
             out,
-            "dry run: {} object(s) listed, {} would be started, {} skipped (no matching profile or a folder)",
+            "dry run: {} object(s) listed, {} would be started{up_to_date}, {} skipped (no matching profile or a folder)",
             summary.listed, summary.started, summary.skipped
+        )?;
+    } else if !up_to_date.is_empty() {
+        writeln!(
+            out,
+            "{} object(s) listed: {} started{up_to_date}, {} already started, {} skipped (no matching profile or a folder), {} failed",
+            summary.listed, summary.started, summary.already_started, summary.skipped, summary.failed
         )?;
     } else {
         writeln!(

@@ -700,6 +700,7 @@ fn request(dry_run: bool) -> BackfillRequest {
         state_machine_arn: STATE_MACHINE.to_owned(),
         rate_per_second: 20,
         dry_run,
+        reconcile_with: None,
     }
 }
 
@@ -759,6 +760,7 @@ async fn backfill_starts_each_profile_object_once_with_the_rule_event_shape() {
             started: 3,
             already_started: 0,
             skipped: 2,
+            up_to_date: 0,
             failed: 0
         },
         "the folder marker and the avatars object (another profile) are skipped"
@@ -825,6 +827,7 @@ async fn backfill_starts_each_profile_object_once_with_the_rule_event_shape() {
             started: 0,
             already_started: 3,
             skipped: 2,
+            up_to_date: 0,
             failed: 0
         }
     );
@@ -1155,5 +1158,107 @@ async fn the_stack_outputs_name_the_state_machine_and_the_input_bucket() {
     assert_eq!(
         none.state_machine_arn().unwrap_err().to_string(),
         "no state machine: pass --state-machine ARN or --stack NAME"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// reconcile
+
+/// A manifest of `key` with this status whose source had this ETag.
+fn stored_manifest(key: &str, status: &str, etag: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "status": status, "bucket": "ferrotype-input", "key": key, "version": "0123456789abcdef",
+        "source": { "bucket": "ferrotype-input", "key": key, "etag": format!("\"{etag}\""), "size": 48213,
+                    "format": "jpeg", "width": 10, "height": 10, "orientation": 1,
+                    "uprightWidth": 10, "uprightHeight": 10 },
+        "variants": [], "executionId": "x", "startedAt": "2026-11-17T11:06:41Z",
+        "recordedAt": "2026-11-17T11:06:45Z"
+    }))
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconcile_starts_only_the_objects_whose_manifest_is_missing_or_stale() {
+    use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
+    use aws_sdk_s3::primitives::ByteStream;
+    let (first, second) = bucket_listing();
+    let done = mock!(aws_sdk_s3::Client::get_object)
+        .match_requests(|req| {
+            req.bucket() == Some("ferrotype-output")
+                && req.key() == Some("manifests/uploads/red flower.jpg.json")
+        })
+        .then_output(|| {
+            GetObjectOutput::builder()
+                .body(ByteStream::from(stored_manifest(
+                    "uploads/red flower.jpg",
+                    "succeeded",
+                    "9b2cf535f27731c974343645a3985328",
+                )))
+                .build()
+        });
+    let failed = mock!(aws_sdk_s3::Client::get_object)
+        .match_requests(|req| req.key() == Some("manifests/uploads/a+b.jpg.json"))
+        .then_output(|| {
+            GetObjectOutput::builder()
+                .body(ByteStream::from(stored_manifest(
+                    "uploads/a+b.jpg",
+                    "failed",
+                    "5d41402abc4b2a76b9719d911017c592",
+                )))
+                .build()
+        });
+    let missing = mock!(aws_sdk_s3::Client::get_object)
+        .match_requests(|req| req.key() == Some("manifests/uploads/café/naïve 写真 (1).jpeg.json"))
+        .then_error(|| {
+            GetObjectError::NoSuchKey(aws_sdk_s3::types::error::NoSuchKey::builder().build())
+        });
+    let s3 = mock_client!(
+        aws_sdk_s3,
+        RuleMode::MatchAny,
+        [&first, &second, &done, &failed, &missing]
+    );
+    let started: Started = Arc::default();
+    let start = recording_start(&started);
+    let sfn = mock_client!(aws_sdk_sfn, RuleMode::MatchAny, [&start]);
+    let request = BackfillRequest {
+        reconcile_with: Some("ferrotype-output".to_owned()),
+        ..request(false)
+    };
+    let mut out = Vec::new();
+    let summary = ferrotype_ops::backfill_per_object(
+        &s3,
+        &sfn,
+        &config(),
+        &request,
+        &ProgressBar::hidden(),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (summary.started, summary.up_to_date, summary.skipped),
+        (2, 1, 2),
+        "{}",
+        text(out.clone())
+    );
+    assert_eq!(
+        text(out),
+        "5 object(s) listed: 2 started, 1 up to date, 0 already started, 2 skipped (no matching profile or a folder), 0 failed\n"
+    );
+    let mut keys: Vec<String> = started
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, input)| {
+            ObjectEvent::created(serde_json::from_str(input).unwrap())
+                .unwrap()
+                .candidate_keys()
+                .remove(0)
+        })
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["uploads/a+b.jpg", "uploads/café/naïve 写真 (1).jpeg"]
     );
 }
