@@ -160,7 +160,7 @@ fn solid_grey_jpeg_coded(width: u16, height: u16, progressive: bool) -> Vec<u8> 
     let scan = |jpeg: &mut Vec<u8>, header: &[u8], bits: usize| {
         segment(jpeg, 0xDA, header);
         jpeg.resize(jpeg.len() + bits.div_ceil(8), 0);
-        if bits % 8 != 0 {
+        if !bits.is_multiple_of(8) {
             *jpeg.last_mut().unwrap() |= 0xFF >> (bits % 8);
         }
     };

@@ -146,7 +146,8 @@ pub enum RecordRequest {
     Rendered {
         execution_id: String,
         started_at: String,
-        image: ValidatedImage,
+        /// Boxed: the largest variant by far.
+        image: Box<ValidatedImage>,
         faces: FaceDetection,
         variants: Vec<VariantOutcome>,
     },

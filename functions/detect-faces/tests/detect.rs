@@ -226,7 +226,7 @@ async fn a_lost_working_copy_is_restored_from_a_current_upload_only() {
     detect(&deps, request(&image)).await.unwrap();
     assert_eq!(
         testing::keys(&server.client(), OUTPUT_BUCKET).await,
-        [image.working_copy.key.clone()],
+        std::slice::from_ref(&image.working_copy.key),
         "decoded again from the source and stored back"
     );
 

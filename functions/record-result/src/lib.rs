@@ -133,7 +133,7 @@ pub async fn handler(
                 image,
                 faces,
                 variants,
-            } => rendered(deps, execution_id, started_at, image, faces, variants)?,
+            } => rendered(deps, execution_id, started_at, *image, faces, variants)?,
             RecordRequest::Rejected {
                 execution_id,
                 started_at,

@@ -300,7 +300,7 @@ async fn a_stale_execution_recorded_before_the_newer_one_writes_nothing() {
     assert_eq!(late.outcome, RecordOutcome::Superseded);
     assert_eq!(
         output_keys(&server).await,
-        [new.image.working_copy.key.clone()],
+        std::slice::from_ref(&new.image.working_copy.key),
         "only the newer upload's working copy, for its own execution"
     );
 }
@@ -318,7 +318,7 @@ async fn an_iteration_that_found_the_upload_superseded_cleans_up_the_others() {
     assert_eq!(recorded.outcome, RecordOutcome::Superseded);
     assert_eq!(
         output_keys(&server).await,
-        [new.image.working_copy.key.clone()]
+        std::slice::from_ref(&new.image.working_copy.key)
     );
 }
 
@@ -494,7 +494,7 @@ async fn a_failure_of_a_replaced_upload_cleans_up_instead_of_recording() {
     assert_eq!(recorded.outcome, RecordOutcome::Superseded);
     assert_eq!(
         output_keys(&server).await,
-        [new.image.working_copy.key.clone()]
+        std::slice::from_ref(&new.image.working_copy.key)
     );
 }
 
@@ -647,7 +647,7 @@ async fn inputs_that_fit_nothing_are_bad_events() {
     );
     assert_eq!(
         output_keys(&server).await,
-        [upload.image.working_copy.key.clone()],
+        std::slice::from_ref(&upload.image.working_copy.key),
         "no manifest, nothing removed"
     );
 }

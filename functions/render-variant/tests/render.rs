@@ -170,7 +170,7 @@ async fn a_retried_render_keeps_its_earlier_write() {
     assert_eq!(again.key, first.key);
     let (again_bytes, _, _) = testing::download(&server.client(), OUTPUT_BUCKET, &again.key).await;
     assert_eq!(again_bytes, first_bytes, "rendering is deterministic");
-    assert_eq!(output_keys(&server).await, [first.key.clone()]);
+    assert_eq!(output_keys(&server).await, std::slice::from_ref(&first.key));
     let puts = server.faults().requests_of(S3Op::PutObject);
     let variant_puts = puts.iter().filter(|p| p.key == first.key).count();
     assert_eq!(variant_puts, 2, "both attempts tried to write");
