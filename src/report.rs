@@ -274,8 +274,18 @@ pub fn crop_region(
     if spec.fit != Fit::Cover || spec.width.is_none() || spec.height.is_none() {
         return None;
     }
-    let focus = match (spec.follow_focus, manifest.focus) {
-        (true, Some(focus)) => focus,
+    // The same choice as render-variant: the faces that fit this crop's window.
+    let focus = match (spec.follow_focus, &manifest.faces, manifest.focus) {
+        (true, Some(faces), focus) => {
+            let mut faces = faces.clone();
+            faces.focus = focus.unwrap_or(faces.focus);
+            ferrotype_core::variant_focus(
+                &faces,
+                (source.upright_width, source.upright_height),
+                spec,
+            )
+        }
+        (true, None, Some(focus)) => focus,
         _ => Focus::CENTRE,
     };
     Some(crop_window(

@@ -378,29 +378,32 @@ fn render_file(
     if let Some(origin) = &job.origin {
         writeln!(said, "spec   {origin}")?;
     }
-    match probe(&bytes, bytes.len() as u64, &job.limits) {
-        Ok(Probe::Complete(info)) => writeln!(
-            said,
-            "input  {}: {} {}×{} orientation {} (upright {}×{}){}{}",
-            args.input.display(),
-            info.format,
-            info.width,
-            info.height,
-            info.orientation,
-            info.upright_width,
-            info.upright_height,
-            if info.has_alpha { ", alpha" } else { "" },
-            if info.animated {
-                ", animated (first frame)"
-            } else {
-                ""
-            },
-        )?,
+    let upright = match probe(&bytes, bytes.len() as u64, &job.limits) {
+        Ok(Probe::Complete(info)) => {
+            writeln!(
+                said,
+                "input  {}: {} {}×{} orientation {} (upright {}×{}){}{}",
+                args.input.display(),
+                info.format,
+                info.width,
+                info.height,
+                info.orientation,
+                info.upright_width,
+                info.upright_height,
+                if info.has_alpha { ", alpha" } else { "" },
+                if info.animated {
+                    ", animated (first frame)"
+                } else {
+                    ""
+                },
+            )?;
+            (info.upright_width, info.upright_height)
+        }
         Ok(Probe::NeedMoreBytes) => {
             return Err(rejected(Rejection::corrupt("the header is truncated")).into())
         }
         Err(rejection) => return Err(rejected(rejection).into()),
-    }
+    };
     let focus = match args.focus {
         Some(focus) => Some(focus),
         None if crops_around_focus(&job.spec) => {
@@ -408,7 +411,10 @@ fn render_file(
                 RenderError::Rejected(rejection) => anyhow::Error::from(rejected(rejection)),
                 other => anyhow::Error::from(other).context("decoding for face detection"),
             })?;
-            Some(detection.focus)
+            // The same per-crop choice as render-variant: the faces that fit this crop's window.
+            Some(ferrotype_core::variant_focus(
+                &detection, upright, &job.spec,
+            ))
         }
         None => None,
     };

@@ -114,6 +114,70 @@ pub fn focus_from_faces(faces: &[FaceBox]) -> Focus {
     }
 }
 
+/// The focus of one cover crop whose window is `window` (width, height as fractions of the upright
+/// image): the centre of as many whole faces as fit in the window together, the largest first. When even
+/// the largest does not fit, its centre. Never a point between faces that cannot both be kept (the
+/// area-weighted centre of two people far apart cuts both in half). Without faces, the detection's focus.
+pub fn crop_focus(detection: &FaceDetection, window: (f64, f64)) -> Focus {
+    let mut faces: Vec<&FaceBox> = detection
+        .faces
+        .iter()
+        .filter(|face| face.area().is_finite() && face.area() > 0.0)
+        .collect();
+    faces.sort_by(|a, b| b.area().total_cmp(&a.area()));
+    let Some(largest) = faces.first() else {
+        return detection.focus;
+    };
+    let (window_w, window_h) = window;
+    let mut kept = Span::of(largest);
+    if kept.fits(window_w, window_h) {
+        for face in &faces[1..] {
+            let wider = kept.with(face);
+            if wider.fits(window_w, window_h) {
+                kept = wider;
+            }
+        }
+    }
+    Focus::new(
+        (kept.left + kept.right) / 2.0,
+        (kept.top + kept.bottom) / 2.0,
+    )
+}
+
+/// The bounding box of faces kept together in one crop.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    left: f64,
+    top: f64,
+    right: f64,
+    bottom: f64,
+}
+
+impl Span {
+    fn of(face: &FaceBox) -> Span {
+        Span {
+            left: face.left,
+            top: face.top,
+            right: face.left + face.width,
+            bottom: face.top + face.height,
+        }
+    }
+
+    fn with(self, face: &FaceBox) -> Span {
+        let other = Span::of(face);
+        Span {
+            left: self.left.min(other.left),
+            top: self.top.min(other.top),
+            right: self.right.max(other.right),
+            bottom: self.bottom.max(other.bottom),
+        }
+    }
+
+    fn fits(&self, width: f64, height: f64) -> bool {
+        self.right - self.left <= width && self.bottom - self.top <= height
+    }
+}
+
 /// Why a detector could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaceDetectionError {
@@ -288,5 +352,60 @@ mod tests {
         let image = image::RgbImage::from_pixel(64, 48, image::Rgb([200, 180, 160]));
         let detection = NoDetector.detect_focus(&image).await.unwrap();
         assert_eq!(detection, FaceDetection::none());
+    }
+}
+
+#[cfg(test)]
+mod crop_focus_tests {
+    use super::*;
+
+    fn face(left: f64, top: f64, width: f64, height: f64) -> FaceBox {
+        FaceBox {
+            left,
+            top,
+            width,
+            height,
+            confidence: 0.9,
+        }
+    }
+
+    /// samples/two-people.jpg as the built-in detector sees it: two faces 0.5 apart in a 16:9 photo.
+    fn two_people() -> FaceDetection {
+        FaceDetection::new(
+            DetectorKind::Builtin,
+            vec![face(0.21, 0.08, 0.14, 0.24), face(0.69, 0.09, 0.16, 0.26)],
+        )
+    }
+
+    #[test]
+    fn a_square_crop_of_two_people_far_apart_keeps_the_larger_face_whole() {
+        let detection = two_people();
+        // The area-weighted focus falls between them: a square window (0.5625 of the width) centred
+        // there spans 0.27–0.83 and cuts both faces.
+        assert!(
+            (detection.focus.x - 0.54).abs() < 0.02,
+            "{:?}",
+            detection.focus
+        );
+        let focus = crop_focus(&detection, (0.5625, 1.0));
+        assert!((focus.x - 0.77).abs() < 1e-9, "{focus:?}");
+        let (left, right) = (focus.x - 0.5625 / 2.0, focus.x + 0.5625 / 2.0);
+        assert!(left <= 0.69 && 0.85 <= right, "the larger face is whole");
+    }
+
+    #[test]
+    fn a_window_wide_enough_for_both_keeps_both_whole() {
+        let focus = crop_focus(&two_people(), (0.8, 1.0));
+        // The centre of their bounding box (0.21..0.85), not the area-weighted point.
+        assert!((focus.x - 0.53).abs() < 1e-9, "{focus:?}");
+    }
+
+    #[test]
+    fn a_face_larger_than_the_window_is_centred_and_no_faces_keep_the_focus() {
+        let big = FaceDetection::new(DetectorKind::Builtin, vec![face(0.1, 0.1, 0.6, 0.6)]);
+        let focus = crop_focus(&big, (0.3, 0.3));
+        assert!((focus.x - 0.4).abs() < 1e-9 && (focus.y - 0.4).abs() < 1e-9);
+        let none = FaceDetection::none();
+        assert_eq!(crop_focus(&none, (0.5, 0.5)), none.focus);
     }
 }

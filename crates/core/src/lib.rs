@@ -13,12 +13,13 @@ pub mod rejection;
 pub mod spec;
 
 pub use faces::{
-    clamp_box, focus_from_faces, BuiltinDetector, DetectorKind, FaceBox, FaceDetection,
+    clamp_box, crop_focus, focus_from_faces, BuiltinDetector, DetectorKind, FaceBox, FaceDetection,
     FaceDetectionError, FaceDetector, NoDetector,
 };
 pub use imaging::{
     crop_window, decode_preview, decode_working_copy, face_preview, probe, render, render_working,
-    Channels, ImageInfo, Probe, RenderError, Rendered, WorkingCopy, WorkingCopyError,
+    variant_focus, Channels, ImageInfo, Probe, RenderError, Rendered, WorkingCopy,
+    WorkingCopyError,
 };
 pub use rejection::{Rejection, RejectionCode};
 pub use spec::{Fit, Focus, Limits, OutputFormat, Rgb, SourceFormat, SpecError, VariantSpec};

@@ -58,7 +58,10 @@ pub async fn handler(
         .profile(&profile)
         .ok_or_else(|| StageError::BadEvent(format!("unknown profile {profile:?}")))?;
     let copy = working_copy::load(&deps.s3, &working_copy, &source, profile, &version).await?;
-    let focus = variant.follow_focus.then_some(faces.focus);
+    // Each cover crop keeps the faces that fit its own window (two people far apart: the larger one).
+    let focus = variant
+        .follow_focus
+        .then(|| ferrotype_core::variant_focus(&faces, copy.upright_size(), &variant));
     let spec = variant.clone();
     let rendered = ferrotype_aws::run_cpu(move || render_working(&copy, &spec, focus))
         .await?

@@ -317,3 +317,35 @@ async fn renders_from_the_working_copy_without_reading_the_upload() {
     assert_eq!(reads.len(), 1, "{reads:?}");
     assert_eq!(reads[0].key, image.working_copy.key);
 }
+
+#[tokio::test]
+async fn a_cover_crop_keeps_the_larger_of_two_faces_that_cannot_both_fit() {
+    let server = testing::start_server().await;
+    // Red, green, blue bands; a small "face" on the red band, a larger one on the blue band.
+    let image = validated(
+        &server,
+        "uploads/two.png",
+        &testing::three_bands_png(300, 100),
+    )
+    .await;
+    let face = |left: f64, width: f64| ferrotype_core::FaceBox {
+        left,
+        top: 0.25,
+        width,
+        height: 0.5,
+        confidence: 0.9,
+    };
+    let faces = FaceDetection::new(DetectorKind::Builtin, vec![face(0.0, 0.15), face(0.8, 0.2)]);
+    // Their area-weighted centre is on the green band, which would cut both faces.
+    assert!((0.34..0.66).contains(&faces.focus.x), "{:?}", faces.focus);
+    let mut request = request(&image, "thumb", faces.focus);
+    request.faces = faces;
+    let thumb = render(&server, request).await.unwrap();
+    let (bytes, _, _) = testing::download(&server.client(), OUTPUT_BUCKET, &thumb.key).await;
+    let pixels = image::load_from_memory(&bytes).unwrap().to_rgb8();
+    let centre = pixels.get_pixel(pixels.width() / 2, pixels.height() / 2).0;
+    assert!(
+        centre[2] > 200 && centre[0] < 60 && centre[1] < 60,
+        "the square crop keeps the larger face (blue band) whole: {centre:?}"
+    );
+}

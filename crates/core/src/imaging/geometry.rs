@@ -1,5 +1,6 @@
 //! Where the output's pixels come from: sharp's fit modes as plain arithmetic on the upright image.
 
+use crate::faces::FaceDetection;
 use crate::spec::{Fit, Focus, VariantSpec};
 
 /// The crop window (x, y, w, h) of a `src_w`×`src_h` image with the aspect ratio of `dst_w`×`dst_h`:
@@ -27,6 +28,26 @@ pub fn crop_window(
         ideal.round().clamp(0.0, f64::from(size - window)) as u32
     };
     (place(src_w, w, focus.x), place(src_h, h, focus.y), w, h)
+}
+
+/// The focus a variant's crop follows: for a cover crop, the faces that fit its window
+/// ([`crate::faces::crop_focus`]); otherwise the detection's focus (nothing is cut away). The renderer,
+/// the contact sheet and `ferrotype render` all ask this, so they agree on every crop.
+pub fn variant_focus(detection: &FaceDetection, upright: (u32, u32), spec: &VariantSpec) -> Focus {
+    match (spec.fit, spec.width, spec.height) {
+        (Fit::Cover, Some(width), Some(height)) => {
+            let (up_w, up_h) = (upright.0.max(1), upright.1.max(1));
+            let (_, _, w, h) = crop_window(up_w, up_h, width, height, Focus::CENTRE);
+            crate::faces::crop_focus(
+                detection,
+                (
+                    f64::from(w) / f64::from(up_w),
+                    f64::from(h) / f64::from(up_h),
+                ),
+            )
+        }
+        _ => detection.focus,
+    }
 }
 
 /// What to do with an upright `width`×`height` source to produce a variant.

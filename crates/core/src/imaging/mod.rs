@@ -25,7 +25,7 @@ use crate::spec::{
 use bitmap::Bitmap;
 
 pub use bitmap::Channels;
-pub use geometry::crop_window;
+pub use geometry::{crop_window, variant_focus};
 pub use working_copy::{WorkingCopy, WorkingCopyError};
 
 /// What the header says about an image.
