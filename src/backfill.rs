@@ -44,18 +44,7 @@ pub async fn backfill(
     let store = pipeline.shared_store();
     let executor = Executor::new(machine, Arc::new(BackfillServices { pipeline }))
         .with_observer(Arc::new(Journal(store.clone())));
-    let stamp = OffsetDateTime::now_utc();
-    let name = format!(
-        "backfill-{:04}{:02}{:02}T{:02}{:02}{:02}{:03}-{:x}",
-        stamp.year(),
-        u8::from(stamp.month()),
-        stamp.day(),
-        stamp.hour(),
-        stamp.minute(),
-        stamp.second(),
-        stamp.millisecond(),
-        std::process::id()
-    );
+    let name = format!("backfill-{}", crate::local::name_stamp());
     let record = executor
         .start(
             ExecutionOptions::local(BACKFILL_MACHINE_NAME, &name),

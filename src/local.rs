@@ -132,15 +132,7 @@ impl LocalPipeline {
             .context("cannot start the local S3 server")?;
         let s3 = server.client();
 
-        let substitutions = FUNCTIONS
-            .iter()
-            .map(|(placeholder, stage)| (placeholder.to_string(), function_arn(stage)))
-            .chain([("UncaughtErrors".to_owned(), UNCAUGHT_IN_STANDARD.to_owned())])
-            .collect();
-        let definition = substitute(&settings.definition, &substitutions)
-            .context("the definition's placeholders")?;
-        let machine =
-            StateMachine::from_json(&definition).context("the state machine definition")?;
+        let machine = local_state_machine(&settings.definition)?;
         let problems = ferrotype_executor::validate(&machine);
         if !problems.is_empty() {
             let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
@@ -454,19 +446,8 @@ impl LocalPipeline {
         // (a process started in the same millisecond with the same pid is not possible at once, but a
         // later one reusing a pid is).
         loop {
-            let stamp = OffsetDateTime::now_utc();
             let sequence = self.execution_counter.fetch_add(1, Ordering::Relaxed);
-            let name = format!(
-                "{slug}-{:04}{:02}{:02}T{:02}{:02}{:02}{:03}-{:x}-{sequence}",
-                stamp.year(),
-                u8::from(stamp.month()),
-                stamp.day(),
-                stamp.hour(),
-                stamp.minute(),
-                stamp.second(),
-                stamp.millisecond(),
-                std::process::id()
-            );
+            let name = format!("{slug}-{}-{sequence}", name_stamp());
             if !self.store.contains(&name) {
                 return name;
             }
@@ -502,6 +483,36 @@ pub fn status_change_event(record: &ExecutionRecord) -> Value {
             "redriveCount": record.redrive_count,
         }
     })
+}
+
+/// A pipeline definition with its `${…}` placeholders filled as the local runner runs it: the local
+/// Lambdas' ARNs, and Standard's `UncaughtErrors`.
+pub fn local_state_machine(definition: &str) -> anyhow::Result<StateMachine> {
+    let substitutions = FUNCTIONS
+        .iter()
+        .map(|(placeholder, stage)| (placeholder.to_string(), function_arn(stage)))
+        .chain([("UncaughtErrors".to_owned(), UNCAUGHT_IN_STANDARD.to_owned())])
+        .collect();
+    let definition =
+        substitute(definition, &substitutions).context("the definition's placeholders")?;
+    StateMachine::from_json(&definition).context("the state machine definition")
+}
+
+/// UTC time to the millisecond and this process, as execution names carry them
+/// (`20261129T041145123-1a2b`): valid in a Step Functions name and unique across processes.
+pub(crate) fn name_stamp() -> String {
+    let stamp = OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}{:03}-{:x}",
+        stamp.year(),
+        u8::from(stamp.month()),
+        stamp.day(),
+        stamp.hour(),
+        stamp.minute(),
+        stamp.second(),
+        stamp.millisecond(),
+        std::process::id()
+    )
 }
 
 fn now_rfc3339() -> String {

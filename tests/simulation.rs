@@ -31,16 +31,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferrotype::lambdas::{function_arn, Lambdas, ACCOUNT, FUNCTIONS, REGION};
+use ferrotype::lambdas::{Lambdas, ACCOUNT, REGION};
 use ferrotype::local::status_change_event;
 use ferrotype_core::config::Config;
 use ferrotype_core::event::{DeletedObject, NewObject, ObjectEvent, VersionIdentity};
 use ferrotype_core::keys;
-use ferrotype_core::pipeline::{Manifest, ManifestStatus, UNCAUGHT_IN_STANDARD};
+use ferrotype_core::pipeline::{Manifest, ManifestStatus};
 use ferrotype_core::BuiltinDetector;
 use ferrotype_executor::{
-    substitute, ExecutionOptions, ExecutionRecord, ExecutionStatus, Executor, StateMachine,
-    TimeMode,
+    ExecutionOptions, ExecutionRecord, ExecutionStatus, Executor, StateMachine, TimeMode,
 };
 use ferrotype_local_s3::{
     After, Before, ChangeKind, Clock, Failure, InProcessS3, RequestHook, RequestInfo, ResponseInfo,
@@ -482,12 +481,7 @@ fn event_of(change: &ferrotype_local_s3::Change, seed: u64) -> Option<ObjectEven
 }
 
 fn state_machine() -> StateMachine {
-    let substitutions = FUNCTIONS
-        .iter()
-        .map(|(placeholder, stage)| (placeholder.to_string(), function_arn(stage)))
-        .chain([("UncaughtErrors".to_owned(), UNCAUGHT_IN_STANDARD.to_owned())])
-        .collect();
-    StateMachine::from_json(&substitute(DEFINITION, &substitutions).unwrap()).unwrap()
+    ferrotype::local::local_state_machine(DEFINITION).unwrap()
 }
 
 /// The outcome of one seed: the trace, and what broke the integrity rule (empty when nothing did).
