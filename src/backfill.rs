@@ -43,7 +43,7 @@ pub async fn backfill(
     let machine = StateMachine::from_json(&definition).context("the backfill definition")?;
     let store = pipeline.shared_store();
     let executor = Executor::new(machine, Arc::new(BackfillServices { pipeline }))
-        .with_observer(Arc::new(Journal(store.clone())));
+        .with_observer(Arc::new(Journal::new(store.clone())));
     let name = format!("backfill-{}", crate::local::name_stamp());
     let record = executor
         .start(

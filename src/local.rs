@@ -160,7 +160,7 @@ impl LocalPipeline {
         }
         let executor = Executor::new(machine, functions.clone())
             .with_time_mode(settings.time_mode)
-            .with_observer(Arc::new(Journal(store.clone())));
+            .with_observer(Arc::new(Journal::new(store.clone())));
         Ok(LocalPipeline {
             settings,
             server,

@@ -132,13 +132,52 @@ impl ExecutionStore {
     }
 }
 
-/// Journals an execution as it runs (every history event), so a killed process leaves its executions
-/// listed and redrivable.
-pub struct Journal(pub std::sync::Arc<ExecutionStore>);
+/// Journals executions as they run, so a killed process leaves its executions listed and redrivable: the
+/// first event at once, then at most one write per execution every [`JOURNAL_INTERVAL`], and the end at
+/// once. Rewriting the record on every history event (about forty per execution) cost more than a render.
+/// A journal that lags the execution by a few events only makes a redrive after a crash repeat those
+/// steps, which every stage allows (docs/CONTRACTS.md).
+pub struct Journal {
+    store: std::sync::Arc<ExecutionStore>,
+    last_write: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+/// How far a running execution's journal may lag behind it.
+pub const JOURNAL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl Journal {
+    pub fn new(store: std::sync::Arc<ExecutionStore>) -> Journal {
+        Journal {
+            store,
+            last_write: Default::default(),
+        }
+    }
+
+    /// Whether this change of `record` is written now.
+    fn due(&self, record: &ExecutionRecord) -> bool {
+        let mut last_write = self.last_write.lock().unwrap_or_else(|e| e.into_inner());
+        let name = &record.options.name;
+        if record.status != ExecutionStatus::Running {
+            last_write.remove(name);
+            return true;
+        }
+        let now = std::time::Instant::now();
+        match last_write.get(name) {
+            Some(at) if now.duration_since(*at) < JOURNAL_INTERVAL => false,
+            _ => {
+                last_write.insert(name.clone(), now);
+                true
+            }
+        }
+    }
+}
 
 impl ExecutionObserver for Journal {
     fn record_changed(&self, record: &ExecutionRecord) {
-        if let Err(err) = self.0.save(record) {
+        if !self.due(record) {
+            return;
+        }
+        if let Err(err) = self.store.save(record) {
             tracing::warn!(
                 execution = record.options.name,
                 "cannot journal the execution: {err:#}"

@@ -5,7 +5,7 @@
 //! <root>/<bucket>/<key>                 read-only mirror of each key's current version (a hard link), for
 //!                                       people to browse; only for path-safe keys; never read by the store
 //! <root>/.store/FORMAT                  layout version
-//! <root>/.store/locks/00 … ff           lock stripes (flock), chosen by the key's hash
+//! <root>/.store/locks/00 … ff           lock stripes (flock), chosen by the key's hash, made on first use
 //! <root>/.store/procs/<process>.lock    held (flock) by each live process for its lifetime
 //! <root>/.store/tmp/<process>/          that process's uncommitted files, and `intents/` naming the keys
 //!                                       it is committing
@@ -41,7 +41,6 @@ use crate::notify::Notifier;
 
 const FORMAT: &str = "ferrotype-local-s3 store 1\n";
 const RECORD: &str = "record.json";
-const STRIPES: usize = 256;
 /// Longest file name segment most file systems take.
 const MAX_SEGMENT: usize = 255;
 
@@ -207,14 +206,6 @@ impl DiskBackend {
             }
             Err(err) => return Err(err),
         }
-        for stripe in 0..STRIPES {
-            OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(store.join("locks").join(format!("{stripe:02x}")))?;
-        }
-
         let nonce = fastrand::u64(..)
             ^ (u64::from(std::process::id()) << 32)
             ^ u64::from(
@@ -287,7 +278,11 @@ impl DiskBackend {
     }
 
     fn lock_stripe(&self, hash: &str) -> io::Result<StripeLock> {
+        // Created on first use and never removed, so every process locks the same file: creating all
+        // stripes up front cost a fresh store hundreds of file creations for keys it may never see.
         let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
             .write(true)
             .open(self.store.join("locks").join(&hash[..2]))?;
         file.lock()?;
