@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use ferrotype_core::config::Config;
 use ferrotype_core::pipeline::{Manifest, ManifestStatus, RenderedVariant, Source};
-use ferrotype_core::{crop_window, DetectorKind, Fit, Focus, SourceFormat};
+use ferrotype_core::{crop_window, DetectorKind, Fit, Focus, SaliencyGrid, SourceFormat};
 
 use crate::text::count as plural;
 
@@ -84,6 +84,7 @@ pub fn contact_sheet(title: &str, config: &Config, rows: &[ReportRow<'_>]) -> St
         html,
         "<p class=\"summary\">{}: {} succeeded, {} rejected, {} failed.</p>\n<p class=\"legend\">On each source: \
          <span class=\"key-focus\"></span> the focus point crops follow, <span class=\"key-face\"></span> detected faces, \
+         <span class=\"key-attention\"></span> attention where no face was found, \
          <span class=\"key-crop\"></span> the region each cropped variant keeps. Transparent areas show as a checkerboard.</p>",
         plural(rows.len(), "source"),
         tally("succeeded"),
@@ -198,12 +199,17 @@ fn source_figure(html: &mut String, config: &Config, row: &ReportRow<'_>, status
                 source.size
             );
             if let Some(faces) = row.manifest.and_then(|m| m.faces.as_ref()) {
-                let _ = write!(
-                    html,
-                    "; {} by {}",
-                    plural(faces.faces.len(), "face"),
-                    detector_name(faces.detector)
-                );
+                if faces.detector != DetectorKind::None {
+                    let _ = write!(
+                        html,
+                        "; {} by {}",
+                        plural(faces.faces.len(), "face"),
+                        detector_name(faces.detector)
+                    );
+                }
+                if faces.saliency.is_some() {
+                    html.push_str("; crops keep the most attention (shaded)");
+                }
             }
         }
         None => html.push_str(&escape(row.key)),
@@ -220,6 +226,9 @@ fn browsers_show(format: SourceFormat) -> bool {
 /// the fractions are).
 fn overlays(html: &mut String, config: &Config, manifest: &Manifest, source: &Source) {
     if let Some(faces) = &manifest.faces {
+        if let Some(grid) = &faces.saliency {
+            attention_cells(html, grid);
+        }
         for face in &faces.faces {
             let _ = write!(
                 html,
@@ -357,6 +366,28 @@ fn escape(text: &str) -> String {
 /// How many colours crop outlines cycle through (classes c0…c3 in the style).
 const CROP_COLOURS: usize = 4;
 
+/// The saliency grid as shaded cells, darker where attention is higher (the weakest half left clear).
+fn attention_cells(html: &mut String, grid: &SaliencyGrid) {
+    let (columns, rows) = (usize::from(grid.columns), usize::from(grid.rows));
+    if columns == 0 || grid.cells.len() != columns * rows {
+        return;
+    }
+    for (index, cell) in grid.cells.iter().enumerate() {
+        if *cell < 128 {
+            continue;
+        }
+        let _ = write!(
+            html,
+            "<span class=\"attention\" style=\"left:{:.2}%;top:{:.2}%;width:{:.2}%;height:{:.2}%;opacity:{:.2}\"></span>",
+            (index % columns) as f64 * 100.0 / columns as f64,
+            (index / columns) as f64 * 100.0 / rows as f64,
+            100.0 / columns as f64,
+            100.0 / rows as f64,
+            f64::from(*cell) / 255.0 * 0.45
+        );
+    }
+}
+
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:2em;background:#f4f4f2;color:#222}\
 section{background:#fff;margin:1em 0;padding:1em;border-left:6px solid #3a7}\
 section.rejected{border-color:#d90}section.failed{border-color:#c33}\
@@ -366,11 +397,11 @@ figure img{display:block;background:repeating-conic-gradient(#d4d4d4 0 25%,#fff 
 .frame{position:relative;overflow:hidden}.frame img{width:100%;height:100%}\
 .noimage{width:220px;height:140px;display:flex;align-items:center;justify-content:center;text-align:center;padding:1em;box-sizing:border-box;background:#f7f0e6;color:#865;border:1px dashed #cba}\
 .focus{position:absolute;width:14px;height:14px;margin:-7px 0 0 -7px;border-radius:50%;background:#f0f;border:2px solid #fff;box-shadow:0 0 3px #000}\
-.face{position:absolute;border:2px solid #0ff;box-sizing:border-box}\
+.face{position:absolute;border:2px solid #0ff;box-sizing:border-box}.attention{position:absolute;background:#f60}\
 .crop{position:absolute;border:2px dashed;box-sizing:border-box}.crop b{position:absolute;left:2px;top:1px;font-size:11px;font-weight:normal;color:#fff;text-shadow:0 0 2px #000,0 0 2px #000}\
 .c0{border-color:#ff0}.c1{border-color:#f80}.c2{border-color:#0f0}.c3{border-color:#f0f}\
 .legend span{display:inline-block;width:12px;height:12px;vertical-align:middle;margin:0 2px}\
-.key-focus{border-radius:50%;background:#f0f}.key-face{border:2px solid #0ff}.key-crop{border:2px dashed #fb0}\
+.key-focus{border-radius:50%;background:#f0f}.key-face{border:2px solid #0ff}.key-attention{background:#f60;opacity:.4}.key-crop{border:2px dashed #fb0}\
 figcaption{color:#555;font-size:12px;margin-top:.3em;max-width:380px}.error{color:#c33;margin:.2em 0 .6em}.summary,.legend{color:#444}";
 
 #[cfg(test)]

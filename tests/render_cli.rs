@@ -341,6 +341,52 @@ fn variants_crop_around_faces_as_the_pipeline_does() {
 }
 
 #[test]
+fn without_faces_a_cover_crop_keeps_what_draws_the_eye() {
+    let dir = tempfile::tempdir().unwrap();
+    // A plain 2:1 picture with a small, busy red subject near its left edge; no face.
+    let source = dir.path().join("subject.png");
+    image::RgbImage::from_fn(800, 400, |x, y| {
+        if (40..120).contains(&x) && (160..240).contains(&y) && (x / 3 + y / 3) % 2 == 0 {
+            image::Rgb([230, 30, 30])
+        } else {
+            image::Rgb([130, 130, 130])
+        }
+    })
+    .save(&source)
+    .unwrap();
+    let red_share = |path: &Path| {
+        let out = image::open(path).unwrap().to_rgb8();
+        let red = out.pixels().filter(|p| p[0] > 180 && p[1] < 90).count();
+        red as f64 / f64::from(out.width() * out.height())
+    };
+    for (mode, expect_subject, says) in [
+        (None, true, "no face found by the built-in detector; attention"),
+        (Some("attention"), true, ": attention in"),
+        (Some("off"), false, "focus  centre (smart crop off)"),
+    ] {
+        let out = dir.path().join(format!("{}.png", mode.unwrap_or("default")));
+        let mut args = vec![
+            "render",
+            arg(&source),
+            "--width",
+            "100",
+            "--height",
+            "100",
+            "-o",
+            arg(&out),
+        ];
+        if let Some(mode) = mode {
+            args.extend(["--smart-crop", mode]);
+        }
+        let output = ferrotype(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(stdout(&output).contains(says), "{}", stdout(&output));
+        let share = red_share(&out);
+        assert_eq!(share > 0.02, expect_subject, "{mode:?}: red share {share}");
+    }
+}
+
+#[test]
 fn a_named_background_fills_the_letterbox_of_a_png() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("wide.png");

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 
 /** Smart-crop modes a profile may choose (docs/CONTRACTS.md). */
-export type SmartCrop = 'rekognition' | 'builtin' | 'off';
+export type SmartCrop = 'rekognition' | 'builtin' | 'attention' | 'off';
 
 /**
  * The parts of ferrotype.json the infrastructure depends on. The Lambdas validate the full schema
@@ -45,7 +45,7 @@ export class ConfigError extends Error {
   }
 }
 
-const SMART_CROP_MODES: readonly SmartCrop[] = ['rekognition', 'builtin', 'off'];
+const SMART_CROP_MODES: readonly SmartCrop[] = ['rekognition', 'builtin', 'attention', 'off'];
 
 /** Reads and checks ferrotype.json; `source` names it in error messages. */
 export function loadConfig(path: string): FerrotypeConfig {
@@ -138,7 +138,10 @@ export function workPrefix(config: FerrotypeConfig): string {
   return config.outputs.workPrefix ?? DEFAULT_WORK_PREFIX;
 }
 
-/** True when some profile detects faces (built-in or Rekognition): its working copy must also serve the detector. */
+/**
+ * True when some profile runs detect-faces (faces built-in or by Rekognition, or attention): its working copy
+ * must also serve that stage's preview.
+ */
 export function detectsFaces(config: FerrotypeConfig): boolean {
   return config.profiles.some((profile) => profile.smartCrop !== 'off');
 }

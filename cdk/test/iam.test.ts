@@ -147,6 +147,22 @@ describe('with a profile that uses Rekognition', () => {
   });
 });
 
+describe('with a profile whose crops follow attention alone', () => {
+  const config = configVariant((c) => {
+    c.profiles[0].smartCrop = 'attention';
+  });
+  const built = build({ config });
+
+  test('detect-faces is deployed (it scores attention) and no stage may call Rekognition', () => {
+    expect(built.stack.functions['detect-faces']).toBeDefined();
+    for (const stage of STAGES) {
+      expect(statementsOfRole(built.template, roleId(built, stage)).map(allowance)).toEqual(
+        expectedAllowances(built, stage, ['uploads/'], false),
+      );
+    }
+  });
+});
+
 describe('with imported buckets', () => {
   const built = build({ inputBucketName: 'photos-in', outputBucketName: 'photos-out' });
 

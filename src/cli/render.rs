@@ -115,8 +115,10 @@ pub enum FormatArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SmartCropArg {
-    /// The pipeline's built-in face detector: cover crops keep the faces.
+    /// The pipeline's built-in face detector: cover crops keep the faces (without faces: attention).
     Builtin,
+    /// No face detection: cover crops keep what draws the eye (detail, strong colour, skin).
+    Attention,
     /// No detection: cover crops keep the centre.
     Off,
 }
@@ -264,6 +266,7 @@ fn configured_job(args: &RenderArgs, name: &str) -> anyhow::Result<Job> {
     // Rekognition cannot be reached from here; the built-in detector stands in, as in `ferrotype run`.
     let profile_choice = match profile.smart_crop {
         SmartCrop::Off => SmartCropArg::Off,
+        SmartCrop::Attention => SmartCropArg::Attention,
         SmartCrop::Builtin | SmartCrop::Rekognition => SmartCropArg::Builtin,
     };
     Ok(Job {
@@ -450,38 +453,48 @@ fn crops_around_focus(spec: &VariantSpec) -> bool {
     spec.fit == Fit::Cover && spec.follow_focus && spec.width.is_some() && spec.height.is_some()
 }
 
-/// The focus the pipeline would use: detect-faces' built-in detector on the same preview size, or the
-/// centre when smart crop is off or the detector fails (the state machine falls back the same way).
+/// The detection the pipeline would make: detect-faces' built-in detector on the same preview size and,
+/// without a face, attention; attention alone for `attention`; the centre when smart crop is off or the
+/// detector fails (the state machine falls back the same way).
 fn smart_focus(
     bytes: &[u8],
     job: &Job,
     said: &mut dyn Write,
 ) -> Result<FaceDetection, RenderError> {
-    if job.smart_crop == SmartCropArg::Off {
-        let _ = writeln!(said, "focus  centre (smart crop off)");
-        return Ok(FaceDetection::none());
-    }
-    let started = Instant::now();
-    let preview = decode_preview(bytes, BuiltinDetector::PREVIEW_SIDE, &job.limits)?;
-    let detection = match BuiltinDetector::new().detect_blocking(&preview) {
-        Ok(faces) => FaceDetection::new(DetectorKind::Builtin, faces),
-        Err(err) => {
-            let _ = writeln!(said, "focus  centre: {err}");
+    let mode = match job.smart_crop {
+        SmartCropArg::Off => {
+            let _ = writeln!(said, "focus  centre (smart crop off)");
             return Ok(FaceDetection::none());
         }
+        SmartCropArg::Builtin => SmartCrop::Builtin,
+        SmartCropArg::Attention => SmartCrop::Attention,
+    };
+    let started = Instant::now();
+    let preview_side = mode.preview_side().unwrap_or(BuiltinDetector::PREVIEW_SIDE);
+    let preview = decode_preview(bytes, preview_side, &job.limits)?;
+    let detection = if mode == SmartCrop::Builtin {
+        match BuiltinDetector::new().detect_blocking(&preview) {
+            Ok(faces) => FaceDetection::new(DetectorKind::Builtin, faces),
+            Err(err) => {
+                let _ = writeln!(said, "focus  centre: {err}");
+                return Ok(FaceDetection::none());
+            }
+        }
+    } else {
+        FaceDetection::none()
+    }
+    .or_attention(&preview);
+    let found = match (mode, detection.faces.len()) {
+        (SmartCrop::Builtin, 0) => "no face found by the built-in detector; attention".to_owned(),
+        (SmartCrop::Builtin, n) => format!("{} found by the built-in detector", count(n, "face")),
+        _ => "attention".to_owned(),
     };
     let _ = writeln!(
         said,
-        "focus  {:.3},{:.3}: {} found by the built-in detector in {:.0} ms{}",
+        "focus  {:.3},{:.3}: {found} in {:.0} ms",
         detection.focus.x,
         detection.focus.y,
-        count(detection.faces.len(), "face"),
         started.elapsed().as_secs_f64() * 1000.0,
-        if detection.faces.is_empty() {
-            " (centre)"
-        } else {
-            ""
-        }
     );
     Ok(detection)
 }

@@ -69,19 +69,26 @@ pub enum SmartCrop {
     /// The built-in offline detector (SeetaFace frontal model), runs anywhere.
     #[default]
     Builtin,
-    /// No face detection: crops are centred.
+    /// No face detection: each cover crop keeps the region that draws the eye (detail, strong colour,
+    /// skin), as sharp's `attention` strategy does. The face detectors fall back to it when they find no
+    /// face.
+    Attention,
+    /// No detection: crops are centred.
     Off,
 }
 
 /// Rekognition finds faces of at least 40×40 px in a 1920×1080 image (FACTS.md): a larger preview gains
 /// nothing, and ratios are scale-invariant.
 pub const REKOGNITION_PREVIEW_SIDE: u32 = 1920;
+/// Attention is scored on a reduced picture anyway (crate::saliency); this is ample for it.
+pub const ATTENTION_PREVIEW_SIDE: u32 = 512;
 
 impl SmartCrop {
     pub fn as_str(self) -> &'static str {
         match self {
             SmartCrop::Rekognition => "rekognition",
             SmartCrop::Builtin => "builtin",
+            SmartCrop::Attention => "attention",
             SmartCrop::Off => "off",
         }
     }
@@ -92,6 +99,7 @@ impl SmartCrop {
         match self {
             SmartCrop::Rekognition => Some(REKOGNITION_PREVIEW_SIDE),
             SmartCrop::Builtin => Some(crate::faces::BuiltinDetector::PREVIEW_SIDE),
+            SmartCrop::Attention => Some(ATTENTION_PREVIEW_SIDE),
             SmartCrop::Off => None,
         }
     }

@@ -7,6 +7,7 @@ mod builtin;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use crate::saliency::SaliencyGrid;
 pub use crate::spec::Focus;
 pub use builtin::{BuiltinDetector, DetectorSettings};
 
@@ -45,6 +46,10 @@ pub struct FaceDetection {
     pub detector: DetectorKind,
     pub faces: Vec<FaceBox>,
     pub focus: Focus,
+    /// Where the eye goes, for cover crops when no face was found (`smartCrop: attention`, and the
+    /// face detectors' fallback); absent when faces were found or smart crop is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saliency: Option<SaliencyGrid>,
 }
 
 impl FaceDetection {
@@ -55,6 +60,23 @@ impl FaceDetection {
             detector,
             faces,
             focus,
+            saliency: None,
+        }
+    }
+
+    /// This detection, with attention on `preview` to fall back on when it found no face. The focus
+    /// becomes the centre of attention (crops of other shapes choose their own window from the grid).
+    pub fn or_attention(self, preview: &image::RgbImage) -> Self {
+        if !self.faces.is_empty() {
+            return self;
+        }
+        match SaliencyGrid::of(preview) {
+            Some(grid) => FaceDetection {
+                focus: grid.centroid(),
+                saliency: Some(grid),
+                ..self
+            },
+            None => self,
         }
     }
 
@@ -117,7 +139,8 @@ pub fn focus_from_faces(faces: &[FaceBox]) -> Focus {
 /// The focus of one cover crop whose window is `window` (width, height as fractions of the upright
 /// image): the centre of as many whole faces as fit in the window together, the largest first. When even
 /// the largest does not fit, its centre. Never a point between faces that cannot both be kept (the
-/// area-weighted centre of two people far apart cuts both in half). Without faces, the detection's focus.
+/// area-weighted centre of two people far apart cuts both in half). Without faces, the centre of the
+/// window holding the most attention when there is a saliency grid; else the detection's focus.
 pub fn crop_focus(detection: &FaceDetection, window: (f64, f64)) -> Focus {
     let mut faces: Vec<&FaceBox> = detection
         .faces
@@ -126,7 +149,11 @@ pub fn crop_focus(detection: &FaceDetection, window: (f64, f64)) -> Focus {
         .collect();
     faces.sort_by(|a, b| b.area().total_cmp(&a.area()));
     let Some(largest) = faces.first() else {
-        return detection.focus;
+        return detection
+            .saliency
+            .as_ref()
+            .and_then(|grid| grid.window_focus(window))
+            .unwrap_or(detection.focus);
     };
     let (window_w, window_h) = window;
     let mut kept = Span::of(largest);
@@ -407,5 +434,26 @@ mod crop_focus_tests {
         assert!((focus.x - 0.4).abs() < 1e-9 && (focus.y - 0.4).abs() < 1e-9);
         let none = FaceDetection::none();
         assert_eq!(crop_focus(&none, (0.5, 0.5)), none.focus);
+    }
+
+    #[test]
+    fn without_faces_each_crop_keeps_the_most_attention_and_faces_win_over_it() {
+        // A plain picture with a busy patch at its right edge.
+        let preview = image::RgbImage::from_fn(800, 400, |x, y| {
+            if x > 680 && (x / 2 + y / 2) % 2 == 0 {
+                image::Rgb([250, 20, 20])
+            } else {
+                image::Rgb([120, 120, 120])
+            }
+        });
+        let attention = FaceDetection::none().or_attention(&preview);
+        assert!(attention.saliency.is_some() && attention.focus.x > 0.8);
+        let square = crop_focus(&attention, (0.5, 1.0));
+        assert!((square.x - 0.75).abs() < 1e-9, "flush right: {square:?}");
+        // A detection with a face keeps following the face; no grid is added to it.
+        let with_face = FaceDetection::new(DetectorKind::Builtin, vec![face(0.1, 0.4, 0.1, 0.1)])
+            .or_attention(&preview);
+        assert_eq!(with_face.saliency, None);
+        assert!((crop_focus(&with_face, (0.5, 1.0)).x - 0.15).abs() < 1e-9);
     }
 }

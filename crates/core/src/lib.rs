@@ -10,6 +10,7 @@ pub mod imaging;
 pub mod keys;
 pub mod pipeline;
 pub mod rejection;
+pub mod saliency;
 pub mod spec;
 
 pub use faces::{
@@ -22,4 +23,5 @@ pub use imaging::{
     WorkingCopyError,
 };
 pub use rejection::{Rejection, RejectionCode};
+pub use saliency::SaliencyGrid;
 pub use spec::{Fit, Focus, Limits, OutputFormat, Rgb, SourceFormat, SpecError, VariantSpec};

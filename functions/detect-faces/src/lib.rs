@@ -1,6 +1,7 @@
 //! detect-faces: finds the faces in the validated source to centre smart crops on them. Reads the
 //! working copy validate made (the upload decoded once, upright), scales it to the preview the profile's
-//! detector looks at and runs that detector. A superseded upload ends here as `Ferrotype.Superseded`;
+//! detector looks at and runs that detector; when it finds no face (or `smartCrop` is `attention`), it
+//! scores where the eye goes instead. A superseded upload ends here as `Ferrotype.Superseded`;
 //! any other failure is caught by the state machine, which falls back to a centred focus.
 
 use std::sync::Arc;
@@ -47,7 +48,7 @@ impl DetectFaces {
 
     fn detector(&self, smart_crop: SmartCrop) -> Result<Option<&dyn FaceDetector>, StageError> {
         Ok(match smart_crop {
-            SmartCrop::Off => None,
+            SmartCrop::Off | SmartCrop::Attention => None,
             SmartCrop::Builtin => Some(self.builtin.as_ref()),
             SmartCrop::Rekognition => Some(self.rekognition.as_deref().ok_or_else(|| {
                 StageError::Config(
@@ -82,11 +83,10 @@ pub async fn handler(
         version,
         working_copy,
     } = event.payload;
-    let (Some(detector), Some(preview_side)) =
-        (deps.detector(smart_crop)?, smart_crop.preview_side())
-    else {
+    let Some(preview_side) = smart_crop.preview_side() else {
         return Ok(FaceDetection::none());
     };
+    let detector = deps.detector(smart_crop)?;
     let profile = deps.config.profile_for_key(&source.key).ok_or_else(|| {
         StageError::BadEvent(format!(
             "s3://{}/{} is under no profile prefix",
@@ -99,11 +99,18 @@ pub async fn handler(
         .map_err(|err| {
             StageError::FaceDetection(format!("the preview could not be made: {err}"))
         })?;
-    let detection = detector.detect_focus(&preview).await?;
+    let detection = match detector {
+        Some(detector) => detector.detect_focus(&preview).await?,
+        None => FaceDetection::none(),
+    };
+    // Without a face, cover crops keep what draws the eye (scored on the same preview, ~1 ms).
+    let detection =
+        ferrotype_aws::run_cpu(move || detection.or_attention(&preview)).await?;
     tracing::info!(
         key = source.key,
         detector = ?detection.detector,
         faces = detection.faces.len(),
+        attention = detection.saliency.is_some(),
         focus_x = detection.focus.x,
         focus_y = detection.focus.y,
         "faces detected"

@@ -85,16 +85,46 @@ async fn the_builtin_detector_finds_the_face_of_a_portrait() {
     assert!(json["faces"][0]["confidence"].is_number());
 }
 
+/// A plain grey 3:2 picture with a small, busy, red subject near its right edge and no face.
+fn subject_on_the_right() -> Vec<u8> {
+    let picture = image::RgbImage::from_fn(600, 400, |x, y| {
+        if (500..570).contains(&x) && (150..230).contains(&y) && (x / 3 + y / 3) % 2 == 0 {
+            image::Rgb([230, 30, 30])
+        } else {
+            image::Rgb([130, 130, 130])
+        }
+    });
+    let mut png = Vec::new();
+    picture
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png
+}
+
 #[tokio::test]
-async fn no_faces_means_a_centred_focus() {
+async fn without_a_face_crops_follow_attention_and_attention_alone_runs_no_detector() {
     let server = testing::start_server().await;
-    let image = validated(&server, "uploads/gradient.png", &testing::png(200, 120)).await;
-    let detection = detect(&builtin_only(&server), request(&image))
+    let image = validated(&server, "uploads/subject.png", &subject_on_the_right()).await;
+    let fallback = detect(&builtin_only(&server), request(&image))
         .await
         .unwrap();
-    assert_eq!(detection.detector, DetectorKind::Builtin);
-    assert!(detection.faces.is_empty());
-    assert_eq!(detection.focus, Focus::CENTRE);
+    assert_eq!(fallback.detector, DetectorKind::Builtin);
+    assert!(fallback.faces.is_empty());
+    let mut alone = request(&image);
+    alone.smart_crop = SmartCrop::Attention;
+    let attention = detect(&builtin_only(&server), alone).await.unwrap();
+    // The built-in detector was not asked (it would have named itself).
+    assert_eq!(attention.detector, DetectorKind::None);
+    for detection in [&fallback, &attention] {
+        assert!(detection.saliency.is_some(), "{detection:?}");
+        assert!(detection.focus.x > 0.7, "{:?}", detection.focus);
+        // A square crop of the 3:2 picture is flush with its right edge, where the subject is.
+        let square = ferrotype_core::crop_focus(detection, (2.0 / 3.0, 1.0));
+        assert!((square.x - 2.0 / 3.0).abs() < 1e-9, "{square:?}");
+    }
+    let json = serde_json::to_value(&attention).unwrap();
+    assert_eq!(json["saliency"]["columns"], 16);
+    assert_eq!(json["saliency"]["rows"], 11);
 }
 
 #[tokio::test]

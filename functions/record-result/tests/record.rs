@@ -66,6 +66,7 @@ fn faces() -> FaceDetection {
         detector: DetectorKind::Builtin,
         faces: Vec::new(),
         focus: Focus { x: 0.2, y: 0.3 },
+        saliency: None,
     }
 }
 

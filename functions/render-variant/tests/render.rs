@@ -26,6 +26,7 @@ fn request(image: &ValidatedImage, name: &str, focus: Focus) -> RenderRequest {
             detector: DetectorKind::None,
             faces: Vec::new(),
             focus,
+            saliency: None,
         },
         variant: image
             .variants
