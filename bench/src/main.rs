@@ -5,9 +5,11 @@ mod alloc_peak;
 mod cold_start;
 mod compare;
 mod cost;
+mod crops;
 mod faces;
 mod largest;
 mod measure;
+mod pipeline;
 mod quality;
 mod report;
 mod stages;
@@ -76,6 +78,21 @@ enum Command {
         /// A JSON array of VariantSpec to render instead of the seed's two.
         #[arg(long)]
         specs: Option<PathBuf>,
+    },
+    /// The seed's job through the whole pipeline (`ferrotype run`) against the seed's sharp process, one
+    /// core each; prints markdown. `all` includes it.
+    Pipeline(report::AllArgs),
+    /// Smart crop on photos: square crops by ferrotype, the centre and sharp's strategies; faces kept
+    /// whole or cut, and agreement without faces (markdown). `--sheet DIR` writes the crops side by side.
+    Crops {
+        images: Vec<PathBuf>,
+        #[arg(long, default_value = "node")]
+        node: String,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Writes crops-NN.png (ferrotype | centre | sharp attention | sharp entropy per row) and a per-photo TSV.
+        #[arg(long)]
+        sheet: Option<PathBuf>,
     },
     /// Write the default synthetic photo set into a folder.
     Generate {
@@ -161,6 +178,15 @@ pub(crate) fn write_report(out: &Path, name: &str, markdown: &str) -> Result<()>
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::All(args) => report::all(&args)?,
+        Command::Pipeline(args) => {
+            let images = compare_options(&args.compare)?.images;
+            let run = report::seed_job_through_the_pipeline(
+                &args,
+                &args.bin_dir.join("ferrotype"),
+                &images,
+            )?;
+            print!("{}", pipeline::markdown(&run));
+        }
         Command::Stages {
             images,
             config,
@@ -225,6 +251,22 @@ fn main() -> Result<()> {
                 specs: specs.as_deref(),
             })?;
             println!("{}", serde_json::to_string(&result)?);
+        }
+        Command::Crops {
+            images,
+            node,
+            repo,
+            sheet,
+        } => {
+            let images = collect_images(&images)?;
+            let results = crops::measure(&images, &node, &repo)?;
+            print!("{}", crops::markdown(&results));
+            if let Some(dir) = sheet {
+                for path in crops::write_sheets(&images, &results, &dir, 8)? {
+                    eprintln!("{}", path.display());
+                }
+                std::fs::write(dir.join("crops.tsv"), crops::per_image(&results))?;
+            }
         }
         Command::Generate { out } => {
             for path in synthetic::ensure_default_set(&out)? {

@@ -11,7 +11,7 @@ use crate::compare::{self, Comparison, Mode};
 use crate::cost::{self, Stage};
 use crate::measure::{cpu_model, load_average};
 use crate::stages::StageTimes;
-use crate::{largest, throughput, CompareArgs};
+use crate::{largest, pipeline, throughput, CompareArgs};
 
 const LAMBDAS: [&str; 4] = [
     "validate",
@@ -25,13 +25,13 @@ const SEED_MEMORY_MIB: u32 = 1536;
 #[derive(clap::Args)]
 pub struct AllArgs {
     #[command(flatten)]
-    compare: CompareArgs,
+    pub(crate) compare: CompareArgs,
     /// Where the release binaries are: the four Lambda bootstraps and `ferrotype`.
     #[arg(long, default_value = "target/release")]
-    bin_dir: PathBuf,
+    pub(crate) bin_dir: PathBuf,
     /// The repository root (ferrotype.json, statemachine/, cdk/).
     #[arg(long, default_value = ".")]
-    repo: PathBuf,
+    pub(crate) repo: PathBuf,
     /// Cold starts timed per binary.
     #[arg(long, default_value_t = 10)]
     cold_starts: usize,
@@ -54,7 +54,7 @@ fn git_commit(repo: &Path) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn stage_times(images: &[PathBuf], config: &Path) -> Result<Vec<StageTimes>> {
+pub(crate) fn stage_times(images: &[PathBuf], config: &Path) -> Result<Vec<StageTimes>> {
     let output = Command::new(std::env::current_exe()?)
         .arg("stages")
         .args(images)
@@ -275,6 +275,28 @@ fn cold_starts(
     (results, notes)
 }
 
+/// [`pipeline::measure`] on `images` with the seed's profile; its stage sum from the `stages` worker.
+pub(crate) fn seed_job_through_the_pipeline(
+    args: &AllArgs,
+    ferrotype: &Path,
+    images: &[PathBuf],
+) -> Result<pipeline::PipelineComparison> {
+    let work = args.compare.out.join("pipeline");
+    std::fs::create_dir_all(&work)?;
+    let config = work.join("seed-job.json");
+    std::fs::write(&config, pipeline::SEED_JOB_CONFIG)?;
+    let times = stage_times(images, &config)?;
+    pipeline::measure(&pipeline::PipelineArgs {
+        ferrotype,
+        node: &args.compare.node,
+        seed_job: &args.repo.join("bench/seed-job.mjs"),
+        images,
+        work: &work,
+        rounds: args.compare.rounds.max(3),
+        stage_times: &times,
+    })
+}
+
 pub fn all(args: &AllArgs) -> Result<()> {
     let out = &args.compare.out;
     let repo = &args.repo;
@@ -456,7 +478,20 @@ pub fn all(args: &AllArgs) -> Result<()> {
         );
     }
 
-    // 6. Cost.
+    // 6. The seed's job through the whole pipeline against the seed's process.
+    if ferrotype.exists() {
+        match seed_job_through_the_pipeline(args, &ferrotype, &options.images) {
+            Ok(run) => md.push_str(&pipeline::markdown(&run)),
+            Err(e) => {
+                let _ = writeln!(
+                    md,
+                    "## The seed's job through the whole pipeline\n\nNot measured: {e:#}\n"
+                );
+            }
+        }
+    }
+
+    // 7. Cost.
     let _ = writeln!(md, "## Cost per million images\n");
     // Each Lambda line of the cost tables names its memory (cdk/lib/memory.ts, mirrored in cost.rs).
     match cost_model(repo, &comparison, &times, &cold) {

@@ -1,0 +1,269 @@
+//! The seed's job through the whole pipeline: one `ferrotype run` over a folder of photos, with a profile
+//! of exactly the seed's two variants (smart crop off, enlarge on), against one Node process doing the
+//! seed's sharp calls on the same photos (bench/seed-job.mjs). Both whole processes, pinned to one core
+//! (`taskset -c 0`), one thread each, alternating which goes first; wall time and peak RSS from wait4.
+//! Beside it, the sum of the stages' compute on the same photos (the `stages` worker), so what the run
+//! spends outside rendering (start-up, the executor, local S3, the journal) shows as the difference.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::measure::median;
+use crate::stages::StageTimes;
+
+/// The seed's job as a Ferrotype profile: its two cover JPEGs at sharp's default quality, enlarged as
+/// sharp does by default, no smart crop (the seed centred).
+pub const SEED_JOB_CONFIG: &str = r#"{
+  "outputs": { "variantsPrefix": "variants/", "manifestsPrefix": "manifests/" },
+  "profiles": [
+    {
+      "name": "seed",
+      "prefix": "uploads/",
+      "smartCrop": "off",
+      "variants": [
+        { "name": "thumbnail", "width": 300, "height": 300, "fit": "cover", "format": "jpeg", "quality": 80, "enlarge": true },
+        { "name": "coverphoto", "width": 800, "height": 800, "fit": "cover", "format": "jpeg", "quality": 80, "enlarge": true }
+      ]
+    }
+  ]
+}
+"#;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineComparison {
+    pub images: Vec<String>,
+    pub rounds: usize,
+    pub pinned: bool,
+    /// Medians over the rounds of the whole process.
+    pub ours_ms: f64,
+    pub sharp_ms: f64,
+    pub ours_peak_rss_kib: u64,
+    pub sharp_peak_rss_kib: u64,
+    /// The stages' compute on one thread, summed over the photos (validate + each render).
+    pub stage_sum_ms: f64,
+    /// `ferrotype --version` with nothing else: the process start-up alone.
+    pub ours_start_ms: f64,
+}
+
+impl PipelineComparison {
+    pub fn ratio(&self) -> f64 {
+        self.ours_ms / self.sharp_ms
+    }
+}
+
+/// One child's wall time and peak RSS (wait4's ru_maxrss, KiB on Linux).
+fn timed_child(mut command: Command) -> Result<(f64, u64)> {
+    use std::os::unix::process::ExitStatusExt;
+    let start = Instant::now();
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: wait4 writes only into the two values passed; the child is ours and not yet reaped.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed().as_secs_f64() * 1000.0;
+    if rc != pid {
+        bail!("wait4 on {command:?} failed");
+    }
+    let status = std::process::ExitStatus::from_raw(status);
+    if !status.success() {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr {
+            use std::io::Read;
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        bail!("{command:?} failed ({status}): {}", stderr.trim());
+    }
+    Ok((elapsed, usage.ru_maxrss.max(0) as u64))
+}
+
+fn pinned(program: &Path, pin: bool) -> Command {
+    if pin {
+        let mut command = Command::new("taskset");
+        command.arg("-c").arg("0").arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+pub struct PipelineArgs<'a> {
+    pub ferrotype: &'a Path,
+    pub node: &'a str,
+    pub seed_job: &'a Path,
+    pub images: &'a [PathBuf],
+    pub work: &'a Path,
+    pub rounds: usize,
+    pub stage_times: &'a [StageTimes],
+}
+
+pub fn measure(args: &PipelineArgs) -> Result<PipelineComparison> {
+    if args.images.is_empty() {
+        bail!("no images for the pipeline run");
+    }
+    let pin = Command::new("taskset")
+        .args(["-c", "0", "true"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    let ferrotype = std::fs::canonicalize(args.ferrotype)
+        .with_context(|| format!("{} (build it with --release)", args.ferrotype.display()))?;
+    let seed_job = std::fs::canonicalize(args.seed_job)?;
+    let (mut ours, mut sharp, mut ours_rss, mut sharp_rss) = (vec![], vec![], vec![], vec![]);
+    for round in 0..args.rounds.max(1) {
+        let dir = args.work.join(format!("round-{round}"));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        let uploads = dir.join("uploads");
+        std::fs::create_dir_all(&uploads)?;
+        for image in args.images {
+            let name = image.file_name().context("an image without a name")?;
+            std::fs::copy(image, uploads.join(name))?;
+        }
+        // The run takes ./ferrotype.json, as a user's would.
+        std::fs::write(dir.join("ferrotype.json"), SEED_JOB_CONFIG)?;
+        let run_ours = || -> Result<(f64, u64)> {
+            let mut command = pinned(&ferrotype, pin);
+            command
+                .args(["run", "uploads", "--concurrency", "1"])
+                .env("RAYON_NUM_THREADS", "1")
+                .current_dir(&dir);
+            timed_child(command)
+        };
+        let run_sharp = || -> Result<(f64, u64)> {
+            let mut command = if pin {
+                let mut c = Command::new("taskset");
+                c.args(["-c", "0", args.node]);
+                c
+            } else {
+                Command::new(args.node)
+            };
+            command
+                .arg(&seed_job)
+                .arg("--out")
+                .arg(dir.join("sharp"))
+                .args(args.images)
+                .env("UV_THREADPOOL_SIZE", "1")
+                // sharp is found from bench/node_modules beside the script.
+                .current_dir(seed_job.parent().context("the script's folder")?);
+            timed_child(command)
+        };
+        let (first, second) = if round % 2 == 0 {
+            let a = run_ours()?;
+            (a, run_sharp()?)
+        } else {
+            let b = run_sharp()?;
+            (run_ours()?, b)
+        };
+        ours.push(first.0);
+        ours_rss.push(first.1 as f64);
+        sharp.push(second.0);
+        sharp_rss.push(second.1 as f64);
+        std::fs::remove_dir_all(&dir)?;
+    }
+    let mut start = Vec::new();
+    for _ in 0..5 {
+        let mut command = pinned(&ferrotype, pin);
+        command.arg("--version");
+        start.push(timed_child(command)?.0);
+    }
+    let stage_sum_ms = args
+        .stage_times
+        .iter()
+        .map(|t| t.validate_ms() + t.variants.iter().map(|v| v.1).sum::<f64>())
+        .sum();
+    Ok(PipelineComparison {
+        images: args
+            .images
+            .iter()
+            .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into())
+            .collect(),
+        rounds: args.rounds.max(1),
+        pinned: pin,
+        ours_ms: median(&ours),
+        sharp_ms: median(&sharp),
+        ours_peak_rss_kib: median(&ours_rss) as u64,
+        sharp_peak_rss_kib: median(&sharp_rss) as u64,
+        stage_sum_ms,
+        ours_start_ms: median(&start),
+    })
+}
+
+pub fn markdown(run: &PipelineComparison) -> String {
+    let overhead = run.ours_ms - run.stage_sum_ms;
+    format!(
+        "## The seed's job through the whole pipeline\n\n\
+         {} photos ({}); a 300×300 and an 800×800 cover JPEG of each, smart crop off, enlarged. Whole \
+         processes, {}one thread each, median of {} rounds alternating which side goes first: \
+         `ferrotype run uploads --concurrency 1` with that profile in ./ferrotype.json (the local runner: \
+         the ASL executor, validate's one decode, a render-variant per variant, record-result, the local \
+         S3 store and the journal) against one Node process making the seed's two sharp calls per photo \
+         (bench/seed-job.mjs).\n\n\
+         | | ours | sharp | ours/sharp |\n|---|---:|---:|---:|\n\
+         | wall ms | {:.0} | {:.0} | **{:.2}×** |\n\
+         | peak RSS MiB | {:.0} | {:.0} | {:.2}× |\n\n\
+         Of our {:.0} ms, {:.0} ms are the stages' compute (validate's probe, decode and working copy, and \
+         each render from the working copy, one thread, summed), {:.0} ms the process start (`ferrotype \
+         --version`), and {:.0} ms the rest: the executor, the local S3 round trips, the journal and \
+         the report.\n",
+        run.images.len(),
+        run.images.join(", "),
+        if run.pinned {
+            "pinned to one core (`taskset -c 0`), "
+        } else {
+            "not pinned (no taskset here), "
+        },
+        run.rounds,
+        run.ours_ms,
+        run.sharp_ms,
+        run.ratio(),
+        run.ours_peak_rss_kib as f64 / 1024.0,
+        run.sharp_peak_rss_kib as f64 / 1024.0,
+        run.ours_peak_rss_kib as f64 / run.sharp_peak_rss_kib.max(1) as f64,
+        run.ours_ms,
+        run.stage_sum_ms,
+        run.ours_start_ms,
+        (overhead - run.ours_start_ms).max(0.0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_job_profile_is_a_valid_configuration_of_the_seeds_two_variants() {
+        let config: ferrotype_core::config::Config = serde_json::from_str(SEED_JOB_CONFIG).unwrap();
+        let profile = &config.profiles[0];
+        assert_eq!(profile.smart_crop, ferrotype_core::config::SmartCrop::Off);
+        let sizes: Vec<_> = profile
+            .variants
+            .iter()
+            .map(|v| (v.width, v.height, v.enlarge))
+            .collect();
+        assert_eq!(
+            sizes,
+            [(Some(300), Some(300), true), (Some(800), Some(800), true)]
+        );
+    }
+
+    #[test]
+    fn a_failing_child_is_an_error_with_its_stderr() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo broken >&2; exit 3"]);
+        let err = timed_child(command).unwrap_err().to_string();
+        assert!(err.contains("broken"), "{err}");
+        let (ms, rss) = timed_child(Command::new("true")).unwrap();
+        assert!(ms >= 0.0 && rss > 0);
+    }
+}
