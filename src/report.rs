@@ -373,7 +373,7 @@ fn attention_cells(html: &mut String, grid: &SaliencyGrid) {
         return;
     }
     for (index, cell) in grid.cells.iter().enumerate() {
-        if *cell < 128 {
+        if *cell <= ferrotype_core::saliency::TOP / 2 {
             continue;
         }
         let _ = write!(
@@ -383,7 +383,7 @@ fn attention_cells(html: &mut String, grid: &SaliencyGrid) {
             (index / columns) as f64 * 100.0 / rows as f64,
             100.0 / columns as f64,
             100.0 / rows as f64,
-            f64::from(*cell) / 255.0 * 0.45
+            f64::from(*cell) / f64::from(ferrotype_core::saliency::TOP) * 0.45
         );
     }
 }

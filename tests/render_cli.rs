@@ -360,11 +360,17 @@ fn without_faces_a_cover_crop_keeps_what_draws_the_eye() {
         red as f64 / f64::from(out.width() * out.height())
     };
     for (mode, expect_subject, says) in [
-        (None, true, "no face found by the built-in detector; attention"),
+        (
+            None,
+            true,
+            "no face found by the built-in detector; attention",
+        ),
         (Some("attention"), true, ": attention in"),
         (Some("off"), false, "focus  centre (smart crop off)"),
     ] {
-        let out = dir.path().join(format!("{}.png", mode.unwrap_or("default")));
+        let out = dir
+            .path()
+            .join(format!("{}.png", mode.unwrap_or("default")));
         let mut args = vec![
             "render",
             arg(&source),

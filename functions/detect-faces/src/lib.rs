@@ -104,8 +104,7 @@ pub async fn handler(
         None => FaceDetection::none(),
     };
     // Without a face, cover crops keep what draws the eye (scored on the same preview, ~1 ms).
-    let detection =
-        ferrotype_aws::run_cpu(move || detection.or_attention(&preview)).await?;
+    let detection = ferrotype_aws::run_cpu(move || detection.or_attention(&preview)).await?;
     tracing::info!(
         key = source.key,
         detector = ?detection.detector,
