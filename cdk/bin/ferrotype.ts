@@ -3,7 +3,7 @@ import * as path from 'path';
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ConfigError, loadConfig } from '../lib/config';
-import { FerrotypeStack } from '../lib/ferrotype-stack';
+import { EXPRESS_LOG_LEVELS, ExpressLogLevel, FerrotypeStack } from '../lib/ferrotype-stack';
 import { WORKFLOW_TYPES, WorkflowType } from '../lib/workflow';
 
 /**
@@ -15,6 +15,7 @@ import { WORKFLOW_TYPES, WorkflowType } from '../lib/workflow';
  *   alarmEmail      subscribe this address to the alarm topic (a new one unless alarmTopicArn is given)
  *   alarmTopicArn   send alarms to this existing SNS topic
  *   workflowType    "express" (default) or "standard" (lib/workflow.ts)
+ *   expressLogLevel "all" (default: every Express execution logged with its data) or "error" (failures only)
  *   renderConcurrency   reserved concurrency of render-variant (default none)
  *   inventoryBucketName a bucket of S3 Inventory reports the backfill may read
  *   stackName       default "Ferrotype"
@@ -40,6 +41,14 @@ const workflowType = (): WorkflowType | undefined => {
   }
   return value as WorkflowType;
 };
+const expressLogLevel = (): ExpressLogLevel | undefined => {
+  const value = context('expressLogLevel');
+  if (value === undefined) return undefined;
+  if (!EXPRESS_LOG_LEVELS.includes(value as ExpressLogLevel)) {
+    throw new ConfigError(`expressLogLevel must be one of ${EXPRESS_LOG_LEVELS.join(', ')}, got "${value}"`);
+  }
+  return value as ExpressLogLevel;
+};
 const positiveInteger = (key: string): number | undefined => {
   const value = context(key);
   if (value === undefined) return undefined;
@@ -57,6 +66,7 @@ new FerrotypeStack(app, context('stackName') ?? 'Ferrotype', {
   alarmEmail: context('alarmEmail'),
   alarmTopicArn: context('alarmTopicArn'),
   workflowType: workflowType(),
+  expressLogLevel: expressLogLevel(),
   renderConcurrency: positiveInteger('renderConcurrency'),
   inventoryBucketName: context('inventoryBucketName'),
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },

@@ -107,6 +107,12 @@ export interface FerrotypeStackProps extends StackProps {
   /** Standard or Express pipeline (lib/workflow.ts). Default express. */
   readonly workflowType?: WorkflowType;
   /**
+   * What an Express pipeline logs: 'all' (default; every execution with its data, so the console and
+   * `ferrotype aws executions` show each one) or 'error' (failed executions only, with their data: about
+   * a third of the Express path's cost at the default profile's payloads; bench/src/cost.rs).
+   */
+  readonly expressLogLevel?: ExpressLogLevel;
+  /**
    * An existing input bucket to use instead of creating one. It must have EventBridge
    * notifications turned on (S3 console: Properties → Amazon EventBridge → On).
    */
@@ -128,6 +134,9 @@ export interface FerrotypeStackProps extends StackProps {
   /** RUST_LOG of every function. Default "info". */
   readonly rustLog?: string;
 }
+
+export type ExpressLogLevel = 'all' | 'error';
+export const EXPRESS_LOG_LEVELS: readonly ExpressLogLevel[] = ['all', 'error'];
 
 export class FerrotypeStack extends Stack {
   readonly workflowType: WorkflowType;
@@ -156,6 +165,7 @@ export class FerrotypeStack extends Stack {
     this.node.setContext(cxapi.S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY, true);
     const config = props.config;
     this.workflowType = props.workflowType ?? DEFAULT_WORKFLOW_TYPE;
+    const expressLogLevel = props.expressLogLevel ?? 'all';
     const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const lambdasDir = props.lambdasDir ?? path.join(REPO_ROOT, 'target', 'lambda');
     const definitionPath = props.definitionPath ?? path.join(REPO_ROOT, 'statemachine', 'pipeline.asl.json');
@@ -309,10 +319,19 @@ export class FerrotypeStack extends Stack {
       // it, with data. Step Functions keeps a Standard execution's history itself; its log holds errors.
       logs: {
         destination: this.stateMachineLogs,
-        level: this.workflowType === 'express' ? sfn.LogLevel.ALL : sfn.LogLevel.ERROR,
+        level: this.workflowType === 'express' && expressLogLevel === 'all' ? sfn.LogLevel.ALL : sfn.LogLevel.ERROR,
         includeExecutionData: true,
       },
     });
+    if (this.workflowType === 'express' && expressLogLevel === 'error') {
+      Validations.of(this.stateMachine).acknowledge({
+        id: 'AwsSolutions-SF1',
+        reason:
+          'The operator chose expressLogLevel=error: failed executions are logged with their data (and can ' +
+          'be rerun from it), successful ones leave their manifest in the output bucket instead of a log, ' +
+          'which would be the largest part of the Express per-image cost (bench/src/cost.rs).',
+      });
+    }
     if (this.workflowType === 'standard') {
       Validations.of(this.stateMachine).acknowledge({
         id: 'AwsSolutions-SF1',

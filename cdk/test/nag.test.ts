@@ -47,6 +47,7 @@ test.each<[string, Partial<FerrotypeStackProps>]>([
     },
   ],
   ['imported buckets', { inputBucketName: 'photos-in', outputBucketName: 'photos-out' }],
+  ['an Express pipeline logging errors only', { expressLogLevel: 'error' }],
   ['an existing alarm topic', { alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:ops-alarms' }],
   ['a Standard workflow, an inventory bucket and reserved render concurrency', { workflowType: 'standard', inventoryBucketName: 'photos-inventory', renderConcurrency: 300 }],
   // With an environment, CDK renders partition, region and account into ARNs; the finding ids change with them.

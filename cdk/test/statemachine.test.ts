@@ -116,6 +116,23 @@ test('every function times out before the Task states that call it', () => {
   }
 });
 
+describe('expressLogLevel', () => {
+  const levelOf = (props: Parameters<typeof build>[0]) => {
+    const built = build(props);
+    return machineProperties(built, built.stack.stateMachine).LoggingConfiguration;
+  };
+
+  test('error: an Express pipeline logs its failures with their data, and nothing else', () => {
+    expect(levelOf({ expressLogLevel: 'error' })).toMatchObject({ Level: 'ERROR', IncludeExecutionData: true });
+    expect(levelOf({ expressLogLevel: 'all' })).toMatchObject({ Level: 'ALL', IncludeExecutionData: true });
+    expect(levelOf({})).toMatchObject({ Level: 'ALL' });
+  });
+
+  test('does not change what a Standard pipeline logs (Step Functions keeps its history)', () => {
+    expect(levelOf({ workflowType: 'standard', expressLogLevel: 'all' })).toMatchObject({ Level: 'ERROR' });
+  });
+});
+
 describe('substitutions', () => {
   test('are taken for exactly the placeholders a file uses', () => {
     expect(placeholdersOf(DEFINITION_PATH)).toEqual(expect.arrayContaining(Object.values(SUBSTITUTION_OF)));

@@ -51,6 +51,7 @@ test('`cdk synth -c workflowType=standard -c alarmEmail=…` gives a Standard pi
 test.each([
   ['workflowType=fast', /workflowType must be one of standard, express, got "fast"/],
   ['renderConcurrency=0', /renderConcurrency must be a positive integer, got "0"/],
+  ['expressLogLevel=debug', /expressLogLevel must be one of all, error, got "debug"/],
 ])('`cdk synth -c %s` fails with a clear message', (context, message) => {
   const { status, stderr } = synth([context]);
   expect(status).not.toBe(0);
