@@ -64,6 +64,9 @@ pub const FULL_VCPU_MB: f64 = 1769.0;
 pub const SFN_STATE_OVERHEAD_MS: f64 = 25.0;
 /// CloudWatch Logs counts 26 bytes of overhead per log event.
 pub const LOG_EVENT_OVERHEAD_BYTES: f64 = 26.0;
+/// What a Step Functions log record adds to the history event it carries: the execution ARN, the redrive
+/// count and snake_case field names (the local history's own id, type and timestamp are counted there).
+pub const LOG_RECORD_ENVELOPE_BYTES: f64 = 130.0;
 /// Objects per Distributed Map child (statemachine/backfill.asl.json ItemBatcher).
 pub const BACKFILL_BATCH: f64 = 10.0;
 
@@ -409,8 +412,11 @@ impl PathCost {
 pub enum PipelinePath {
     /// Standard workflow, logging errors only (the console keeps the history).
     Standard,
-    /// Express workflow, logging everything with execution data.
+    /// Express workflow, logging everything with execution data (the console shows every execution).
     Express,
+    /// Express workflow, logging errors only (CDK context `expressLogLevel=error`): failed executions
+    /// stay visible, successful ones are not logged.
+    ExpressErrorLogs,
     /// The backfill: Express pipeline (logging errors) started by Distributed Map children of ten objects.
     Backfill,
 }
@@ -464,7 +470,7 @@ pub fn path_cost(
             dollars_per_million: states as f64 * PRICES.sfn_standard_transition * MILLION,
             basis: "states entered, counted on pipeline.asl.json".into(),
         }),
-        PipelinePath::Express | PipelinePath::Backfill => {
+        PipelinePath::Express | PipelinePath::ExpressErrorLogs | PipelinePath::Backfill => {
             lines.push(Line {
                 item: "Step Functions Express requests".into(),
                 per_image: "1".into(),
@@ -483,7 +489,9 @@ pub fn path_cost(
     }
     if path == PipelinePath::Express {
         let events = history_events(pipeline_asl, variants, faces)?;
-        let gb = events as f64 * (work.log_event_bytes + LOG_EVENT_OVERHEAD_BYTES) / 1e9;
+        let gb = events as f64
+            * (work.log_event_bytes + LOG_RECORD_ENVELOPE_BYTES + LOG_EVENT_OVERHEAD_BYTES)
+            / 1e9;
         lines.push(Line {
             item: "CloudWatch Logs, level ALL with execution data".into(),
             per_image: format!("{events} events, {:.1} KB", gb * 1e6),
@@ -521,6 +529,9 @@ pub fn path_cost(
     let title = match path {
         PipelinePath::Standard => "Standard workflow (logs errors only; history in the console)",
         PipelinePath::Express => "Express workflow (the default; logs ALL with execution data)",
+        PipelinePath::ExpressErrorLogs => {
+            "Express workflow logging errors only (`-c expressLogLevel=error`)"
+        }
         PipelinePath::Backfill => {
             "Backfill (Distributed Map of Express children; Express pipeline logging errors)"
         }
@@ -764,6 +775,8 @@ mod tests {
         let standard = path_cost(PipelinePath::Standard, &asl, &workload(), &MEMORIES).unwrap();
         let express = path_cost(PipelinePath::Express, &asl, &workload(), &MEMORIES).unwrap();
         let backfill = path_cost(PipelinePath::Backfill, &asl, &workload(), &MEMORIES).unwrap();
+        let quiet =
+            path_cost(PipelinePath::ExpressErrorLogs, &asl, &workload(), &MEMORIES).unwrap();
         let has = |path: &PathCost, item: &str| path.lines.iter().any(|l| l.item.contains(item));
         assert!(
             has(&standard, "Standard transitions")
@@ -776,6 +789,14 @@ mod tests {
                 && !has(&express, "transitions")
         );
         assert!(has(&backfill, "Distributed Map children") && !has(&backfill, "CloudWatch"));
+        assert!(has(&quiet, "Express requests") && !has(&quiet, "CloudWatch"));
+        let logs = express
+            .lines
+            .iter()
+            .find(|l| l.item.starts_with("CloudWatch"))
+            .unwrap()
+            .dollars_per_million;
+        assert!((express.per_million() - quiet.per_million() - logs).abs() < 1e-9);
         // Same Lambda and S3 work on every path.
         let shared = |path: &PathCost| {
             path.lines

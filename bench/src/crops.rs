@@ -69,8 +69,10 @@ impl Window {
         let mut whole = 0;
         let mut cut = 0;
         for face in faces {
-            let inside_x = (face.left + face.width).min(self.left + self.width) - face.left.max(self.left);
-            let inside_y = (face.top + face.height).min(self.top + self.height) - face.top.max(self.top);
+            let inside_x =
+                (face.left + face.width).min(self.left + self.width) - face.left.max(self.left);
+            let inside_y =
+                (face.top + face.height).min(self.top + self.height) - face.top.max(self.top);
             if inside_x <= EPS || inside_y <= EPS {
                 continue;
             }
@@ -136,7 +138,8 @@ pub fn measure(images: &[PathBuf], node: &str, repo: &Path) -> Result<Vec<ImageC
         let faces = detector
             .detect_blocking(&preview)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let detection = FaceDetection::new(DetectorKind::Builtin, faces.clone()).or_attention(&preview);
+        let detection =
+            FaceDetection::new(DetectorKind::Builtin, faces.clone()).or_attention(&preview);
         let (w, h) = preview.dimensions();
         let (_, _, cw, ch) = crop_window(w, h, 1, 1, Focus::CENTRE);
         let size = (f64::from(cw) / f64::from(w), f64::from(ch) / f64::from(h));
@@ -160,7 +163,11 @@ pub fn markdown(results: &[ImageCrops]) -> String {
     use std::fmt::Write as _;
     let mut md = String::new();
     let with_faces: Vec<&ImageCrops> = results.iter().filter(|r| !r.faces.is_empty()).collect();
-    let several: Vec<&ImageCrops> = with_faces.iter().copied().filter(|r| r.faces.len() > 1).collect();
+    let several: Vec<&ImageCrops> = with_faces
+        .iter()
+        .copied()
+        .filter(|r| r.faces.len() > 1)
+        .collect();
     let faceless: Vec<&ImageCrops> = results.iter().filter(|r| r.faces.is_empty()).collect();
     let _ = writeln!(
         md,
@@ -206,13 +213,25 @@ pub fn markdown(results: &[ImageCrops]) -> String {
             continue; // Without faces the area-weighted choice is the centre.
         }
         let n = faceless.len().max(1) as f64;
-        let shift = faceless.iter().map(|r| r.windows[i].shift_from_centre()).sum::<f64>() / n;
+        let shift = faceless
+            .iter()
+            .map(|r| r.windows[i].shift_from_centre())
+            .sum::<f64>()
+            / n;
         let moved = faceless
             .iter()
             .filter(|r| r.windows[i].shift_from_centre() > 0.1)
             .count();
-        let iou_ours = faceless.iter().map(|r| r.windows[i].iou(&r.windows[0])).sum::<f64>() / n;
-        let iou_sharp = faceless.iter().map(|r| r.windows[i].iou(&r.windows[3])).sum::<f64>() / n;
+        let iou_ours = faceless
+            .iter()
+            .map(|r| r.windows[i].iou(&r.windows[0]))
+            .sum::<f64>()
+            / n;
+        let iou_sharp = faceless
+            .iter()
+            .map(|r| r.windows[i].iou(&r.windows[3]))
+            .sum::<f64>()
+            / n;
         let _ = writeln!(
             md,
             "| {name} | {shift:.2} | {moved} of {} | {iou_ours:.2} | {iou_sharp:.2} |",
@@ -224,7 +243,12 @@ pub fn markdown(results: &[ImageCrops]) -> String {
 
 /// Side-by-side squares of each choice (ferrotype, centre, sharp attention, sharp entropy) for the
 /// photos where ferrotype's crop differs from the centre's, a row per photo, `per_sheet` rows per PNG.
-pub fn write_sheets(images: &[PathBuf], results: &[ImageCrops], dir: &Path, per_sheet: usize) -> Result<Vec<PathBuf>> {
+pub fn write_sheets(
+    images: &[PathBuf],
+    results: &[ImageCrops],
+    dir: &Path,
+    per_sheet: usize,
+) -> Result<Vec<PathBuf>> {
     const TILE: u32 = 150;
     const SHOWN: [usize; 4] = [0, 2, 3, 4];
     std::fs::create_dir_all(dir)?;
@@ -250,8 +274,14 @@ pub fn write_sheets(images: &[PathBuf], results: &[ImageCrops], dir: &Path, per_
                 let y = (win.top * f64::from(h)).round() as u32;
                 let cw = ((win.width * f64::from(w)).round() as u32).clamp(1, w - x.min(w - 1));
                 let ch = ((win.height * f64::from(h)).round() as u32).clamp(1, h - y.min(h - 1));
-                let crop = image::imageops::crop_imm(&preview, x.min(w - 1), y.min(h - 1), cw, ch).to_image();
-                let tile = image::imageops::resize(&crop, TILE, TILE, image::imageops::FilterType::Triangle);
+                let crop = image::imageops::crop_imm(&preview, x.min(w - 1), y.min(h - 1), cw, ch)
+                    .to_image();
+                let tile = image::imageops::resize(
+                    &crop,
+                    TILE,
+                    TILE,
+                    image::imageops::FilterType::Triangle,
+                );
                 image::imageops::replace(
                     &mut canvas,
                     &tile,
@@ -266,7 +296,13 @@ pub fn write_sheets(images: &[PathBuf], results: &[ImageCrops], dir: &Path, per_
     }
     let mut index = String::from("sheet\trow\timage\tfaces\n");
     for (i, (_, r)) in rows.iter().enumerate() {
-        index.push_str(&format!("{}\t{}\t{}\t{}\n", i / per_sheet.max(1), i % per_sheet.max(1), r.image, r.faces.len()));
+        index.push_str(&format!(
+            "{}\t{}\t{}\t{}\n",
+            i / per_sheet.max(1),
+            i % per_sheet.max(1),
+            r.image,
+            r.faces.len()
+        ));
     }
     std::fs::write(dir.join("index.tsv"), index)?;
     Ok(written)
@@ -281,7 +317,12 @@ pub fn per_image(results: &[ImageCrops]) -> String {
     }
     out.push('\n');
     for r in results {
-        out.push_str(&format!("{}\t{}\t{}", r.image, r.faces.len(), r.attention_used));
+        out.push_str(&format!(
+            "{}\t{}\t{}",
+            r.image,
+            r.faces.len(),
+            r.attention_used
+        ));
         for w in &r.windows {
             out.push_str(&format!(
                 "\t{:.3},{:.3},{:.3},{:.3}",

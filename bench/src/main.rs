@@ -180,10 +180,12 @@ fn main() -> Result<()> {
         Command::All(args) => report::all(&args)?,
         Command::Pipeline(args) => {
             let images = compare_options(&args.compare)?.images;
+            let times = report::seed_job_stage_times(&args, &images)?;
             let run = report::seed_job_through_the_pipeline(
                 &args,
                 &args.bin_dir.join("ferrotype"),
                 &images,
+                &times,
             )?;
             print!("{}", pipeline::markdown(&run));
         }

@@ -1,7 +1,8 @@
 //! The seed's job through the whole pipeline: one `ferrotype run` over a folder of photos, with a profile
 //! of exactly the seed's two variants (smart crop off, enlarge on), against one Node process doing the
 //! seed's sharp calls on the same photos (bench/seed-job.mjs). Both whole processes, pinned to one core
-//! (`taskset -c 0`), one thread each, alternating which goes first; wall time and peak RSS from wait4.
+//! (`taskset -c 0`), one thread each, alternating which goes first; wall time, and peak RSS from
+//! `/usr/bin/time`.
 //! Beside it, the sum of the stages' compute on the same photos (the `stages` worker), so what the run
 //! spends outside rendering (start-up, the executor, local S3, the journal) shows as the difference.
 
@@ -56,34 +57,77 @@ impl PipelineComparison {
     }
 }
 
-/// One child's wall time and peak RSS (wait4's ru_maxrss, KiB on Linux).
+/// One child's wall time and peak RSS in KiB. The command runs under `/usr/bin/time -f %M`: the kernel
+/// charges a child the peak RSS of the process it was forked from until its exec, so wait4's ru_maxrss of
+/// a child of this (large) benchmark process would report our own peak; `time` is small.
 fn timed_child(mut command: Command) -> Result<(f64, u64)> {
-    use std::os::unix::process::ExitStatusExt;
+    if !Path::new("/usr/bin/time").exists() {
+        // Wall time alone; peak RSS reported as 0 (not measured).
+        let start = Instant::now();
+        let output = command
+            .stdout(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("starting {command:?}"))?;
+        if !output.status.success() {
+            bail!(
+                "{command:?} failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        return Ok((start.elapsed().as_secs_f64() * 1000.0, 0));
+    }
+    let report = std::env::temp_dir().join(format!(
+        "ferrotype-bench-rss-{}-{}",
+        std::process::id(),
+        next_report_number()
+    ));
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&report)
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => timed.env(key, value),
+            None => timed.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        timed.current_dir(dir);
+    }
     let start = Instant::now();
-    let child = command
+    let output = timed
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {command:?}"))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: wait4 writes only into the two values passed; the child is ours and not yet reaped.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        .output()
+        .with_context(|| format!("starting {command:?} under /usr/bin/time"))?;
     let elapsed = start.elapsed().as_secs_f64() * 1000.0;
-    if rc != pid {
-        bail!("wait4 on {command:?} failed");
+    let rss = std::fs::read_to_string(&report).unwrap_or_default();
+    let _ = std::fs::remove_file(&report);
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
-    let status = std::process::ExitStatus::from_raw(status);
-    if !status.success() {
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr {
-            use std::io::Read;
-            let _ = pipe.read_to_string(&mut stderr);
-        }
-        bail!("{command:?} failed ({status}): {}", stderr.trim());
-    }
-    Ok((elapsed, usage.ru_maxrss.max(0) as u64))
+    let rss_kib = rss
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().parse().ok())
+        .with_context(|| format!("no peak RSS from /usr/bin/time for {command:?}: {rss:?}"))?;
+    Ok((elapsed, rss_kib))
+}
+
+/// Distinguishes report files of one process.
+fn next_report_number() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 fn pinned(program: &Path, pin: bool) -> Command {
@@ -124,8 +168,10 @@ pub fn measure(args: &PipelineArgs) -> Result<PipelineComparison> {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
+        std::fs::create_dir_all(dir.join("uploads"))?;
+        // Absolute: the sharp process runs in the script's folder, and its --out is under this one.
+        let dir = std::fs::canonicalize(&dir)?;
         let uploads = dir.join("uploads");
-        std::fs::create_dir_all(&uploads)?;
         for image in args.images {
             let name = image.file_name().context("an image without a name")?;
             std::fs::copy(image, uploads.join(name))?;
@@ -264,6 +310,7 @@ mod tests {
         let err = timed_child(command).unwrap_err().to_string();
         assert!(err.contains("broken"), "{err}");
         let (ms, rss) = timed_child(Command::new("true")).unwrap();
-        assert!(ms >= 0.0 && rss > 0);
+        assert!(ms > 0.0);
+        assert_eq!(rss > 0, Path::new("/usr/bin/time").exists());
     }
 }

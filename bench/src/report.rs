@@ -119,12 +119,16 @@ fn cold_start_of(cold: &[ColdStart], name: &str, fallback_ms: f64) -> (f64, &'st
 
 /// The cost model's inputs from this run's measurements (bench/src/cost.rs has the model): validate's
 /// probe, single decode and working-copy encode, and each later stage's time including its decode of
-/// the working copy, all measured by `stages.rs` on one thread.
+/// the working copy, all measured by `stages.rs` on one thread; `log_event_bytes` from a local run's
+/// histories. Rows for the project's default profile on every path, then the seed's own job (two
+/// variants, smart crop off) on the Express paths, beside the seed.
 fn cost_model(
     repo: &Path,
     comparison: &Comparison,
     times: &[StageTimes],
+    seed_job_times: &[StageTimes],
     cold: &[ColdStart],
+    log_event_bytes: (f64, &str),
 ) -> Result<(Vec<cost::PathCost>, cost::PathCost)> {
     let asl = cost::read_asl(&repo.join("statemachine/pipeline.asl.json"))?;
     let (specs, limits) = crate::stages::default_profile(&repo.join("ferrotype.json"))?;
@@ -144,20 +148,22 @@ fn cost_model(
         render: working_copy_mib,
         record: cost::RECORD_RESULT_MEMORY_MIB,
     };
-    let variants: Vec<String> = times
-        .first()
-        .map(|t| t.variants.iter().map(|v| v.0.clone()).collect())
-        .unwrap_or_default();
-    let source_bytes = mean(times.iter().map(|t| t.source_bytes as f64));
     let (rust_cold, rust_cold_basis) = cold_start_of(cold, "render-variant", 14.0);
-    let workload = cost::Workload {
-        source_bytes,
+    let workload = |times: &[StageTimes], faces: bool| cost::Workload {
+        source_bytes: mean(times.iter().map(|t| t.source_bytes as f64)),
         // Measured: validate probes, decodes once and encodes the working copy; every later stage
         // decodes the working copy, and its measured time includes that.
         working_copy_bytes: mean(times.iter().map(|t| t.working_copy_bytes as f64)),
         validate_cpu_ms: mean(times.iter().map(StageTimes::validate_ms)),
-        faces_cpu_ms: mean(times.iter().map(|t| t.faces_ms)),
-        variants: variants
+        faces_cpu_ms: if faces {
+            mean(times.iter().map(|t| t.faces_ms))
+        } else {
+            0.0
+        },
+        variants: times
+            .first()
+            .map(|t| t.variants.iter().map(|v| v.0.clone()).collect::<Vec<_>>())
+            .unwrap_or_default()
             .iter()
             .enumerate()
             .map(|(i, name)| {
@@ -170,18 +176,43 @@ fn cost_model(
             .collect(),
         record_cpu_ms: 5.0,
         cold_start_ms: rust_cold,
-        // Typical of the pipeline's logged events with execution data (measured on a local run's history).
-        log_event_bytes: 700.0,
-        basis: format!("this run's stage timings (cold starts: {rust_cold_basis})"),
+        log_event_bytes: log_event_bytes.0,
+        basis: format!(
+            "this run's stage timings (cold starts: {rust_cold_basis}; log events: {})",
+            log_event_bytes.1
+        ),
     };
-    let paths = [
+    let default_profile = workload(times, true);
+    let mut paths = [
         cost::PipelinePath::Standard,
         cost::PipelinePath::Express,
+        cost::PipelinePath::ExpressErrorLogs,
         cost::PipelinePath::Backfill,
     ]
     .into_iter()
-    .map(|path| cost::path_cost(path, &asl, &workload, &memories))
+    .map(|path| cost::path_cost(path, &asl, &default_profile, &memories))
     .collect::<Result<Vec<_>>>()?;
+    for path in &mut paths {
+        path.title = format!(
+            "Default profile (3 variants, built-in faces): {}",
+            path.title
+        );
+    }
+    if !seed_job_times.is_empty() {
+        let seed_job = workload(seed_job_times, false);
+        for path in [
+            cost::PipelinePath::Express,
+            cost::PipelinePath::ExpressErrorLogs,
+        ] {
+            let mut cost = cost::path_cost(path, &asl, &seed_job, &memories)?;
+            cost.title = format!(
+                "The seed's job (2 variants, smart crop off): {}",
+                cost.title
+            );
+            paths.push(cost);
+        }
+    }
+    let source_bytes = default_profile.source_bytes;
 
     let single = comparison
         .modes
@@ -275,17 +306,23 @@ fn cold_starts(
     (results, notes)
 }
 
-/// [`pipeline::measure`] on `images` with the seed's profile; its stage sum from the `stages` worker.
-pub(crate) fn seed_job_through_the_pipeline(
-    args: &AllArgs,
-    ferrotype: &Path,
-    images: &[PathBuf],
-) -> Result<pipeline::PipelineComparison> {
+/// The stages' compute on `images` with the seed's profile (the `stages` worker, one thread).
+pub(crate) fn seed_job_stage_times(args: &AllArgs, images: &[PathBuf]) -> Result<Vec<StageTimes>> {
     let work = args.compare.out.join("pipeline");
     std::fs::create_dir_all(&work)?;
     let config = work.join("seed-job.json");
     std::fs::write(&config, pipeline::SEED_JOB_CONFIG)?;
-    let times = stage_times(images, &config)?;
+    stage_times(images, &config)
+}
+
+/// [`pipeline::measure`] on `images` with the seed's profile; `times` from [`seed_job_stage_times`].
+pub(crate) fn seed_job_through_the_pipeline(
+    args: &AllArgs,
+    ferrotype: &Path,
+    images: &[PathBuf],
+    times: &[StageTimes],
+) -> Result<pipeline::PipelineComparison> {
+    let work = args.compare.out.join("pipeline");
     pipeline::measure(&pipeline::PipelineArgs {
         ferrotype,
         node: &args.compare.node,
@@ -293,7 +330,7 @@ pub(crate) fn seed_job_through_the_pipeline(
         images,
         work: &work,
         rounds: args.compare.rounds.max(3),
-        stage_times: &times,
+        stage_times: times,
     })
 }
 
@@ -479,8 +516,12 @@ pub fn all(args: &AllArgs) -> Result<()> {
     }
 
     // 6. The seed's job through the whole pipeline against the seed's process.
+    let seed_job_times = seed_job_stage_times(args, &options.images).unwrap_or_else(|e| {
+        eprintln!("[seed job] stage times not measured: {e:#}");
+        Vec::new()
+    });
     if ferrotype.exists() {
-        match seed_job_through_the_pipeline(args, &ferrotype, &options.images) {
+        match seed_job_through_the_pipeline(args, &ferrotype, &options.images, &seed_job_times) {
             Ok(run) => md.push_str(&pipeline::markdown(&run)),
             Err(e) => {
                 let _ = writeln!(
@@ -494,7 +535,17 @@ pub fn all(args: &AllArgs) -> Result<()> {
     // 7. Cost.
     let _ = writeln!(md, "## Cost per million images\n");
     // Each Lambda line of the cost tables names its memory (cdk/lib/memory.ts, mirrored in cost.rs).
-    match cost_model(repo, &comparison, &times, &cold) {
+    let log_event_bytes = throughput::history_event_bytes(&out.join("throughput"))
+        .map(|bytes| (bytes, "bytes measured on the throughput run's histories"))
+        .unwrap_or((1000.0, "1,000 bytes assumed (no local history to measure)"));
+    match cost_model(
+        repo,
+        &comparison,
+        &times,
+        &seed_job_times,
+        &cold,
+        log_event_bytes,
+    ) {
         Ok((paths, seed)) => md.push_str(&cost::markdown(&paths, &seed)),
         Err(e) => {
             let _ = writeln!(md, "Not computed: {e:#}");
