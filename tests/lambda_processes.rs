@@ -235,8 +235,8 @@ fn assert_failed(answer: &Answer, lines: &[Value], name: &str, expected_level: &
             "an SDK dump in the error: {message}"
         );
     }
-    // The line that names the error (at INFO for a superseded execution, which is not a fault), and
-    // nothing else at WARN or ERROR.
+    // The line that names the error (INFO for a superseded execution, WARN for a rejection or throttling:
+    // none of them a fault), and nothing else at WARN or ERROR.
     let problems: Vec<&Value> = lines
         .iter()
         .filter(|l| level(l) == "WARN" || level(l) == "ERROR" || fields(l).get("error").is_some())
@@ -303,7 +303,7 @@ async fn validate_logs_once_per_invocation_and_answers_short_errors() {
     let image: ValidatedImage = serde_json::from_value(output).unwrap();
     assert_eq!(image.source.key, "uploads/photo.jpg");
     assert_failed(&rejected.0, &rejected.1, "ImageRejected.NotAnImage", "WARN");
-    let message = assert_failed(&busy.0, &busy.1, "Ferrotype.Throttled", "ERROR");
+    let message = assert_failed(&busy.0, &busy.1, "Ferrotype.Throttled", "WARN");
     // A HEAD answer has no body, so no error code: the status says it (S3's 503 means "slow down").
     assert!(message.contains("503 Service Unavailable"), "{message}");
 }
@@ -413,6 +413,6 @@ async fn detect_faces_render_variant_and_record_result_log_the_same_way() {
     later["executionId"] = json!("arn:aws:states:us-east-1:123456789012:execution:p:two");
     later["startedAt"] = json!("2026-11-28T00:00:01Z");
     let refused = blocking(move || record.invoke(&later)).await;
-    let message = assert_failed(&refused.0, &refused.1, "Ferrotype.Throttled", "ERROR");
+    let message = assert_failed(&refused.0, &refused.1, "Ferrotype.Throttled", "WARN");
     assert!(message.contains("503 SlowDown"), "{message}");
 }

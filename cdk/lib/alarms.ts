@@ -14,9 +14,9 @@ export const METRIC_NAMESPACE = 'Ferrotype';
 
 /**
  * What a function logs for a fault (crates/aws bootstrap: JSON lines, `level` first): a failure that is
- * the pipeline's problem, at ERROR. A rejection (`ImageRejected.*`, the uploader's mistake) and a
- * superseded version (`Ferrotype.Superseded`, losing a race by design) are logged at WARN and do not
- * match.
+ * the pipeline's problem, at ERROR. A rejection (`ImageRejected.*`, the uploader's mistake) and S3
+ * throttling (`Ferrotype.Throttled`, waited out by the throttling retrier, alarmed on below) are logged at
+ * WARN, a superseded version (`Ferrotype.Superseded`, losing a race by design) at INFO: none matches.
  */
 export const FAULT_LOG_PATTERN = logs.FilterPattern.stringValue('$.level', '=', 'ERROR');
 
@@ -91,7 +91,7 @@ export class PipelineAlarms extends Construct {
         metricValue: '1',
       });
       this.alarm(`${name}Faults`, filter.metric({ statistic: 'Sum', period: PERIOD }), props.topic, {
-        description: `The ${stage} function failed with a fault (logged at ERROR; rejections and superseded versions are not faults).`,
+        description: `The ${stage} function failed with a fault (logged at ERROR; rejections, throttling and superseded versions are not faults).`,
       });
     }
 

@@ -3,8 +3,9 @@
 //!
 //! Logs: one JSON object per line (`{"level", "fields": {"message", …}, "spans"}`), one `message` each.
 //! Every invocation ends with exactly one line: `done` at INFO (and a superseded upload, which is not a
-//! failure: a newer upload took over), a rejection at WARN, any other failure at ERROR; each carries `duration_ms`, and failures `error` (the stable error name) with the message
-//! `<name>: <text>`.
+//! failure: a newer upload took over), a rejection or throttling at WARN, any other failure at ERROR (what
+//! the functions' fault alarm counts); each carries `duration_ms`, and failures `error` (the stable error
+//! name) with the message `<name>: <text>`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -173,17 +174,30 @@ where
 /// The one line an invocation ends with.
 fn log_outcome<O>(result: &Result<O, StageError>, elapsed: std::time::Duration) {
     let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-    match result {
-        Ok(_) => tracing::info!(duration_ms, "done"),
-        // A newer upload (or a deletion) took over: the state machine cleans up and succeeds.
-        Err(err @ StageError::Superseded(_)) => {
+    let Err(err) = result else {
+        tracing::info!(duration_ms, "done");
+        return;
+    };
+    match failure_level(err) {
+        tracing::Level::INFO => {
             tracing::info!(error = err.name(), duration_ms, "{}: {err}", err.name())
         }
-        // The uploader's mistake, recorded as designed: worth a look, not a page.
-        Err(err @ StageError::Rejected(_)) => {
+        tracing::Level::WARN => {
             tracing::warn!(error = err.name(), duration_ms, "{}: {err}", err.name())
         }
-        Err(err) => tracing::error!(error = err.name(), duration_ms, "{}: {err}", err.name()),
+        _ => tracing::error!(error = err.name(), duration_ms, "{}: {err}", err.name()),
+    }
+}
+
+/// How loud a failed invocation is. ERROR is what the functions' fault alarm counts, so only faults get
+/// it: a superseded upload is the design working (a newer upload took over; INFO), a rejection is the
+/// uploader's mistake, recorded as designed, and throttling is waited out by the state machine's retrier
+/// and has an alarm of its own (both WARN).
+fn failure_level(err: &StageError) -> tracing::Level {
+    match err {
+        StageError::Superseded(_) => tracing::Level::INFO,
+        StageError::Rejected(_) | StageError::Throttled(_) => tracing::Level::WARN,
+        _ => tracing::Level::ERROR,
     }
 }
 
@@ -213,6 +227,33 @@ mod tests {
                 .unwrap_err();
         assert_eq!(err.name(), "Ferrotype.Config");
         assert!(err.message().contains("outputs"), "{err}");
+    }
+
+    #[test]
+    fn only_faults_are_logged_at_error() {
+        use tracing::Level;
+        assert_eq!(
+            failure_level(&StageError::Throttled("SlowDown".into())),
+            Level::WARN
+        );
+        assert_eq!(
+            failure_level(&StageError::Transient("500".into())),
+            Level::ERROR
+        );
+        assert_eq!(
+            failure_level(&StageError::Config("no bucket".into())),
+            Level::ERROR
+        );
+        assert_eq!(
+            failure_level(&StageError::Rejected(ferrotype_core::Rejection::corrupt(
+                "cut"
+            ))),
+            Level::WARN
+        );
+        assert_eq!(
+            failure_level(&StageError::Superseded("newer".into())),
+            Level::INFO
+        );
     }
 
     #[test]
