@@ -368,10 +368,10 @@ const CROP_COLOURS: usize = 4;
 
 /// The saliency grid as shaded cells, darker where attention is higher (the weakest half left clear).
 fn attention_cells(html: &mut String, grid: &SaliencyGrid) {
-    let (columns, rows) = (usize::from(grid.columns), usize::from(grid.rows));
-    if columns == 0 || grid.cells.len() != columns * rows {
+    if !grid.is_consistent() {
         return;
     }
+    let (columns, rows) = (usize::from(grid.columns), usize::from(grid.rows));
     for (index, cell) in grid.cells.iter().enumerate() {
         if *cell <= ferrotype_core::saliency::TOP / 2 {
             continue;

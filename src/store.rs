@@ -191,3 +191,56 @@ fn read(path: &Path) -> anyhow::Result<ExecutionRecord> {
     serde_json::from_slice(&bytes)
         .with_context(|| format!("{} is not an execution record", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrotype_executor::ExecutionOptions;
+
+    fn record(name: &str, status: ExecutionStatus) -> ExecutionRecord {
+        ExecutionRecord {
+            options: ExecutionOptions::local("pipeline", name),
+            status,
+            input: serde_json::json!({}),
+            output: None,
+            error: None,
+            cause: None,
+            start_date: OffsetDateTime::UNIX_EPOCH,
+            stop_date: None,
+            redrive_count: 0,
+            redrive_date: None,
+            history: Vec::new(),
+            checkpoint: None,
+            map_runs: Vec::new(),
+            map_run_arn: None,
+        }
+    }
+
+    #[test]
+    fn the_journal_writes_a_start_at_once_then_at_most_every_interval_and_always_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(std::sync::Arc::new(
+            ExecutionStore::open(dir.path()).unwrap(),
+        ));
+        let running = record("a", ExecutionStatus::Running);
+        assert!(journal.due(&running), "the first event is written at once");
+        assert!(
+            !journal.due(&running),
+            "the next one within the interval waits"
+        );
+        assert!(
+            journal.due(&record("b", ExecutionStatus::Running)),
+            "each execution has its own clock"
+        );
+        assert!(
+            journal.due(&record("a", ExecutionStatus::Succeeded)),
+            "the end is always written"
+        );
+        assert!(
+            journal.due(&running),
+            "a redrive of the ended execution starts at once again"
+        );
+        std::thread::sleep(JOURNAL_INTERVAL);
+        assert!(journal.due(&record("b", ExecutionStatus::Running)));
+    }
+}

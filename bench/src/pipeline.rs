@@ -187,13 +187,7 @@ pub fn measure(args: &PipelineArgs) -> Result<PipelineComparison> {
             timed_child(command)
         };
         let run_sharp = || -> Result<(f64, u64)> {
-            let mut command = if pin {
-                let mut c = Command::new("taskset");
-                c.args(["-c", "0", args.node]);
-                c
-            } else {
-                Command::new(args.node)
-            };
+            let mut command = pinned(Path::new(args.node), pin);
             command
                 .arg(&seed_job)
                 .arg("--out")

@@ -81,38 +81,34 @@ impl SaliencyGrid {
         };
         let (columns, rows) = (cells_of(w), cells_of(h));
         let mut sums = vec![0f64; (columns * rows) as usize];
+        let mut counts = vec![0u32; sums.len()];
         for y in 0..h {
             let row = (y * rows / h) as usize;
             for x in 0..w {
-                let column = (x * columns / w) as usize;
-                sums[row * columns as usize + column] += f64::from(scores[(y * w + x) as usize]);
+                let cell = row * columns as usize + (x * columns / w) as usize;
+                sums[cell] += f64::from(scores[(y * w + x) as usize]);
+                counts[cell] += 1;
             }
         }
-        // Cells of the last row and column may hold fewer pixels: compare densities, not sums.
-        let mut counts = vec![0f64; sums.len()];
-        for y in 0..h {
-            let row = (y * rows / h) as usize;
-            for x in 0..w {
-                counts[row * columns as usize + (x * columns / w) as usize] += 1.0;
-            }
-        }
+        // Cells of the last row and column may hold fewer pixels: compare densities, not sums. Details
+        // on the picture's outer ring of cells count half: watermarks, signatures and objects cut by the
+        // frame sit there, and pulled crops off the subject on the public test set.
         let densities: Vec<f64> = sums
             .iter()
             .zip(&counts)
-            .map(|(sum, count)| if *count > 0.0 { sum / count } else { 0.0 })
-            .collect();
-        // Details on the picture's outer ring of cells count half: watermarks, signatures and objects cut
-        // by the frame sit there, and pulled crops off the subject on the public test set.
-        let densities: Vec<f64> = densities
-            .iter()
             .enumerate()
-            .map(|(i, d)| {
+            .map(|(i, (sum, count))| {
+                let density = if *count > 0 {
+                    sum / f64::from(*count)
+                } else {
+                    0.0
+                };
                 let (column, row) = (i as u32 % columns, i as u32 / columns);
                 let outer = column == 0 || row == 0 || column + 1 == columns || row + 1 == rows;
                 if outer && columns > 2 && rows > 2 {
-                    d * EDGE_WEIGHT
+                    density * EDGE_WEIGHT
                 } else {
-                    *d
+                    density
                 }
             })
             .collect();
@@ -135,7 +131,7 @@ impl SaliencyGrid {
     }
 
     /// Whether the grid is usable: data from an event may be anything.
-    fn is_consistent(&self) -> bool {
+    pub fn is_consistent(&self) -> bool {
         self.columns > 0
             && self.rows > 0
             && self.cells.len() == usize::from(self.columns) * usize::from(self.rows)
