@@ -130,7 +130,7 @@ impl LocalPipeline {
         let server = LocalS3::start(&buckets_dir, &[INPUT_BUCKET, OUTPUT_BUCKET])
             .await
             .context("cannot start the local S3 server")?;
-        let s3 = server.client();
+        let s3 = server.in_process_client();
 
         let machine = local_state_machine(&settings.definition)?;
         let problems = ferrotype_executor::validate(&machine);

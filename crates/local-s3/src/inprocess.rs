@@ -384,24 +384,42 @@ impl InProcessHttpClient {
             .map_err(|err| ConnectorError::io(format!("the store failed: {err:?}").into()))?;
         let (parts, body) = response.into_parts();
         // HEAD and 304 answers carry no body on the wire.
-        let body = if info.method == http::Method::HEAD
-            || parts.status == http::StatusCode::NOT_MODIFIED
-        {
-            Bytes::new()
-        } else {
+        if info.method == http::Method::HEAD || parts.status == http::StatusCode::NOT_MODIFIED {
+            return self.answer(parts, Bytes::new(), &info).await;
+        }
+        if self.hook.is_none() {
+            // Nothing decides on the answer: the body streams to the caller as the store reads it,
+            // without a second copy of it in between.
+            return HttpResponse::try_from(http::Response::from_parts(
+                parts,
+                SdkBody::from_body_1_x(body),
+            ))
+            .map_err(|err| ConnectorError::other(err.into(), None));
+        }
+        let body = {
             body.collect()
                 .await
                 .map_err(|err| ConnectorError::io(format!("{err}").into()))?
                 .to_bytes()
         };
+        self.answer(parts, body, &info).await
+    }
+
+    /// A whole answer, after the hook (if any) has had its say.
+    async fn answer(
+        &self,
+        parts: http::response::Parts,
+        body: Bytes,
+        info: &RequestInfo,
+    ) -> Result<HttpResponse, ConnectorError> {
         if let Some(hook) = &self.hook {
             let answer = ResponseInfo {
                 status: parts.status.as_u16(),
                 headers: parts.headers.clone(),
             };
-            match hook.after(&info, &answer).await {
+            match hook.after(info, &answer).await {
                 After::Answer => {}
-                After::Fail(failure) => return failure.answer(&info),
+                After::Fail(failure) => return failure.answer(info),
                 After::Hang => std::future::pending::<()>().await,
             }
         }

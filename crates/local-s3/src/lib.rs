@@ -277,6 +277,17 @@ impl LocalS3 {
         aws_sdk_s3::Client::from_conf(self.client_config())
     }
 
+    /// A client of this store for the process that serves it: the same configuration, but its requests
+    /// go to the service in-process instead of through a loopback socket (no kernel copies of every body,
+    /// no HTTP framing). The same engine answers both, so faults and the request log apply alike.
+    pub fn in_process_client(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            self.client_config_builder()
+                .http_client(self.in_process_http_client(None))
+                .build(),
+        )
+    }
+
     /// An HTTP client that hands requests to this store in-process (no TCP), through `hook`; see
     /// [`InProcessS3`] for what it is for.
     pub fn in_process_http_client(
