@@ -104,8 +104,11 @@ pub fn measure(
         encoded = working.encode();
         Ok(())
     })?;
-    let read =
-        || WorkingCopy::decode(&encoded, limits).map_err(|e| anyhow::anyhow!("working copy: {e}"));
+    // The clone stands for the stage's S3 read, a fresh buffer that decoding takes over.
+    let read = || {
+        WorkingCopy::decode(encoded.clone(), limits)
+            .map_err(|e| anyhow::anyhow!("working copy: {e}"))
+    };
     let detector = BuiltinDetector::new();
     let mut faces_found = 0;
     let faces_ms = timed(&mut || {

@@ -129,7 +129,8 @@ pub fn run_ours(args: &WorkerArgs) -> Result<WorkerResult> {
         let mut per_variant = Vec::with_capacity(specs.len());
         for spec in &specs {
             let variant_start = Instant::now();
-            let copy = WorkingCopy::decode(&encoded, &limits)
+            // The clone stands for the stage's S3 read, a fresh buffer that decoding takes over.
+            let copy = WorkingCopy::decode(encoded.clone(), &limits)
                 .map_err(|e| anyhow::anyhow!("reading the working copy: {e}"))?;
             let output = render_working(&copy, spec, focus)
                 .with_context(|| format!("rendering {} of {}", spec.name, args.image.display()))?;
@@ -238,8 +239,9 @@ mod tests {
         assert_eq!(result.variant_wall_ms.len(), 2);
         assert_eq!(result.validate_wall_ms.len(), 2);
         let copy = result.working_copy.as_ref().unwrap();
-        // 800×800 cover of a 1200×900 photo needs all of its 900 rows: no DCT scale serves it.
-        assert_eq!((copy.width, copy.height), (1200, 900));
+        // 800×800 cover of a 1200×900 photo needs 800 of its 900 rows: no DCT scale serves it, so it
+        // is decoded whole and resampled down (1067 columns, rounded up, and 801 rows).
+        assert_eq!((copy.width, copy.height), (1067, 801));
         let sizes: Vec<_> = result
             .variants
             .iter()

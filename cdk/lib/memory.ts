@@ -34,9 +34,11 @@ export const DECODE_BYTES_PER_PIXEL = 8 + 4 + 4;
 export const WORKING_COPY_BYTES_PER_PIXEL = 4 + 4 + 4;
 
 /**
- * How much larger than what a variant needs the working copy may be, in pixels: validate decodes at the
- * power-of-two scale (1, 1/2, 1/4, 1/8) just above what every variant needs, so up to twice the needed
- * size per side. Replace with the imaging engineer's measured bound when it comes.
+ * How much larger than a variant's output the working copy may be, in pixels. validate resamples the
+ * copy down to what the most demanding variant needs (crates/core/src/imaging/mod.rs, `shrunk_to`), but
+ * that is the whole image at the scale of the variant's crop: a cover variant of a 4:3 photo needs 1.33×
+ * its own pixels, of a 3:1 panorama 3×; and validate keeps the decoded size when resampling would save
+ * less than a fifth (up to 1.25× more). 4 covers sources up to 3.2:1.
  */
 export const WORKING_COPY_SCALE_SLACK = 2 * 2;
 

@@ -14,10 +14,10 @@ fuzz_target!(|data: &[u8]| {
         max_pixels: 4_000_000,
         ..Limits::default()
     };
-    let Ok(copy) = WorkingCopy::decode(data, &limits) else {
+    let Ok(copy) = WorkingCopy::decode(data.to_vec(), &limits) else {
         return;
     };
-    let again = WorkingCopy::decode(&copy.encode(), &limits).expect("an accepted copy re-encodes");
+    let again = WorkingCopy::decode(copy.encode(), &limits).expect("an accepted copy re-encodes");
     assert_eq!(again, copy);
     let mut spec = VariantSpec::new("fuzz", Some(24), Some(18));
     spec.fit = Fit::Cover;

@@ -111,7 +111,7 @@ pub async fn load(
     let problem = match stored {
         Some((bytes, _)) => {
             let limits = profile.limits.clone();
-            match crate::run_cpu(move || WorkingCopy::decode(&bytes, &limits)).await? {
+            match crate::run_cpu(move || WorkingCopy::decode(bytes, &limits)).await? {
                 Ok(copy) => return Ok(copy),
                 Err(damage) => damage.to_string(),
             }

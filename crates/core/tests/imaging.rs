@@ -939,7 +939,7 @@ fn a_truncated_jpeg_is_corrupt_at_every_scale() {
 }
 
 #[test]
-fn the_working_copy_is_the_smallest_scale_that_serves_every_variant_and_the_preview() {
+fn the_working_copy_is_what_the_most_demanding_variant_or_the_preview_needs() {
     let (w, h) = (1600, 1200);
     let rgb = card(w, h);
     let jpeg = jpeg_encode(rgb.as_raw(), w, h, jpeg_encoder::ColorType::Rgb, None);
@@ -954,16 +954,20 @@ fn the_working_copy_is_the_smallest_scale_that_serves_every_variant_and_the_prev
             assert_eq!(copy.upright_size(), (w, h));
             (copy.width(), copy.height())
         };
-        // 300×300 of a 1200-pixel-high crop needs 1/4 (400×300), 600×600 1/2 (800×600), 800×800
-        // more than 1/2 (1067×800): the full size.
+        // 300×300 of a 1200-pixel-high crop needs 400×300, 600×600 800×600, 800×800 1067 pixels
+        // across (rounded up) and so 801 down (the JPEG decoded whole, then resampled down to it).
         assert_eq!(size(std::slice::from_ref(&thumb), None), (400, 300));
         assert_eq!(size(&[thumb.clone(), cover.clone()], None), (800, 600));
-        assert_eq!(size(&[thumb.clone(), large.clone()], None), (1600, 1200));
-        // A 1000-pixel preview needs more than 1/2: the full size.
-        assert_eq!(size(std::slice::from_ref(&thumb), Some(1000)), (1600, 1200));
-        assert_eq!(size(std::slice::from_ref(&thumb), Some(500)), (800, 600));
-        // Below the JPEG's 1/8 (200×150) the copy is halved like any other format.
+        assert_eq!(size(&[thumb.clone(), large.clone()], None), (1067, 801));
+        // The preview's longest side.
+        assert_eq!(size(std::slice::from_ref(&thumb), Some(1000)), (1000, 750));
+        assert_eq!(size(std::slice::from_ref(&thumb), Some(500)), (500, 375));
+        // Below the JPEG's 1/8 (200×150) the copy is resampled like any other format.
         assert_eq!(size(&[], Some(100)), (100, 75));
+        // Within a fifth of the pixels a resample would save, the decoded size stays: 1500×1125 needs
+        // 88 % of the whole.
+        let near = spec(Some(1125), Some(1125), Fit::Cover, OutputFormat::Jpeg);
+        assert_eq!(size(std::slice::from_ref(&near), None), (1600, 1200));
         // Nothing asked for: full size.
         assert_eq!(size(&[], None), (1600, 1200));
     }
@@ -994,7 +998,7 @@ fn variants_render_the_same_from_the_stored_working_copy_as_from_the_source() {
         (h, w),
         "orientation 6 turns the source"
     );
-    let stored = WorkingCopy::decode(&copy.encode(), &limits).unwrap();
+    let stored = WorkingCopy::decode(copy.encode(), &limits).unwrap();
     assert_eq!(stored, copy);
     let focus = Some(Focus::new(0.2, 0.8));
     for variant in &variants {

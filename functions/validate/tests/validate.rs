@@ -133,9 +133,11 @@ async fn decodes_the_upload_once_into_its_working_copy() {
         Some("application/vnd.ferrotype.working-copy")
     );
     assert_eq!(cache_control.as_deref(), Some("no-store"));
-    let decoded =
-        ferrotype_core::WorkingCopy::decode(&bytes, &testing::test_config().profiles[0].limits)
-            .unwrap();
+    let decoded = ferrotype_core::WorkingCopy::decode(
+        bytes.clone(),
+        &testing::test_config().profiles[0].limits,
+    )
+    .unwrap();
     assert_eq!(
         (decoded.width(), decoded.height()),
         (copy.width, copy.height)

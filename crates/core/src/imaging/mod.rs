@@ -1,8 +1,8 @@
 //! Reading, normalising, resizing and encoding images: the heart of the product.
 //!
 //! Order of work: sniff and read the header (`probe`) and apply the limits before decoding; decode
-//! once into a [`WorkingCopy`] (JPEG at a reduced DCT scale when every variant allows, other formats
-//! halved down to what they need) under an allocation cap, turned upright (EXIF orientation), 8-bit
+//! once into a [`WorkingCopy`] (JPEG at a reduced DCT scale when every variant allows, then every
+//! format resampled down to what the variants need) under an allocation cap, turned upright (EXIF orientation), 8-bit
 //! sRGB (CMYK and ICC converted); then, per variant, crop/resize the working copy with Lanczos3 (alpha
 //! premultiplied), letterbox or flatten alpha, encode.
 
@@ -139,22 +139,26 @@ fn preview_size(width: u32, height: u32, max_side: u32) -> (u32, u32) {
     (scale(width).min(max_side), scale(height).min(max_side))
 }
 
-/// Halves `bitmap` (Lanczos3) as many times as it still covers `needed` afterwards: the same rule as
-/// the JPEG DCT scales, for every format, so a working copy is less than twice what it must keep.
-fn shrunk_by_halves(bitmap: Bitmap, needed: (u32, u32)) -> Result<Bitmap, String> {
-    let (w, h) = (bitmap.width, bitmap.height);
-    let mut factor = 1u32;
-    while factor < (1 << 16)
-        && w.div_ceil(factor * 2) >= needed.0.max(1)
-        && h.div_ceil(factor * 2) >= needed.1.max(1)
-    {
-        factor *= 2;
-    }
-    if factor == 1 {
+/// `bitmap` scaled down (Lanczos3, both sides by one factor) until one of its sides is what `needed`
+/// asks of it and the other at least that: the working copy keeps what the most demanding consumer
+/// needs and no more, so every later write, hash, read and resample handles only those pixels (a
+/// 1/2-scale decode of an 8 MP photo for an 800×800 cover is 2 MP; 0.85 MP serve it). Left as it is
+/// when shrinking would save less than a fifth of its pixels: a resample for nothing.
+fn shrunk_to(bitmap: Bitmap, needed: (u32, u32)) -> Result<Bitmap, String> {
+    let (w, h) = (u64::from(bitmap.width), u64::from(bitmap.height));
+    let (nw, nh) = (u64::from(needed.0.max(1)), u64::from(needed.1.max(1)));
+    // The side whose need is the larger share of it decides the factor; the other is rounded up.
+    let (tw, th) = if nw * h >= nh * w {
+        (nw, (h * nw).div_ceil(w).max(nh))
+    } else {
+        ((w * nh).div_ceil(h).max(nw), nh)
+    };
+    let (tw, th) = (tw.min(w), th.min(h));
+    if tw * th * 5 > w * h * 4 {
         return Ok(bitmap);
     }
-    let full = (0.0, 0.0, f64::from(w), f64::from(h));
-    bitmap.resized(full, w.div_ceil(factor), h.div_ceil(factor))
+    let full = (0.0, 0.0, w as f64, h as f64);
+    bitmap.resized(full, tw as u32, th as u32)
 }
 
 /// The one decode of an upload: the source decoded (all of its pixel data, so corrupt data is found
@@ -162,10 +166,11 @@ fn shrunk_by_halves(bitmap: Bitmap, needed: (u32, u32)) -> Result<Bitmap, String
 /// detector preview of `detector_preview_side` pixels on its longest side; turned upright, converted to
 /// 8-bit sRGB (CMYK and ICC profiles applied), alpha dropped when it is opaque everywhere.
 ///
-/// The working copy is at most the source's size, and whenever it is smaller than the source both of
-/// its sides are less than twice what the most demanding variant or the preview needs on that side
-/// (JPEG through DCT scaling — 1/8 from the DC coefficients alone — then, like every other format, by
-/// halving with Lanczos3). With neither variants nor a preview it keeps the full size.
+/// The working copy is at most the source's size, and whenever it is smaller than the source it is what
+/// the most demanding variant or the preview needs (one side exactly, the other at least), or at most
+/// a quarter more: JPEG decodes at the smallest DCT scale that covers the need (1/8 from the DC
+/// coefficients alone), then every format is resampled down to it (Lanczos3). With neither variants
+/// nor a preview it keeps the full size.
 pub fn decode_working_copy(
     bytes: &[u8],
     limits: &Limits,
@@ -196,7 +201,7 @@ pub fn decode_working_copy(
     };
     let decoded = decode::decode(bytes, &info, decode_size_for(&info, stored_needed))?;
     let bitmap = decoded.bitmap.without_opaque_alpha();
-    let bitmap = shrunk_by_halves(bitmap, stored_needed).map_err(RenderError::Encode)?;
+    let bitmap = shrunk_to(bitmap, stored_needed).map_err(RenderError::Encode)?;
     let bitmap = colour::to_srgb(bitmap.oriented(info.orientation), decoded.icc.as_deref());
     let exif = decoded
         .exif
