@@ -19,7 +19,7 @@
 //! Uncompressed because the stages that read it are CPU-bound and the bytes are cheap: LZ4 over row
 //! deltas (version 1) saved a quarter to a third of the bytes but cost validate ~20 ms and every reader
 //! ~10 ms of a full vCPU per photo, more than moving the difference through S3 or the local store
-//! (README "The working copy"). Version 1 copies are refused as unknown and decoded again from the source.
+//! (README, Benchmarks). Version 1 copies are refused as unknown and decoded again from the source.
 //!
 //! Every size is checked against the others and against the profile's limits before anything is
 //! allocated, and the checksum covers everything else: a truncated or altered copy is a typed error.
