@@ -240,8 +240,8 @@ mod tests {
         assert_eq!(result.validate_wall_ms.len(), 2);
         let copy = result.working_copy.as_ref().unwrap();
         // 800×800 cover of a 1200×900 photo needs 800 of its 900 rows: no DCT scale serves it, so it
-        // is decoded whole and resampled down (1067 columns, rounded up, and 801 rows).
-        assert_eq!((copy.width, copy.height), (1067, 801));
+        // is decoded whole and resampled down to 1067×800 (1066.7 columns rounded up).
+        assert_eq!((copy.width, copy.height), (1067, 800));
         let sizes: Vec<_> = result
             .variants
             .iter()

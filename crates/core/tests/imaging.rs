@@ -954,11 +954,11 @@ fn the_working_copy_is_what_the_most_demanding_variant_or_the_preview_needs() {
             assert_eq!(copy.upright_size(), (w, h));
             (copy.width(), copy.height())
         };
-        // 300×300 of a 1200-pixel-high crop needs 400×300, 600×600 800×600, 800×800 1067 pixels
-        // across (rounded up) and so 801 down (the JPEG decoded whole, then resampled down to it).
+        // 300×300 of a 1200-pixel-high crop needs 400×300, 600×600 800×600, 800×800 1067×800 (1066.7
+        // rounded up; the JPEG decoded whole, then resampled down to it).
         assert_eq!(size(std::slice::from_ref(&thumb), None), (400, 300));
         assert_eq!(size(&[thumb.clone(), cover.clone()], None), (800, 600));
-        assert_eq!(size(&[thumb.clone(), large.clone()], None), (1067, 801));
+        assert_eq!(size(&[thumb.clone(), large.clone()], None), (1067, 800));
         // The preview's longest side.
         assert_eq!(size(std::slice::from_ref(&thumb), Some(1000)), (1000, 750));
         assert_eq!(size(std::slice::from_ref(&thumb), Some(500)), (500, 375));
@@ -970,6 +970,25 @@ fn the_working_copy_is_what_the_most_demanding_variant_or_the_preview_needs() {
         assert_eq!(size(std::slice::from_ref(&near), None), (1600, 1200));
         // Nothing asked for: full size.
         assert_eq!(size(&[], None), (1600, 1200));
+    }
+}
+
+#[test]
+fn the_variant_the_working_copy_is_sized_for_is_cropped_from_it_not_resampled() {
+    let (w, h) = (1600, 1200);
+    let png = png_encode(&DynamicImage::ImageRgb8(card(w, h)));
+    let cover = spec(Some(800), Some(800), Fit::Cover, OutputFormat::Png);
+    let copy =
+        decode_working_copy(&png, &Limits::default(), std::slice::from_ref(&cover), None).unwrap();
+    assert_eq!((copy.width(), copy.height()), (1067, 800));
+    let rendered = render_working(&copy, &cover, None).unwrap();
+    let out = decode(&rendered.bytes).to_rgb8();
+    // The centred 1200×1200 crop starts 200 source pixels in: 133.4 of the copy's, rounded to 133.
+    let row = copy.width() as usize * 3;
+    for y in 0..800usize {
+        let expected = &copy.pixels()[y * row + 133 * 3..y * row + 933 * 3];
+        let got = &out.as_raw()[y * 2400..(y + 1) * 2400];
+        assert!(expected == got, "row {y} differs from the copy's pixels");
     }
 }
 

@@ -202,6 +202,24 @@ impl Bitmap {
         if region == full && (width, height) == (self.width, self.height) {
             return Ok(self.clone());
         }
+        let whole_pixels = |v: f64| v.fract() == 0.0 && v >= 0.0;
+        if region.2 == f64::from(width)
+            && region.3 == f64::from(height)
+            && whole_pixels(region.0)
+            && whole_pixels(region.1)
+            && region.0 + region.2 <= full.2
+            && region.1 + region.3 <= full.3
+        {
+            // Same size at whole-pixel offsets: a crop, row by row (a resample would copy them anyway).
+            let bpp = self.channels.count();
+            let (x, y) = (region.0 as usize, region.1 as usize);
+            let (row, stride) = (width as usize * bpp, self.width as usize * bpp);
+            let mut data = Vec::with_capacity(row * height as usize);
+            for line in self.data.chunks_exact(stride).skip(y).take(height as usize) {
+                data.extend_from_slice(&line[x * bpp..x * bpp + row]);
+            }
+            return Ok(Bitmap::new(width, height, self.channels, data));
+        }
         let channels = self.channels;
         let src = ImageRef::new(self.width, self.height, &self.data, channels.pixel_type())
             .map_err(|e| format!("resize source: {e}"))?;

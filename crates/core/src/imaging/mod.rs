@@ -147,11 +147,15 @@ fn preview_size(width: u32, height: u32, max_side: u32) -> (u32, u32) {
 fn shrunk_to(bitmap: Bitmap, needed: (u32, u32)) -> Result<Bitmap, String> {
     let (w, h) = (u64::from(bitmap.width), u64::from(bitmap.height));
     let (nw, nh) = (u64::from(needed.0.max(1)), u64::from(needed.1.max(1)));
-    // The side whose need is the larger share of it decides the factor; the other is rounded up.
-    let (tw, th) = if nw * h >= nh * w {
-        (nw, (h * nw).div_ceil(w).max(nh))
-    } else {
-        ((w * nh).div_ceil(h).max(nw), nh)
+    // One side at its need and the other scaled and rounded up: of the two, the smaller that still
+    // covers both needs (rounding can make either side's choice the one that does).
+    let by_width = (nw, (h * nw).div_ceil(w));
+    let by_height = ((w * nh).div_ceil(h), nh);
+    let covers = |(cw, ch): (u64, u64)| cw >= nw && ch >= nh;
+    let (tw, th) = match (covers(by_width), covers(by_height)) {
+        (true, true) if by_height.0 * by_height.1 < by_width.0 * by_width.1 => by_height,
+        (true, _) => by_width,
+        _ => by_height,
     };
     let (tw, th) = (tw.min(w), th.min(h));
     if tw * th * 5 > w * h * 4 {
@@ -255,6 +259,7 @@ pub fn render_working(
         (f64::from(sw) * fx).min(f64::from(bitmap.width) - x),
         (f64::from(sh) * fy).min(f64::from(bitmap.height) - y),
     );
+    let region = snapped_to_pixels(region, layout.resized, (bitmap.width, bitmap.height));
     let mut bitmap = bitmap
         .resized(region, layout.resized.0, layout.resized.1)
         .map_err(RenderError::Encode)?;
@@ -286,6 +291,27 @@ pub fn render_working(
         height: bitmap.height,
         format: spec.format,
     })
+}
+
+/// A region within a pixel of the output's size becomes exactly that size at whole-pixel offsets:
+/// resampling it would only shift the pixels by a fraction and soften them. That is the largest variant,
+/// which the working copy is sized for; sharp likewise crops whole pixels after its resize.
+fn snapped_to_pixels(
+    region: (f64, f64, f64, f64),
+    (out_w, out_h): (u32, u32),
+    (copy_w, copy_h): (u32, u32),
+) -> (f64, f64, f64, f64) {
+    let (w, h) = (f64::from(out_w), f64::from(out_h));
+    if (region.2 - w).abs() >= 1.0
+        || (region.3 - h).abs() >= 1.0
+        || out_w > copy_w
+        || out_h > copy_h
+    {
+        return region;
+    }
+    let x = region.0.round().clamp(0.0, f64::from(copy_w - out_w));
+    let y = region.1.round().clamp(0.0, f64::from(copy_h - out_h));
+    (x, y, w, h)
 }
 
 /// Renders one variant of an encoded image: [`decode_working_copy`] for this variant alone, then
