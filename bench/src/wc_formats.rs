@@ -42,6 +42,18 @@ fn delta(copy: &WorkingCopy) -> Vec<u8> {
     out
 }
 
+/// Undoes [`delta`] in place; the restored length.
+fn undelta(mut pixels: Vec<u8>, copy: &WorkingCopy) -> usize {
+    let n = channel_count(copy.channels());
+    let row = copy.width() as usize * n;
+    for line in pixels.chunks_exact_mut(row) {
+        for i in n..row {
+            line[i] = line[i].wrapping_add(line[i - n]);
+        }
+    }
+    pixels.len()
+}
+
 fn channel_count(channels: Channels) -> usize {
     match channels {
         Channels::Grey => 1,
@@ -75,17 +87,7 @@ const CODECS: [Codec; 7] = [
     (
         "row deltas + zstd -1",
         |c| Ok(zstd::bulk::compress(&delta(c), 1)?),
-        |b, c| {
-            let mut d = zstd::bulk::decompress(b, c.pixel_bytes())?;
-            let n = channel_count(c.channels());
-            let row = c.width() as usize * n;
-            for line in d.chunks_exact_mut(row) {
-                for i in n..row {
-                    line[i] = line[i].wrapping_add(line[i - n]);
-                }
-            }
-            Ok(d.len())
-        },
+        |b, c| Ok(undelta(zstd::bulk::decompress(b, c.pixel_bytes())?, c)),
     ),
     (
         "QOI",
@@ -127,17 +129,7 @@ const CODECS: [Codec; 7] = [
     (
         "row deltas + LZ4 (the working copy's version 1)",
         |c| Ok(lz4_flex::block::compress(&delta(c))),
-        |b, c| {
-            let mut d = lz4_flex::block::decompress(b, c.pixel_bytes())?;
-            let n = channel_count(c.channels());
-            let row = c.width() as usize * n;
-            for line in d.chunks_exact_mut(row) {
-                for i in n..row {
-                    line[i] = line[i].wrapping_add(line[i - n]);
-                }
-            }
-            Ok(d.len())
-        },
+        |b, c| Ok(undelta(lz4_flex::block::decompress(b, c.pixel_bytes())?, c)),
     ),
 ];
 
