@@ -278,6 +278,10 @@ impl LocalPipeline {
             .bucket(INPUT_BUCKET)
             .key(key)
             .body(bytes.into())
+            // As the stages' own PUTs (ObjectStore::put): the SDK's CRC-32 guards the body; a signed
+            // payload would add SigV4's SHA-256 of every upload here and again at the store.
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|err| {
