@@ -90,7 +90,7 @@ pub fn decode_memory_mib(max_pixels: u64) -> u32 {
     memory_mib(max_pixels as f64, 16.0)
 }
 
-/// detect-faces' and render-variant's memory: the working copy at 12 B/px, bounded by 4 × what the largest
+/// detect-faces' and render-variant's memory: the working copy at 8 B/px, bounded by 4 × what the largest
 /// variant (or the 1920 px face preview) needs, never above the upload (cdk/lib/memory.ts
 /// `workingCopyMemoryMiB`).
 pub fn working_copy_memory_mib(
@@ -100,7 +100,7 @@ pub fn working_copy_memory_mib(
 ) -> u32 {
     let preview = if detects_faces { 1920 * 1920 } else { 0 };
     let pixels = (largest_variant_pixels.max(preview) * 4).min(max_pixels);
-    memory_mib(pixels as f64, 12.0)
+    memory_mib(pixels as f64, 8.0)
 }
 
 /// record-result's memory (cdk/lib/ferrotype-stack.ts RECORD_RESULT_MEMORY_MIB).
@@ -632,14 +632,14 @@ mod tests {
 
     #[test]
     fn memory_matches_the_cdk_examples() {
-        // cdk/test/functions.test.ts: validate 1664 MiB for 100 MP; the shipped profile's working copy 320 MiB.
+        // cdk/test/functions.test.ts: validate 1664 MiB for 100 MP; the shipped profile's working copy 256 MiB.
         assert_eq!(decode_memory_mib(100_000_000), 1664);
         assert_eq!(decode_memory_mib(1), 192);
         assert_eq!(decode_memory_mib(10_000_000_000), 10_240);
-        assert_eq!(working_copy_memory_mib(100_000_000, 800 * 800, true), 320);
+        assert_eq!(working_copy_memory_mib(100_000_000, 800 * 800, true), 256);
         assert_eq!(
             working_copy_memory_mib(100_000_000, 2000 * 1500, false),
-            320
+            256
         );
         assert_eq!(working_copy_memory_mib(1_000_000, 4000 * 4000, false), 192);
     }
@@ -764,8 +764,8 @@ mod tests {
 
     const MEMORIES: Memories = Memories {
         validate: 1664,
-        faces: 320,
-        render: 320,
+        faces: 256,
+        render: 256,
         record: 256,
     };
 

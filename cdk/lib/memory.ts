@@ -27,11 +27,12 @@ export const DECODE_BYTES_PER_PIXEL = 8 + 4 + 4;
 
 /**
  * Peak bytes per working-copy pixel in a stage that reads it:
- *   4  the working copy as read from S3 (at most its raw 8-bit RGBA size)
- * + 4  the pixels it holds
- * + 4  one resize working buffer (at most working-copy-sized)
+ *   4  the working copy as read from S3 (at most 8-bit RGBA), which becomes the bitmap in place
+ *      (`WorkingCopy::decode` checks the CRC-32 and keeps the read buffer as the pixels)
+ * + 4  one resize working buffer (at most working-copy-sized: a render's output or the face preview)
+ * tests/resource_bounds.rs checks a render's peak stays under two copies' bytes plus 16 MiB.
  */
-export const WORKING_COPY_BYTES_PER_PIXEL = 4 + 4 + 4;
+export const WORKING_COPY_BYTES_PER_PIXEL = 4 + 4;
 
 /**
  * How much larger than a variant's output the working copy may be, in pixels. validate resamples the
@@ -87,7 +88,7 @@ export function decodingMemoryMiB(config: FerrotypeConfig): number {
 
 /**
  * detect-faces and render-variant: read the working copy. Example: the shipped profile (800×800 cover,
- * faces on): 1920² × 4 = 14.7 MP × 12 B = 169 + 128 MiB → 320.
+ * faces on): 1920² × 4 = 14.7 MP × 8 B = 112.5 + 128 MiB → 256.
  */
 export function workingCopyMemoryMiB(config: FerrotypeConfig): number {
   return memoryMiB(workingCopyPixels(config), WORKING_COPY_BYTES_PER_PIXEL);

@@ -54,10 +54,10 @@ describe('pipeline functions', () => {
     expect(largestMaxPixels(repoConfig())).toBe(100_000_000);
     expect(fn('validate').MemorySize).toBe(1664);
     // The shipped profile detects faces: the working copy serves a 1920 px preview, 1920^2 * 4 (scale slack)
-    // = 14.7 MP * 12 B = 169 MiB + 128 = 297, rounded up to 320.
+    // = 14.7 MP * 8 B = 112.5 MiB + 128 = 240.5, rounded up to 256.
     expect(workingCopyPixels(repoConfig())).toBe(1920 * 1920 * 4);
-    expect(fn('detect-faces').MemorySize).toBe(320);
-    expect(fn('render-variant').MemorySize).toBe(320);
+    expect(fn('detect-faces').MemorySize).toBe(256);
+    expect(fn('render-variant').MemorySize).toBe(256);
     expect(fn('record-result').MemorySize).toBe(256);
   });
 
@@ -94,9 +94,9 @@ describe('memory derivation', () => {
       c.profiles[0].smartCrop = 'off';
       c.profiles[0].variants = [{ name: 'big', width: 2000, height: 1500, fit: 'inside' }, { name: 'tall', height: 1200 }];
     });
-    // 2000 * 1500 * 4 = 12 MP * 12 B = 137 MiB + 128 = 265 → 320
+    // 2000 * 1500 * 4 = 12 MP * 8 B = 91.6 MiB + 128 = 219.6 → 256
     expect(workingCopyPixels(noFaces)).toBe(12_000_000);
-    expect(memoryOf(build({ config: noFaces }), 'render-variant')).toBe(320);
+    expect(memoryOf(build({ config: noFaces }), 'render-variant')).toBe(256);
     const tiny = configVariant((c) => {
       c.profiles[0].smartCrop = 'off';
       c.profiles[0].limits.maxPixels = 1_000_000;
@@ -126,7 +126,7 @@ describe('memory derivation', () => {
   });
 
   test('one formula for both kinds of stage', () => {
-    expect(memoryMiB(14_745_600, WORKING_COPY_BYTES_PER_PIXEL)).toBe(320);
+    expect(memoryMiB(14_745_600, WORKING_COPY_BYTES_PER_PIXEL)).toBe(256);
   });
 });
 
