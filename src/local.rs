@@ -278,8 +278,7 @@ impl LocalPipeline {
             .bucket(INPUT_BUCKET)
             .key(key)
             .body(bytes.into())
-            // As the stages' own PUTs (ObjectStore::put): the SDK's CRC-32 guards the body; a signed
-            // payload would add SigV4's SHA-256 of every upload here and again at the store.
+            // Unsigned, for the reason ObjectStore::put gives.
             .customize()
             .disable_payload_signing()
             .send()
