@@ -48,6 +48,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    ferrotype_aws::bootstrap::tune_allocator();
     cli::output::exit_quietly_when_stdout_closes();
     let cli = Cli::parse();
     init_tracing(cli.verbose);

@@ -4,8 +4,11 @@
 
 use ferrotype_aws::bootstrap::{self, Environment};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> Result<(), lambda_runtime::Error> {
+    bootstrap::start(serve)?
+}
+
+async fn serve() -> Result<(), lambda_runtime::Error> {
     bootstrap::init_tracing();
     let aws = bootstrap::load_aws_config().await;
     let deps = Environment::from_env().map(|env| {
