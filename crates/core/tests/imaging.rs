@@ -949,10 +949,11 @@ fn the_working_copy_is_what_the_most_demanding_variant_or_the_preview_needs() {
     let large = spec(Some(800), Some(800), Fit::Cover, OutputFormat::Jpeg);
     let limits = Limits::default();
     for source in [&jpeg, &png] {
+        // The whole image at the copy's scale (without a preview the copy keeps only a part of it).
         let size = |variants: &[VariantSpec], preview: Option<u32>| {
             let copy = decode_working_copy(source, &limits, variants, preview).unwrap();
             assert_eq!(copy.upright_size(), (w, h));
-            (copy.width(), copy.height())
+            copy.full_size()
         };
         // 300×300 of a 1200-pixel-high crop needs 400×300, 600×600 800×600, 800×800 1067×800 (1066.7
         // rounded up; the JPEG decoded whole, then resampled down to it).
@@ -980,15 +981,99 @@ fn the_variant_the_working_copy_is_sized_for_is_cropped_from_it_not_resampled() 
     let cover = spec(Some(800), Some(800), Fit::Cover, OutputFormat::Png);
     let copy =
         decode_working_copy(&png, &Limits::default(), std::slice::from_ref(&cover), None).unwrap();
-    assert_eq!((copy.width(), copy.height()), (1067, 800));
+    assert_eq!(copy.full_size(), (1067, 800));
     let rendered = render_working(&copy, &cover, None).unwrap();
     let out = decode(&rendered.bytes).to_rgb8();
-    // The centred 1200×1200 crop starts 200 source pixels in: 133.4 of the copy's, rounded to 133.
+    // The centred 1200×1200 crop starts 200 source pixels in: 133.4 of the whole copy's, rounded to
+    // 133; the stored part starts a few pixels before it.
     let row = copy.width() as usize * 3;
+    let x = 133 - copy.origin().0 as usize;
     for y in 0..800usize {
-        let expected = &copy.pixels()[y * row + 133 * 3..y * row + 933 * 3];
+        let expected = &copy.pixels()[y * row + x * 3..y * row + (x + 800) * 3];
         let got = &out.as_raw()[y * 2400..(y + 1) * 2400];
         assert!(expected == got, "row {y} differs from the copy's pixels");
+    }
+}
+
+#[test]
+fn without_a_detector_the_working_copy_keeps_only_what_the_variants_read() {
+    let (w, h) = (1600, 1200);
+    let png = png_encode(&DynamicImage::ImageRgb8(card(w, h)));
+    let limits = Limits::default();
+    let thumb = spec(Some(300), Some(300), Fit::Cover, OutputFormat::Jpeg);
+    let large = spec(Some(800), Some(800), Fit::Cover, OutputFormat::Jpeg);
+    let tall = spec(Some(200), Some(600), Fit::Cover, OutputFormat::Jpeg);
+    let inside = spec(Some(400), None, Fit::Inside, OutputFormat::Jpeg);
+    let copy = |variants: &[VariantSpec], preview: Option<u32>| {
+        decode_working_copy(&png, &limits, variants, preview).unwrap()
+    };
+    // Two centred squares: the middle of the 1067×800 image, a kernel's reach wider on each side.
+    let squares = copy(&[thumb.clone(), large.clone()], None);
+    assert_eq!(squares.full_size(), (1067, 800));
+    let (x, y) = squares.origin();
+    assert_eq!((y, squares.height()), (0, 800));
+    assert!(x > 100 && x < 134, "starts at {x}");
+    assert!(
+        x + squares.width() > 933 && x + squares.width() < 967,
+        "ends at {}",
+        x + squares.width()
+    );
+    assert!(!squares.is_whole());
+    // A portrait crop beside them widens nothing (it is narrower) but is as tall as the image.
+    let with_tall = copy(&[thumb.clone(), large.clone(), tall], None);
+    assert_eq!(with_tall.origin(), squares.origin());
+    assert_eq!(with_tall.width(), squares.width());
+    // A variant that shows the whole image, or a detector that may move the crops: the whole image.
+    assert!(copy(&[thumb.clone(), inside], None).is_whole());
+    assert!(copy(&[thumb, large], Some(64)).is_whole());
+}
+
+#[test]
+fn a_part_renders_every_variant_as_the_whole_copy_does_in_every_orientation() {
+    let upright = card(901, 677);
+    let variants = [
+        spec(Some(300), Some(300), Fit::Cover, OutputFormat::Png),
+        spec(Some(500), Some(500), Fit::Cover, OutputFormat::Png),
+        spec(Some(120), Some(400), Fit::Cover, OutputFormat::Png),
+        spec(Some(90), Some(90), Fit::Cover, OutputFormat::Png),
+    ];
+    let limits = Limits::default();
+    for orientation in 1..=8u8 {
+        let stored = stored_for(&upright, orientation);
+        let exif = orientation_exif(orientation);
+        let jpeg = jpeg_encode(
+            stored.as_raw(),
+            stored.width(),
+            stored.height(),
+            jpeg_encoder::ColorType::Rgb,
+            Some(&exif),
+        );
+        let part = decode_working_copy(&jpeg, &limits, &variants, None).unwrap();
+        // A tiny preview changes no size but keeps the whole image.
+        let whole = decode_working_copy(&jpeg, &limits, &variants, Some(8)).unwrap();
+        assert!(whole.is_whole(), "orientation {orientation}");
+        assert!(!part.is_whole(), "orientation {orientation}");
+        assert_eq!(
+            part.full_size(),
+            whole.full_size(),
+            "orientation {orientation}"
+        );
+        for variant in &variants {
+            let from_part = decode(&render_working(&part, variant, None).unwrap().bytes).to_rgb8();
+            let from_whole =
+                decode(&render_working(&whole, variant, None).unwrap().bytes).to_rgb8();
+            assert_eq!(from_part.dimensions(), from_whole.dimensions());
+            // Equal but for the last bit of a float's rounding.
+            assert!(
+                close(from_part.as_raw(), from_whole.as_raw(), 1),
+                "orientation {orientation}, {:?}: the part renders other pixels",
+                (variant.width, variant.height)
+            );
+        }
+        // The stored part reads back as the same part.
+        let stored_part = WorkingCopy::decode(part.encode(), &limits).unwrap();
+        assert_eq!(stored_part, part, "orientation {orientation}");
+        assert!(face_preview(&part, 64).is_err());
     }
 }
 

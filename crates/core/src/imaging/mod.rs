@@ -139,13 +139,13 @@ fn preview_size(width: u32, height: u32, max_side: u32) -> (u32, u32) {
     (scale(width).min(max_side), scale(height).min(max_side))
 }
 
-/// `bitmap` scaled down (Lanczos3, both sides by one factor) until one of its sides is what `needed`
-/// asks of it and the other at least that: the working copy keeps what the most demanding consumer
-/// needs and no more, so every later write, hash, read and resample handles only those pixels (a
-/// 1/2-scale decode of an 8 MP photo for an 800×800 cover is 2 MP; 0.85 MP serve it). Left as it is
+/// The size `stored` scales down to (Lanczos3, both sides by one factor) so that one of its sides is
+/// what `needed` asks of it and the other at least that: the working copy keeps what the most demanding
+/// consumer needs and no more, so every later write, hash, read and resample handles only those pixels
+/// (a 1/2-scale decode of an 8 MP photo for an 800×800 cover is 2 MP; 0.85 MP serve it). `stored` itself
 /// when shrinking would save less than a fifth of its pixels: a resample for nothing.
-fn shrunk_to(bitmap: Bitmap, needed: (u32, u32)) -> Result<Bitmap, String> {
-    let (w, h) = (u64::from(bitmap.width), u64::from(bitmap.height));
+fn shrink_target(stored: (u32, u32), needed: (u32, u32)) -> (u32, u32) {
+    let (w, h) = (u64::from(stored.0), u64::from(stored.1));
     let (nw, nh) = (u64::from(needed.0.max(1)), u64::from(needed.1.max(1)));
     // One side at its need and the other scaled and rounded up: of the two, the smaller that still
     // covers both needs (rounding can make either side's choice the one that does).
@@ -159,10 +159,72 @@ fn shrunk_to(bitmap: Bitmap, needed: (u32, u32)) -> Result<Bitmap, String> {
     };
     let (tw, th) = (tw.min(w), th.min(h));
     if tw * th * 5 > w * h * 4 {
-        return Ok(bitmap);
+        return stored;
     }
-    let full = (0.0, 0.0, w as f64, h as f64);
-    bitmap.resized(full, tw as u32, th as u32)
+    (tw as u32, th as u32)
+}
+
+/// x, y, width, height in pixels.
+type PixelRect = (u32, u32, u32, u32);
+
+/// How far Lanczos3 reaches on each side of an output pixel's centre, in output pixels.
+const LANCZOS3_SUPPORT: f64 = 3.0;
+
+/// The part of the upright image, scaled to `full`, that renders of `variants` with the centre focus
+/// read: each variant's source region widened by its resampling kernel's reach (three pixels times the
+/// shrink factor, plus one for the whole-pixel snap and one for rounding), so a render from the part
+/// reads the pixels a render from the whole image would.
+fn region_read_by(variants: &[VariantSpec], upright: (u32, u32), full: (u32, u32)) -> PixelRect {
+    let (fx, fy) = (
+        f64::from(full.0) / f64::from(upright.0.max(1)),
+        f64::from(full.1) / f64::from(upright.1.max(1)),
+    );
+    // Start, length, output length, whole length: the part's [start, end) along one axis.
+    let span = |start: f64, len: f64, out: u32, whole: u32| {
+        let reach = (LANCZOS3_SUPPORT * (len / f64::from(out.max(1))).max(1.0)).ceil() + 2.0;
+        let from = (start - reach).floor().max(0.0) as u32;
+        let to = ((start + len + reach).ceil() as u32).min(whole);
+        (from, to)
+    };
+    let (mut x0, mut y0, mut x1, mut y1) = (full.0, full.1, 0, 0);
+    for spec in variants {
+        let layout = geometry::layout(upright.0, upright.1, spec, Focus::CENTRE);
+        let (sx, sy, sw, sh) = layout.source;
+        let (from_x, to_x) = span(
+            f64::from(sx) * fx,
+            f64::from(sw) * fx,
+            layout.resized.0,
+            full.0,
+        );
+        let (from_y, to_y) = span(
+            f64::from(sy) * fy,
+            f64::from(sh) * fy,
+            layout.resized.1,
+            full.1,
+        );
+        (x0, y0, x1, y1) = (x0.min(from_x), y0.min(from_y), x1.max(to_x), y1.max(to_y));
+    }
+    if x0 >= x1 || y0 >= y1 {
+        return (0, 0, full.0, full.1);
+    }
+    (x0, y0, x1 - x0, y1 - y0)
+}
+
+/// The rectangle of a `stored`-sized image (before EXIF `orientation`) that becomes `upright` once the
+/// image is turned upright (the inverse of `Bitmap::oriented`'s mapping).
+fn stored_rect(upright: PixelRect, orientation: u8, stored: (u32, u32)) -> PixelRect {
+    let (x, y, w, h) = upright;
+    let (sw, sh) = stored;
+    match orientation {
+        2 => (sw - x - w, y, w, h),
+        3 => (sw - x - w, sh - y - h, w, h),
+        4 => (x, sh - y - h, w, h),
+        5 => (y, x, h, w),
+        6 => (y, sh - x - w, h, w),
+        7 => (sw - y - h, sh - x - w, h, w),
+        8 => (sw - y - h, x, h, w),
+        _ => upright,
+    }
 }
 
 /// The one decode of an upload: the source decoded (all of its pixel data, so corrupt data is found
@@ -175,11 +237,28 @@ fn shrunk_to(bitmap: Bitmap, needed: (u32, u32)) -> Result<Bitmap, String> {
 /// a quarter more: JPEG decodes at the smallest DCT scale that covers the need (1/8 from the DC
 /// coefficients alone), then every format is resampled down to it (Lanczos3). With neither variants
 /// nor a preview it keeps the full size.
+///
+/// Without a detector (no preview) every crop is centred, so the copy keeps only the part of that image
+/// the variants read, resampled straight from the decode: for 1:1 covers of a 16:9 photo, 45 % of the
+/// pixels (`full_size` and `origin` place it; renders from it equal renders from the whole).
 pub fn decode_working_copy(
     bytes: &[u8],
     limits: &Limits,
     variants: &[VariantSpec],
     detector_preview_side: Option<u32>,
+) -> Result<WorkingCopy, RenderError> {
+    let centred = detector_preview_side.is_none();
+    decode_copy(bytes, limits, variants, detector_preview_side, centred)
+}
+
+/// [`decode_working_copy`]; `centred_crops`: every variant will be cropped around the centre, so the
+/// copy may keep only the part they read.
+fn decode_copy(
+    bytes: &[u8],
+    limits: &Limits,
+    variants: &[VariantSpec],
+    detector_preview_side: Option<u32>,
+    centred_crops: bool,
 ) -> Result<WorkingCopy, RenderError> {
     for spec in variants {
         spec.validate().map_err(RenderError::InvalidSpec)?;
@@ -205,13 +284,50 @@ pub fn decode_working_copy(
     };
     let decoded = decode::decode(bytes, &info, decode_size_for(&info, stored_needed))?;
     let bitmap = decoded.bitmap.without_opaque_alpha();
-    let bitmap = shrunk_to(bitmap, stored_needed).map_err(RenderError::Encode)?;
+    let decoded_size = (bitmap.width, bitmap.height);
+    // The whole image at the copy's scale, stored and upright.
+    let full = shrink_target(decoded_size, stored_needed);
+    let swapped = info.orientation >= 5;
+    let full_upright = if swapped { (full.1, full.0) } else { full };
+    // Without a detector every crop is centred and known now: keep only what the variants read.
+    let part = if centred_crops && !variants.is_empty() {
+        region_read_by(variants, (up_w, up_h), full_upright)
+    } else {
+        (0, 0, full_upright.0, full_upright.1)
+    };
+    let (px, py, pw, ph) = stored_rect(part, info.orientation, full);
+    let (sx, sy) = (
+        f64::from(decoded_size.0) / f64::from(full.0),
+        f64::from(decoded_size.1) / f64::from(full.1),
+    );
+    // One resample (or a crop at the decoded scale) straight to the part.
+    let (x, y) = (f64::from(px) * sx, f64::from(py) * sy);
+    // Clamped: scaling by a ratio can overshoot the edge by a rounding error, which the resizer refuses.
+    let region = (
+        x,
+        y,
+        (f64::from(pw) * sx).min(f64::from(decoded_size.0) - x),
+        (f64::from(ph) * sy).min(f64::from(decoded_size.1) - y),
+    );
+    let bitmap = if (px, py, pw, ph) == (0, 0, decoded_size.0, decoded_size.1) {
+        bitmap
+    } else {
+        bitmap
+            .resized(region, pw, ph)
+            .map_err(RenderError::Encode)?
+    };
     let bitmap = colour::to_srgb(bitmap.oriented(info.orientation), decoded.icc.as_deref());
     let exif = decoded
         .exif
         .as_deref()
         .map(|e| exif::with_upright_orientation(e.strip_prefix(b"Exif\0\0").unwrap_or(e)));
-    Ok(WorkingCopy::new(bitmap, (up_w, up_h), exif))
+    Ok(WorkingCopy::part(
+        bitmap,
+        (up_w, up_h),
+        full_upright,
+        (part.0, part.1),
+        exif,
+    ))
 }
 
 /// The output size of `spec` on an upright `width`×`height` source, refused past the largest side a
@@ -248,11 +364,32 @@ pub fn render_working(
     let layout = checked_layout(up_w, up_h, spec, focus)?;
     let (sx, sy, sw, sh) = layout.source;
     let bitmap = &working.bitmap;
-    // The region in working-copy pixels (the copy may be smaller than the upright source).
-    let fx = f64::from(bitmap.width) / f64::from(up_w);
-    let fy = f64::from(bitmap.height) / f64::from(up_h);
+    // The region in working-copy pixels (the copy may be smaller than the upright source, and only
+    // the part of it the profile's variants read).
+    let (full_w, full_h) = working.full_size();
+    let fx = f64::from(full_w) / f64::from(up_w);
+    let fy = f64::from(full_h) / f64::from(up_h);
+    let (ox, oy) = working.origin();
+    let (x, y) = (
+        f64::from(sx) * fx - f64::from(ox),
+        f64::from(sy) * fy - f64::from(oy),
+    );
+    // A part made for other variants (never, as copies are keyed by the profile's settings).
+    const ROUNDING: f64 = 1e-6;
+    if x < -ROUNDING
+        || y < -ROUNDING
+        || x + f64::from(sw) * fx > f64::from(bitmap.width) + ROUNDING
+        || y + f64::from(sh) * fy > f64::from(bitmap.height) + ROUNDING
+    {
+        return Err(RenderError::Encode(format!(
+            "the working copy holds {}×{} pixels at {:?} of {full_w}×{full_h}, not this variant's region",
+            bitmap.width,
+            bitmap.height,
+            working.origin()
+        )));
+    }
+    let (x, y) = (x.max(0.0), y.max(0.0));
     // Clamped: scaling by a ratio can overshoot the edge by a rounding error, which the resizer refuses.
-    let (x, y) = (f64::from(sx) * fx, f64::from(sy) * fy);
     let region = (
         x,
         y,
@@ -326,7 +463,8 @@ pub fn render(
     let info = probe_whole(bytes, limits)?;
     // Refuse an impossible output before decoding anything.
     checked_layout(info.upright_width, info.upright_height, spec, Focus::CENTRE)?;
-    let working = decode_working_copy(bytes, limits, std::slice::from_ref(spec), None)?;
+    let centred = !(spec.follow_focus && focus.is_some());
+    let working = decode_copy(bytes, limits, std::slice::from_ref(spec), None, centred)?;
     render_working(&working, spec, focus)
 }
 
@@ -354,6 +492,12 @@ fn letterbox(bitmap: Bitmap, canvas: (u32, u32), offset: (u32, u32), spec: &Vari
 /// flattened onto white): what face detectors look at. Its size is the source's upright size scaled
 /// down (never up), whatever the working copy's own size, so detections map back as fractions.
 pub fn face_preview(working: &WorkingCopy, max_side: u32) -> Result<image::RgbImage, RenderError> {
+    if !working.is_whole() {
+        return Err(RenderError::Encode(
+            "the working copy holds only the variants' part of the image, not enough for a preview"
+                .into(),
+        ));
+    }
     let (up_w, up_h) = working.upright_size();
     let target = preview_size(up_w, up_h, max_side);
     let bitmap = &working.bitmap;

@@ -1,25 +1,29 @@
 //! The working copy: the source decoded once (upright, 8-bit sRGB, at the smallest scale that serves
-//! every variant of the profile and the face detector), stored between the pipeline's stages.
+//! every variant of the profile and the face detector), stored between the pipeline's stages. When no
+//! detector will move the crops, it holds only the part of that image the variants read.
 //!
-//! Encoded form (version 2), little-endian:
+//! Encoded form (version 3), little-endian:
 //!
 //! ```text
 //! 0   "FTWC"                      magic
-//! 4   u8  version (2)
+//! 4   u8  version (3)
 //! 5   u8  channels (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA)
 //! 6   u8  compression (0 = none: the pixels as they are)
 //! 7   u8  0
 //! 8   u32 width      12 u32 height             the working copy's pixels
 //! 16  u32 upright width   20 u32 upright height    the source's, so crops and focus map exactly
-//! 24  u32 EXIF length     28 u64 payload length (width × height × channels)
-//! 36  u32 CRC-32 of bytes 0..36, the EXIF and the pixels
-//! 40  EXIF (TIFF-structured, orientation 1), then the pixels, row after row
+//! 24  u32 full width      28 u32 full height       the whole upright image at the copy's scale
+//! 32  u32 origin x        36 u32 origin y          where the copy's pixels sit in that whole image
+//! 40  u32 EXIF length     44 u64 payload length (width × height × channels)
+//! 52  u32 CRC-32 of bytes 0..52, the EXIF and the pixels
+//! 56  EXIF (TIFF-structured, orientation 1), then the pixels, row after row
 //! ```
 //!
 //! Uncompressed because the stages that read it are CPU-bound and the bytes are cheap: LZ4 over row
 //! deltas (version 1) saved a quarter to a third of the bytes but cost validate ~20 ms and every reader
 //! ~10 ms of a full vCPU per photo, more than moving the difference through S3 or the local store
-//! (README, Benchmarks). Version 1 copies are refused as unknown and decoded again from the source.
+//! (README, Benchmarks). Copies of earlier versions are refused as unknown and decoded again from the
+//! source.
 //!
 //! Every size is checked against the others and against the profile's limits before anything is
 //! allocated, and the checksum covers everything else: a truncated or altered copy is a typed error.
@@ -28,9 +32,11 @@ use super::bitmap::{Bitmap, Channels};
 use crate::spec::Limits;
 
 const MAGIC: &[u8; 4] = b"FTWC";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 const COMPRESSION_NONE: u8 = 0;
-const HEADER_LEN: usize = 40;
+const HEADER_LEN: usize = 56;
+/// The header up to its checksum.
+const CHECKED_HEADER_LEN: usize = 52;
 /// More EXIF than any camera writes (a JPEG APP1 segment holds at most 64 KiB).
 const MAX_EXIF_LEN: usize = 1 << 20;
 
@@ -40,6 +46,10 @@ pub struct WorkingCopy {
     pub(crate) bitmap: Bitmap,
     upright_width: u32,
     upright_height: u32,
+    /// The whole upright image at the copy's scale; `bitmap` is its part at `origin`.
+    full_width: u32,
+    full_height: u32,
+    origin: (u32, u32),
     exif: Option<Vec<u8>>,
 }
 
@@ -63,11 +73,21 @@ impl WorkingCopy {
     /// The object key's extension (docs/CONTRACTS.md: `<work prefix><key>/<version tag>.ftwc`).
     pub const FILE_EXTENSION: &'static str = "ftwc";
 
-    pub(crate) fn new(bitmap: Bitmap, upright: (u32, u32), exif: Option<Vec<u8>>) -> WorkingCopy {
+    /// A copy of the part at `origin` of the upright image scaled to `full`.
+    pub(crate) fn part(
+        bitmap: Bitmap,
+        upright: (u32, u32),
+        full: (u32, u32),
+        origin: (u32, u32),
+        exif: Option<Vec<u8>>,
+    ) -> WorkingCopy {
         WorkingCopy {
             bitmap,
             upright_width: upright.0,
             upright_height: upright.1,
+            full_width: full.0,
+            full_height: full.1,
+            origin,
             exif: exif.filter(|e| !e.is_empty() && e.len() <= MAX_EXIF_LEN),
         }
     }
@@ -84,6 +104,21 @@ impl WorkingCopy {
     /// The source's upright size: layouts, crops and focus fractions refer to it.
     pub fn upright_size(&self) -> (u32, u32) {
         (self.upright_width, self.upright_height)
+    }
+
+    /// The whole upright image at the copy's scale (the copy's own size unless it is a part).
+    pub fn full_size(&self) -> (u32, u32) {
+        (self.full_width, self.full_height)
+    }
+
+    /// Where the copy's pixels sit in the image of [`full_size`](WorkingCopy::full_size).
+    pub fn origin(&self) -> (u32, u32) {
+        self.origin
+    }
+
+    /// Whether the copy holds the whole image (else only the part the profile's variants read).
+    pub fn is_whole(&self) -> bool {
+        self.origin == (0, 0) && (self.bitmap.width, self.bitmap.height) == self.full_size()
     }
 
     pub fn channels(&self) -> Channels {
@@ -122,6 +157,10 @@ impl WorkingCopy {
             self.bitmap.height,
             self.upright_width,
             self.upright_height,
+            self.full_width,
+            self.full_height,
+            self.origin.0,
+            self.origin.1,
             exif.len() as u32,
         ] {
             out.extend_from_slice(&value.to_le_bytes());
@@ -163,9 +202,11 @@ impl WorkingCopy {
         let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
         let (width, height) = (u32_at(8), u32_at(12));
         let (upright_width, upright_height) = (u32_at(16), u32_at(20));
-        let exif_len = u32_at(24) as usize;
-        let payload_len = u64::from_le_bytes(bytes[28..36].try_into().unwrap());
-        let checksum = u32_at(36);
+        let (full_width, full_height) = (u32_at(24), u32_at(28));
+        let origin = (u32_at(32), u32_at(36));
+        let exif_len = u32_at(40) as usize;
+        let payload_len = u64::from_le_bytes(bytes[44..52].try_into().unwrap());
+        let checksum = u32_at(52);
         if width == 0 || height == 0 || width > upright_width || height > upright_height {
             return Err(Inconsistent(format!(
                 "{width}×{height} pixels for a {upright_width}×{upright_height} source"
@@ -176,6 +217,18 @@ impl WorkingCopy {
             return Err(WorkingCopyError::TooManyPixels(format!(
                 "a source of {upright_pixels} pixels, the limit is {}",
                 limits.max_pixels
+            )));
+        }
+        let beyond =
+            |at: u32, len: u32, whole: u32| u64::from(at) + u64::from(len) > u64::from(whole);
+        if full_width > upright_width
+            || full_height > upright_height
+            || beyond(origin.0, width, full_width)
+            || beyond(origin.1, height, full_height)
+        {
+            return Err(Inconsistent(format!(
+                "{width}×{height} pixels at {origin:?} of a {full_width}×{full_height} image of a \
+                 {upright_width}×{upright_height} source"
             )));
         }
         if exif_len > MAX_EXIF_LEN {
@@ -206,14 +259,16 @@ impl WorkingCopy {
         }
         let pixels_at = HEADER_LEN + exif_len;
         let (head, pixels) = bytes.split_at(pixels_at);
-        if self::checksum(&head[..36], &head[HEADER_LEN..], pixels) != checksum {
+        if self::checksum(&head[..CHECKED_HEADER_LEN], &head[HEADER_LEN..], pixels) != checksum {
             return Err(Inconsistent("the checksum does not match".into()));
         }
         let exif = (exif_len > 0).then(|| head[HEADER_LEN..].to_vec());
         bytes.drain(..pixels_at);
-        Ok(WorkingCopy::new(
+        Ok(WorkingCopy::part(
             Bitmap::new(width, height, channels, bytes),
             (upright_width, upright_height),
+            (full_width, full_height),
+            origin,
             exif,
         ))
     }
@@ -234,9 +289,11 @@ mod tests {
     fn sample() -> WorkingCopy {
         let (w, h) = (37u32, 23u32);
         let data = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
-        WorkingCopy::new(
+        WorkingCopy::part(
             Bitmap::new(w, h, Channels::Rgb, data),
             (74, 46),
+            (60, 30),
+            (11, 4),
             Some(b"II*\0exif".to_vec()),
         )
     }
@@ -253,7 +310,13 @@ mod tests {
             let data = (0..w as usize * h as usize * channels.count())
                 .map(|i| (i * 31 % 256) as u8)
                 .collect();
-            let copy = WorkingCopy::new(Bitmap::new(w, h, channels, data), (w, h), None);
+            let copy = WorkingCopy::part(
+                Bitmap::new(w, h, channels, data),
+                (w, h),
+                (w, h),
+                (0, 0),
+                None,
+            );
             let back = WorkingCopy::decode(copy.encode(), &Limits::default()).unwrap();
             assert_eq!(back, copy, "{channels:?}");
         }
@@ -308,6 +371,13 @@ mod tests {
         assert!(matches!(
             WorkingCopy::decode(bytes.clone(), &Limits::default()),
             Err(WorkingCopyError::TooManyPixels(_))
+        ));
+        // A part that reaches past the whole image it claims to be a part of.
+        let mut bytes = sample().encode();
+        bytes[32..36].copy_from_slice(&24u32.to_le_bytes());
+        assert!(matches!(
+            WorkingCopy::decode(bytes, &Limits::default()),
+            Err(WorkingCopyError::Inconsistent(_))
         ));
         // Within the limit, but far more pixels than the payload holds.
         let mut bytes = sample().encode();
