@@ -3,7 +3,8 @@
 //!
 //! Properties: `WorkingCopy::decode` never panics and never allocates more than the pixels the limits
 //! allow (libFuzzer's -rss_limit_mb catches the rest); a copy it accepts encodes back to bytes that
-//! decode to the same copy, and renders a small variant and a face preview without error.
+//! decode to the same copy; a whole copy renders a small variant and a face preview without error, and
+//! a part (the pixels some variants read) renders or refuses with an error, never a panic.
 #![no_main]
 
 use ferrotype_core::{face_preview, render_working, Fit, Limits, VariantSpec, WorkingCopy};
@@ -21,6 +22,13 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(again, copy);
     let mut spec = VariantSpec::new("fuzz", Some(24), Some(18));
     spec.fit = Fit::Cover;
+    if !copy.is_whole() {
+        if let Ok(rendered) = render_working(&copy, &spec, None) {
+            assert!(rendered.width >= 1 && rendered.height >= 1);
+        }
+        assert!(face_preview(&copy, 32).is_err(), "a part has no preview");
+        return;
+    }
     let rendered = render_working(&copy, &spec, None).expect("an accepted copy renders");
     assert!(rendered.width >= 1 && rendered.height >= 1);
     let preview = face_preview(&copy, 32).expect("an accepted copy has a preview");
