@@ -240,8 +240,10 @@ mod tests {
         assert_eq!(result.validate_wall_ms.len(), 2);
         let copy = result.working_copy.as_ref().unwrap();
         // 800×800 cover of a 1200×900 photo needs 800 of its 900 rows: no DCT scale serves it, so it
-        // is decoded whole and resampled down to 1067×800 (1066.7 columns rounded up).
-        assert_eq!((copy.width, copy.height), (1067, 800));
+        // is decoded whole and resampled down to 1067×800 (1066.7 columns rounded up), of which the
+        // copy keeps the centred columns both covers read: the 800 of the cover and the thumbnail
+        // kernel's reach on each side (11 columns: 3 × 800/300, rounded up, plus 2).
+        assert_eq!((copy.width, copy.height), (823, 800));
         let sizes: Vec<_> = result
             .variants
             .iter()
