@@ -70,6 +70,19 @@ fn stored_for(upright: &RgbImage, orientation: u8) -> RgbImage {
     })
 }
 
+/// A JPEG whose stored pixels, under EXIF `orientation`, display as `upright`.
+fn oriented_jpeg(upright: &RgbImage, orientation: u8) -> Vec<u8> {
+    let stored = stored_for(upright, orientation);
+    let exif = orientation_exif(orientation);
+    jpeg_encode(
+        stored.as_raw(),
+        stored.width(),
+        stored.height(),
+        jpeg_encoder::ColorType::Rgb,
+        Some(&exif),
+    )
+}
+
 fn spec(w: Option<u32>, h: Option<u32>, fit: Fit, format: OutputFormat) -> VariantSpec {
     VariantSpec {
         fit,
@@ -109,15 +122,7 @@ fn all_eight_orientations_render_the_same_upright_image() {
     let upright = quadrants();
     let limits = Limits::default();
     for o in 1..=8u8 {
-        let stored = stored_for(&upright, o);
-        let exif = orientation_exif(o);
-        let jpeg = jpeg_encode(
-            stored.as_raw(),
-            stored.width(),
-            stored.height(),
-            jpeg_encoder::ColorType::Rgb,
-            Some(&exif),
-        );
+        let jpeg = oriented_jpeg(&upright, o);
         let Ok(Probe::Complete(info)) = probe(&jpeg, jpeg.len() as u64, &limits) else {
             panic!("probe {o}")
         };
@@ -1039,15 +1044,7 @@ fn a_part_renders_every_variant_as_the_whole_copy_does_in_every_orientation() {
     ];
     let limits = Limits::default();
     for orientation in 1..=8u8 {
-        let stored = stored_for(&upright, orientation);
-        let exif = orientation_exif(orientation);
-        let jpeg = jpeg_encode(
-            stored.as_raw(),
-            stored.width(),
-            stored.height(),
-            jpeg_encoder::ColorType::Rgb,
-            Some(&exif),
-        );
+        let jpeg = oriented_jpeg(&upright, orientation);
         let part = decode_working_copy(&jpeg, &limits, &variants, None).unwrap();
         // A tiny preview changes no size but keeps the whole image.
         let whole = decode_working_copy(&jpeg, &limits, &variants, Some(8)).unwrap();
