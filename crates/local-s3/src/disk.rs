@@ -31,9 +31,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::backend::{Backend, ByteChunks, CommitError, Decide, Decision, StageError, StagedBlob};
 use crate::model::{KeyRecord, Part, Upload};
@@ -43,6 +44,8 @@ const FORMAT: &str = "ferrotype-local-s3 store 1\n";
 const RECORD: &str = "record.json";
 /// Longest file name segment most file systems take.
 const MAX_SEGMENT: usize = 255;
+/// Bytes of a body gathered before they are written: one trip to the blocking pool per batch.
+const STAGE_BATCH: usize = 8 * 1024 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct DiskBackend {
@@ -711,29 +714,60 @@ impl Backend for Arc<DiskBackend> {
             temp: Some(temp.clone()),
             blob,
         };
-        let mut file = tokio::fs::File::create(&temp)
+        // Chunks are gathered (they are already in memory: no copy) up to STAGE_BATCH and written in one
+        // trip to the blocking pool, so a photo is one trip (create, write, fsync, read-only) instead of
+        // one per chunk and three more, each a thread handoff.
+        let sync = self.sync;
+        let mut file: Option<File> = None;
+        let mut batch: Vec<Bytes> = Vec::new();
+        let mut batched = 0;
+        let mut ended = false;
+        while !ended {
+            match body.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(StageError::Body)?;
+                    batched += chunk.len();
+                    batch.push(chunk);
+                    if batched < STAGE_BATCH {
+                        continue;
+                    }
+                }
+                None => ended = true,
+            }
+            let (path, chunks) = (temp.clone(), std::mem::take(&mut batch));
+            batched = 0;
+            let last = ended;
+            let written = blocking(move || -> io::Result<Option<File>> {
+                let mut file = match file {
+                    Some(file) => file,
+                    None => File::create(&path)?,
+                };
+                for chunk in &chunks {
+                    file.write_all(chunk)?;
+                }
+                if !last {
+                    return Ok(Some(file));
+                }
+                if sync {
+                    file.sync_all()?;
+                }
+                drop(file);
+                // Read-only: the mirror is a hard link to this file; an editor must not change a stored
+                // version.
+                make_read_only(&path)?;
+                Ok(None)
+            })
             .await
-            .map_err(StageError::Io)?;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(StageError::Body)?;
-            if let Err(err) = file.write_all(&chunk).await {
-                // Read the rest of the request, so the client gets our answer, not a reset connection.
-                while let Some(Ok(_)) = body.next().await {}
-                return Err(StageError::Io(err));
+            .and_then(|result| result);
+            match written {
+                Ok(open) => file = open,
+                Err(err) => {
+                    // Read the rest of the request, so the client gets our answer, not a reset connection.
+                    while let Some(Ok(_)) = body.next().await {}
+                    return Err(StageError::Io(err));
+                }
             }
         }
-        if self.sync {
-            file.sync_all().await.map_err(StageError::Io)?;
-        } else {
-            // Surfaces a write error tokio's file still holds (a full disk).
-            file.flush().await.map_err(StageError::Io)?;
-        }
-        drop(file);
-        // Read-only: the mirror is a hard link to this file; an editor must not change a stored version.
-        blocking(move || make_read_only(&temp))
-            .await
-            .and_then(|result| result)
-            .map_err(StageError::Io)?;
         Ok(staged)
     }
 
