@@ -163,14 +163,22 @@ pub fn measure(args: &PipelineArgs) -> Result<PipelineComparison> {
         .with_context(|| format!("{} (build it with --release)", args.ferrotype.display()))?;
     let seed_job = std::fs::canonicalize(args.seed_job)?;
     let (mut ours, mut sharp, mut ours_rss, mut sharp_rss) = (vec![], vec![], vec![], vec![]);
-    for round in 0..args.rounds.max(1) {
-        let dir = args.work.join(format!("round-{round}"));
+    let rounds: Vec<PathBuf> = (0..args.rounds.max(1))
+        .map(|round| args.work.join(format!("round-{round}")))
+        .collect();
+    for dir in &rounds {
         if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
+            std::fs::remove_dir_all(dir)?;
         }
+    }
+    // Each round's folder is kept until every round has run. Deleted between rounds, its ~200 files and
+    // folders made the next round's file creations slower on file systems that avoid reusing recently
+    // freed inodes (ext4 without a journal, as on our bench machine, scans past inodes freed in the last
+    // 60–360 s): the harness's cleanup was charged to the next `ferrotype run`.
+    for (round, dir) in rounds.iter().enumerate() {
         std::fs::create_dir_all(dir.join("uploads"))?;
         // Absolute: the sharp process runs in the script's folder, and its --out is under this one.
-        let dir = std::fs::canonicalize(&dir)?;
+        let dir = std::fs::canonicalize(dir)?;
         let uploads = dir.join("uploads");
         for image in args.images {
             let name = image.file_name().context("an image without a name")?;
@@ -209,7 +217,9 @@ pub fn measure(args: &PipelineArgs) -> Result<PipelineComparison> {
         ours_rss.push(first.1 as f64);
         sharp.push(second.0);
         sharp_rss.push(second.1 as f64);
-        std::fs::remove_dir_all(&dir)?;
+    }
+    for dir in &rounds {
+        std::fs::remove_dir_all(dir)?;
     }
     let mut start = Vec::new();
     for _ in 0..5 {
