@@ -139,8 +139,26 @@ impl<'a> Bits<'a> {
         }
     }
 
+    /// Tops the buffer up when fewer than 32 bits are left: callers take at most a code and its magnitude
+    /// (16 + 16 bits) per refill, and refilling a byte at a time after every symbol was most of a 100 MP
+    /// file's scan time.
     #[inline(always)]
     fn refill(&mut self) {
+        if self.count >= 32 {
+            return;
+        }
+        // Four bytes at once when none of them is 0xFF (no stuffing, no marker): the common case.
+        if !self.at_marker {
+            if let Some(&[a, b, c, d]) = self.data.get(self.pos..self.pos + 4) {
+                if a != 0xFF && b != 0xFF && c != 0xFF && d != 0xFF {
+                    let word = u32::from_be_bytes([a, b, c, d]);
+                    self.buffer |= u64::from(word) << (32 - self.count);
+                    self.pos += 4;
+                    self.count += 32;
+                    self.real += 32;
+                }
+            }
+        }
         while self.count <= 56 {
             if !self.at_marker {
                 match self.data.get(self.pos) {
@@ -685,10 +703,14 @@ fn split(o: usize, f2: usize) -> (usize, usize) {
 /// DCT: the mean, DC × quantiser / 8, level-shifted), upsampled by its sampling ratio.
 fn plane(c: &Component, quant: u16, out_w: usize, out_h: usize, fx: usize, fy: usize) -> Vec<u8> {
     let q = i32::from(quant);
-    let sample = |x: usize, y: usize| -> i32 {
+    let means: Vec<u8> =
+        c.dc.iter()
+            .map(|&dc| (((dc * q + 4) >> 3) + 128).clamp(0, 255) as u8)
+            .collect();
+    let sample = |x: usize, y: usize| -> u32 {
         let x = x.min(c.blocks_w - 1);
         let y = y.min(c.blocks_h - 1);
-        (((c.dc[y * c.stride + x] * q + 4) >> 3) + 128).clamp(0, 255)
+        u32::from(means[y * c.stride + x])
     };
     let mut out = vec![0u8; out_w * out_h];
     if fx == 1 && fy == 1 {
@@ -700,17 +722,29 @@ fn plane(c: &Component, quant: u16, out_w: usize, out_h: usize, fx: usize, fy: u
         return out;
     }
     let (fx2, fy2) = (2 * fx, 2 * fy);
-    let denominator = (fx2 * fy2) as i32;
+    let denominator = (fx2 * fy2) as u32;
+    // Sampling ratios are 1, 2 or 4 in practice: a shift, not a division, per sample.
+    let divide = |total: u32| -> u8 {
+        let rounded = total + denominator / 2;
+        if denominator.is_power_of_two() {
+            (rounded >> denominator.trailing_zeros()) as u8
+        } else {
+            (rounded / denominator) as u8
+        }
+    };
+    let columns: Vec<(usize, u32, u32)> = (0..out_w)
+        .map(|x| {
+            let (x0, wx) = split(x, fx2);
+            (x0, wx as u32, (fx2 - wx) as u32)
+        })
+        .collect();
     for (y, row) in out.chunks_exact_mut(out_w).enumerate() {
         let (y0, wy) = split(y, fy2);
-        let (wy, wy0) = (wy as i32, (fy2 - wy) as i32);
-        for (x, v) in row.iter_mut().enumerate() {
-            let (x0, wx) = split(x, fx2);
-            let (wx, wx0) = (wx as i32, (fx2 - wx) as i32);
+        let (wy, wy0) = (wy as u32, (fy2 - wy) as u32);
+        for (v, &(x0, wx, wx0)) in row.iter_mut().zip(&columns) {
             let top = sample(x0, y0) * wx0 + sample(x0 + 1, y0) * wx;
             let bottom = sample(x0, y0 + 1) * wx0 + sample(x0 + 1, y0 + 1) * wx;
-            let total = top * wy0 + bottom * wy;
-            *v = ((total + denominator / 2) / denominator) as u8;
+            *v = divide(top * wy0 + bottom * wy);
         }
     }
     out
@@ -777,13 +811,13 @@ fn finish(frame: Option<Frame>, tables: &Tables) -> Result<DcOutcome, Rejection>
 /// there are planes are kept, 3 for 3 planes and 4 for 4).
 fn interleave(planes: &[Vec<u8>], pixels: usize, convert: impl Fn([u8; 4]) -> [u8; 4]) -> Vec<u8> {
     let n = planes.len();
-    let mut out = Vec::with_capacity(pixels * n);
-    for i in 0..pixels {
+    let mut out = vec![0u8; pixels * n];
+    for (i, pixel) in out.chunks_exact_mut(n).enumerate() {
         let mut s = [0u8; 4];
         for (c, plane) in planes.iter().enumerate() {
             s[c] = plane[i];
         }
-        out.extend_from_slice(&convert(s)[..n]);
+        pixel.copy_from_slice(&convert(s)[..n]);
     }
     out
 }
