@@ -120,10 +120,10 @@ struct Bits<'a> {
     buffer: u64,
     /// Bits in `buffer`, from its top.
     count: u32,
-    /// Of those, how many came from the data (the rest are zero fill past a marker).
-    real: u32,
+    /// Of those, how many are zero fill past a marker: always the last ones, so a scan that used any
+    /// of them has fewer bits left than this.
+    fill: u32,
     at_marker: bool,
-    overrun: bool,
 }
 
 impl<'a> Bits<'a> {
@@ -133,9 +133,8 @@ impl<'a> Bits<'a> {
             pos,
             buffer: 0,
             count: 0,
-            real: 0,
+            fill: 0,
             at_marker: false,
-            overrun: false,
         }
     }
 
@@ -155,7 +154,6 @@ impl<'a> Bits<'a> {
                     self.buffer |= u64::from(word) << (32 - self.count);
                     self.pos += 4;
                     self.count += 32;
-                    self.real += 32;
                 }
             }
         }
@@ -166,7 +164,6 @@ impl<'a> Bits<'a> {
                         self.pos += 2;
                         self.buffer |= 0xFFu64 << (56 - self.count);
                         self.count += 8;
-                        self.real += 8;
                         continue;
                     }
                     Some(&0xFF) | None => self.at_marker = true,
@@ -174,13 +171,19 @@ impl<'a> Bits<'a> {
                         self.pos += 1;
                         self.buffer |= u64::from(byte) << (56 - self.count);
                         self.count += 8;
-                        self.real += 8;
                         continue;
                     }
                 }
             }
             self.count += 8;
+            self.fill += 8;
         }
+    }
+
+    /// Whether the scan has used bits the data does not have (it is truncated).
+    #[inline(always)]
+    fn overrun(&self) -> bool {
+        self.count < self.fill
     }
 
     #[inline(always)]
@@ -190,10 +193,6 @@ impl<'a> Bits<'a> {
 
     #[inline(always)]
     fn consume(&mut self, n: u32) {
-        if n > self.real {
-            self.overrun = true;
-        }
-        self.real = self.real.saturating_sub(n);
         self.buffer <<= n;
         self.count -= n;
     }
@@ -274,7 +273,7 @@ impl<'a> Bits<'a> {
     fn restart(&mut self) -> Result<(), Rejection> {
         self.buffer = 0;
         self.count = 0;
-        self.real = 0;
+        self.fill = 0;
         self.at_marker = false;
         // Fill bytes (0xFF) may precede the marker.
         while self.data.get(self.pos) == Some(&0xFF) && self.data.get(self.pos + 1) == Some(&0xFF) {
@@ -649,7 +648,7 @@ fn decode_scan(
                 }
             }
         }
-        if bits.overrun {
+        if bits.overrun() {
             return corrupt("the data is truncated");
         }
     }
