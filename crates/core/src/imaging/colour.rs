@@ -3,8 +3,8 @@
 use std::sync::{Arc, OnceLock};
 
 use moxcms::{
-    ColorProfile, DataColorSpace, Layout, ProfileVersion, ToneReprCurve, Transform8BitExecutor,
-    TransformOptions, Xyzd,
+    ColorProfile, DataColorSpace, Layout, Matrix3d, ProfileVersion, ToneReprCurve,
+    Transform8BitExecutor, TransformOptions, Xyzd,
 };
 
 use super::bitmap::{Bitmap, Channels};
@@ -34,8 +34,7 @@ fn cmyk_transform(profile: &ColorProfile) -> Option<Arc<Transform8BitExecutor>> 
         return None;
     }
     let black = cmyk_black_point(profile)?;
-    let srgb = ColorProfile::new_srgb();
-    let mut colorants = srgb.colorant_matrix();
+    let mut colorants = ColorProfile::new_srgb().colorant_matrix();
     for ((row, white), black) in colorants.v.iter_mut().zip(D50).zip(black) {
         let scale = white / (white - black);
         row.iter_mut().for_each(|v| *v /= scale);
@@ -58,19 +57,8 @@ fn cmyk_transform(profile: &ColorProfile) -> Option<Arc<Transform8BitExecutor>> 
             *v /= k;
         }
     }
-    let mut destination = srgb;
-    // sRGB's CICP tag would let moxcms take its own sRGB path and skip these colorants and curves.
-    destination.cicp = None;
-    let column = |i: usize| Xyzd {
-        x: colorants.v[0][i],
-        y: colorants.v[1][i],
-        z: colorants.v[2][i],
-    };
-    destination.red_colorant = column(0);
-    destination.green_colorant = column(1);
-    destination.blue_colorant = column(2);
     // sRGB's decoding curve, scaled by k and shifted by k·c: (a·x + b)^g·k = (k^(1/g)·a·x + k^(1/g)·b)^g.
-    let shifted_srgb_curve = |channel: usize| {
+    let destination = srgb_with(&colorants, |channel| {
         let (k, c) = (scales[channel], offsets[channel]);
         let root = k.powf(1.0 / 2.4);
         let params = [
@@ -82,11 +70,8 @@ fn cmyk_transform(profile: &ColorProfile) -> Option<Arc<Transform8BitExecutor>> 
             k * c,
             k * c,
         ];
-        Some(ToneReprCurve::Parametric(params.map(|p| p as f32).to_vec()))
-    };
-    destination.red_trc = shifted_srgb_curve(0);
-    destination.green_trc = shifted_srgb_curve(1);
-    destination.blue_trc = shifted_srgb_curve(2);
+        ToneReprCurve::Parametric(params.map(|p| p as f32).to_vec())
+    });
     profile
         .create_transform_8bit(
             Layout::Rgba,
@@ -95,6 +80,26 @@ fn cmyk_transform(profile: &ColorProfile) -> Option<Arc<Transform8BitExecutor>> 
             TransformOptions::default(),
         )
         .ok()
+}
+
+/// sRGB's profile with other colorants (device RGB → PCS XYZ, a column per channel) and tone curves:
+/// the destinations the CMYK transforms are built with. Without sRGB's CICP tag, which would let moxcms
+/// take its own sRGB path and skip both.
+fn srgb_with(colorants: &Matrix3d, curve: impl Fn(usize) -> ToneReprCurve) -> ColorProfile {
+    let mut profile = ColorProfile::new_srgb();
+    profile.cicp = None;
+    let column = |i: usize| Xyzd {
+        x: colorants.v[0][i],
+        y: colorants.v[1][i],
+        z: colorants.v[2][i],
+    };
+    profile.red_colorant = column(0);
+    profile.green_colorant = column(1);
+    profile.blue_colorant = column(2);
+    profile.red_trc = Some(curve(0));
+    profile.green_trc = Some(curve(1));
+    profile.blue_trc = Some(curve(2));
+    profile
 }
 
 /// The PCS white point (D50), XYZ with Y = 1.
@@ -110,27 +115,9 @@ fn cmyk_black_point(profile: &ColorProfile) -> Option<[f64; 3]> {
         return Some([0.00336, 0.0034731, 0.00287]);
     }
     // A destination whose device values are PCS XYZ itself: identity colorants, linear curves.
-    let mut xyz = ColorProfile::new_srgb();
-    xyz.cicp = None;
-    let linear = ToneReprCurve::Parametric(vec![1.0]);
-    xyz.red_trc = Some(linear.clone());
-    xyz.green_trc = Some(linear.clone());
-    xyz.blue_trc = Some(linear);
-    xyz.red_colorant = Xyzd {
-        x: 1.,
-        y: 0.,
-        z: 0.,
-    };
-    xyz.green_colorant = Xyzd {
-        x: 0.,
-        y: 1.,
-        z: 0.,
-    };
-    xyz.blue_colorant = Xyzd {
-        x: 0.,
-        y: 0.,
-        z: 1.,
-    };
+    let xyz = srgb_with(&Matrix3d::IDENTITY, |_| {
+        ToneReprCurve::Parametric(vec![1.0])
+    });
     let transform = profile
         .create_transform_f32(Layout::Rgba, &xyz, Layout::Rgb, TransformOptions::default())
         .ok()?;
