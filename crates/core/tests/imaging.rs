@@ -919,6 +919,33 @@ fn eighth_scale_from_dc_coefficients_matches_a_full_decoder() {
     }
 }
 
+/// Noise at quality 100 leaves the last coefficient of most blocks non-zero: those blocks end without
+/// an end-of-block symbol, and skipping their coefficients must stop at the 63rd, not read into the
+/// next block's DC difference.
+#[test]
+fn blocks_without_an_end_of_block_are_skipped_in_step() {
+    let (w, h) = (320, 240);
+    let mut state = 0x2545_f491_u32;
+    let noise: Vec<u8> = (0..w * h)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 24) as u8
+        })
+        .collect();
+    let mut jpeg = Vec::new();
+    jpeg_encoder::Encoder::new(&mut jpeg, 100)
+        .encode(&noise, w as u16, h as u16, jpeg_encoder::ColorType::Luma)
+        .unwrap();
+    let copy = decode_working_copy(&jpeg, &Limits::default(), &[eighth_variant(w)], None).unwrap();
+    let (rw, rh, reference) = eighth_scale_reference(&jpeg);
+    assert_eq!((copy.width(), copy.height()), (rw, rh));
+    // Grey has no upsampling: every block's mean is the reference's (up to its rounding).
+    let difference = mean_abs_difference(copy.pixels(), &reference);
+    assert!(difference < 0.5, "mean difference {difference}");
+}
+
 #[test]
 fn a_truncated_jpeg_is_corrupt_at_every_scale() {
     let (w, h) = (640, 480);
