@@ -662,3 +662,122 @@ fn watch_leaves_existing_files_alone_unless_initial() {
         .join(".ferrotype/buckets/output/manifests/uploads/old.jpg.json")
         .exists());
 }
+
+/// The start and stop of every execution the data dir holds, with its status.
+fn execution_spans(dir: &Path) -> Vec<(time::OffsetDateTime, time::OffsetDateTime, String)> {
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    std::fs::read_dir(dir.join(".ferrotype/executions"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .map(|path| {
+            let record: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let date = |field: &str| {
+                time::OffsetDateTime::parse(record[field].as_str().unwrap(), rfc3339).unwrap()
+            };
+            (
+                date("startDate"),
+                date("stopDate"),
+                record["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Whether any two of the executions ran at the same time.
+fn any_overlap(spans: &[(time::OffsetDateTime, time::OffsetDateTime, String)]) -> bool {
+    spans
+        .iter()
+        .enumerate()
+        .any(|(i, a)| spans[i + 1..].iter().any(|b| a.0 < b.1 && b.0 < a.1))
+}
+
+#[test]
+fn watch_runs_as_many_executions_at_once_as_asked() {
+    for (concurrency, overlap) in [("1", false), ("4", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        photos(dir.path(), 4);
+        let output = ferrotype(
+            dir.path(),
+            &[
+                "watch",
+                "images",
+                "--initial",
+                "--interval-ms",
+                "50",
+                "--max-executions",
+                "4",
+                "--concurrency",
+                concurrency,
+            ],
+        );
+        let said = stdout(&output);
+        assert_eq!(output.status.code(), Some(0), "{said}{}", stderr(&output));
+        assert_eq!(said.matches("succeeded ").count(), 4, "{said}");
+        every_photo_is_done(dir.path(), 4);
+        let spans = execution_spans(dir.path());
+        assert_eq!(spans.len(), 4);
+        assert!(spans.iter().all(|(.., status)| status == "SUCCEEDED"));
+        // One at a time never overlaps (a slot is held for the whole execution); four slots and four
+        // photos found in one scan start them together (an upload takes milliseconds, an execution
+        // of a 900×700 photo with the default profile far longer).
+        assert_eq!(
+            any_overlap(&spans),
+            overlap,
+            "--concurrency {concurrency}: {spans:?}"
+        );
+    }
+}
+
+#[test]
+fn watch_uploads_a_replaced_file_while_its_execution_runs_and_ends_with_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let child = command(
+        dir.path(),
+        &[
+            "watch",
+            "images",
+            "--interval-ms",
+            "20",
+            "--max-executions",
+            "2",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::fs::write(images.join("p00.jpg"), testing::jpeg(1600, 1200)).unwrap();
+    // Replace it as soon as its first execution is journaled (usually while it still runs).
+    let executions = dir.path().join(".ferrotype/executions");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !std::fs::read_dir(&executions)
+        .into_iter()
+        .flatten()
+        .any(|entry| {
+            entry
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|ext| ext == "json")
+        })
+    {
+        assert!(std::time::Instant::now() < deadline, "no execution started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::fs::write(images.join("p00.jpg"), testing::jpeg(640, 480)).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{said}{}", stderr(&output));
+    // Whichever way the two overlapped, the key ends with the second file's outputs only.
+    every_photo_is_done(dir.path(), 1);
+    let spans = execution_spans(dir.path());
+    assert_eq!(spans.len(), 2, "{said}");
+    assert!(
+        spans.iter().all(|(.., status)| status == "SUCCEEDED"),
+        "{spans:?}"
+    );
+}

@@ -12,8 +12,9 @@ use ferrotype::local::{CurrentObject, LocalPipeline, LocalSettings};
 use ferrotype_core::config::Config;
 use ferrotype_core::event::{ObjectEvent, VersionIdentity};
 use ferrotype_core::pipeline::{Manifest, ManifestStatus};
-use ferrotype_executor::ExecutionStatus;
+use ferrotype_executor::{ExecutionRecord, ExecutionStatus};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use super::config::{load_config, ConfigOrigin};
 use super::output::UsageError;
@@ -140,6 +141,11 @@ pub struct WatchArgs {
     /// Stop after this many executions (default: run until interrupted).
     #[arg(long)]
     pub max_executions: Option<usize>,
+    /// Executions running at once. Each file is uploaded as soon as it is stable, whatever is still
+    /// running, so a file replaced mid-execution overlaps its earlier execution as in AWS (which ends
+    /// `superseded`).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
     /// Also process the files already in the folder when watching starts (as a bucket's existing
     /// objects start nothing until uploaded again, they are otherwise left alone).
     #[arg(long)]
@@ -274,61 +280,136 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     Ok(all_as_designed)
 }
 
+/// What a file asks of the pipeline, decided (and uploaded) when the file is seen.
+enum Work {
+    /// The key's current object has these bytes already, and a manifest that describes them.
+    Unchanged(Manifest),
+    /// The key's current object has these bytes already; its execution was interrupted.
+    Redrive(String),
+    /// An execution for this event: a new upload or a deletion, or a current object never run.
+    Execute(ObjectEvent),
+}
+
+/// What running a [`Work`] left: the execution (none if nothing ran) and the key's manifest.
+type Ran = (Option<ExecutionRecord>, Option<Manifest>);
+
+/// Makes `file` the current object of `key`, unless it is already (then nothing is uploaded).
+async fn upload(pipeline: &LocalPipeline, file: &Path, key: &str) -> anyhow::Result<Work> {
+    let bytes = tokio::fs::read(file)
+        .await
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    // The same bytes as the key's current object: finish what is unfinished, redo nothing.
+    if let Some(current) = pipeline.current(key).await? {
+        if current.size == bytes.len() as u64 && current.etag.trim_matches('"') == md5_hex(&bytes) {
+            let manifest = pipeline.manifest(key).await?;
+            if let Some(manifest) = manifest.filter(|m| describes(pipeline.config(), m, &current)) {
+                return Ok(Work::Unchanged(manifest));
+            }
+            return Ok(
+                match pipeline.unfinished_execution(key, current.version_id.as_deref())? {
+                    Some(unfinished) => Work::Redrive(unfinished.options.name),
+                    None => Work::Execute(pipeline.event_for_current(key, &current)),
+                },
+            );
+        }
+    }
+    Ok(Work::Execute(pipeline.upload(key, bytes).await?))
+}
+
+/// Runs what `work` asks for and reads the manifest of `key` it left.
+async fn carry_out(pipeline: &LocalPipeline, key: &str, work: Work) -> anyhow::Result<Ran> {
+    let record = match work {
+        Work::Unchanged(manifest) => return Ok((None, Some(manifest))),
+        Work::Redrive(name) => pipeline.redrive(&name).await?,
+        Work::Execute(event) => pipeline.execute(&event).await?,
+    };
+    Ok((Some(record), pipeline.manifest(key).await?))
+}
+
+/// The outcome of `file` (uploaded or deleted as `key`) from what ran, timed from `started`.
+fn outcome(file: &Path, key: String, started: Instant, ran: anyhow::Result<Ran>) -> Outcome {
+    let (record, manifest, error) = match ran {
+        Ok((record, manifest)) => (record, manifest, None),
+        Err(err) => (None, None, Some(format!("{err:#}"))),
+    };
+    Outcome {
+        file: file.display().to_string(),
+        key,
+        unchanged: record.is_none() && error.is_none(),
+        record,
+        manifest,
+        error,
+        duration: started.elapsed(),
+    }
+}
+
 /// Upload one file, execute, read the manifest.
 async fn process(pipeline: &LocalPipeline, file: &Path, key: String) -> Outcome {
     let started = Instant::now();
-    let mut outcome = Outcome {
-        file: file.display().to_string(),
-        key: key.clone(),
-        record: None,
-        manifest: None,
-        error: None,
-        duration: Duration::ZERO,
-        unchanged: false,
-    };
-    let result = async {
-        let bytes = tokio::fs::read(file)
-            .await
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        // The same bytes as the key's current object: finish what is unfinished, redo nothing.
-        if let Some(current) = pipeline.current(&key).await? {
-            if current.size == bytes.len() as u64
-                && current.etag.trim_matches('"') == md5_hex(&bytes)
-            {
-                let manifest = pipeline.manifest(&key).await?;
-                if let Some(manifest) =
-                    manifest.filter(|m| describes(pipeline.config(), m, &current))
-                {
-                    return anyhow::Ok((None, Some(manifest)));
+    let ran = async { carry_out(pipeline, &key, upload(pipeline, file, &key).await?).await }.await;
+    outcome(file, key, started, ran)
+}
+
+/// Whether a watched file's execution made or retired its outputs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Upload,
+    Deletion,
+}
+
+/// The executions `watch` has started and not yet seen end, at most `limit` of them running at once.
+struct Running {
+    pipeline: Arc<LocalPipeline>,
+    limit: Arc<Semaphore>,
+    tasks: JoinSet<(Change, u64, PathBuf, Outcome)>,
+    /// Executions started so far; also each one's number, so that only a file's latest counts.
+    started: u64,
+    /// The number of the latest execution of each file.
+    latest: BTreeMap<PathBuf, u64>,
+}
+
+impl Running {
+    /// Runs `work` once a slot is free (an upload that failed ends at once); its time counts from
+    /// `started`, before the upload.
+    fn start(
+        &mut self,
+        change: Change,
+        (file, key): (PathBuf, String),
+        started: Instant,
+        work: anyhow::Result<Work>,
+    ) {
+        self.started += 1;
+        let number = self.started;
+        self.latest.insert(file.clone(), number);
+        let (pipeline, limit) = (self.pipeline.clone(), self.limit.clone());
+        self.tasks.spawn(async move {
+            let ran = match work {
+                Ok(work) => {
+                    let _slot = limit
+                        .acquire_owned()
+                        .await
+                        .expect("the semaphore is never closed");
+                    carry_out(&pipeline, &key, work).await
                 }
-                let record =
-                    match pipeline.unfinished_execution(&key, current.version_id.as_deref())? {
-                        Some(unfinished) => pipeline.redrive(&unfinished.options.name).await?,
-                        None => {
-                            pipeline
-                                .execute(&pipeline.event_for_current(&key, &current))
-                                .await?
-                        }
-                    };
-                return anyhow::Ok((Some(record), pipeline.manifest(&key).await?));
-            }
-        }
-        let event = pipeline.upload(&key, bytes).await?;
-        let record = pipeline.execute(&event).await?;
-        let manifest = pipeline.manifest(&key).await?;
-        anyhow::Ok((Some(record), manifest))
+                Err(err) => Err(err),
+            };
+            let outcome = outcome(&file, key, started, ran);
+            (change, number, file, outcome)
+        });
     }
-    .await;
-    match result {
-        Ok((record, manifest)) => {
-            outcome.unchanged = record.is_none();
-            outcome.record = record;
-            outcome.manifest = manifest;
-        }
-        Err(err) => outcome.error = Some(format!("{err:#}")),
+
+    /// The next execution to end, and whether it is its file's latest.
+    async fn next_ended(&mut self) -> Option<anyhow::Result<(Change, bool, Outcome)>> {
+        let joined = self.tasks.join_next().await?;
+        Some(
+            joined
+                .context("an execution task panicked")
+                .map(|(change, number, file, outcome)| {
+                    let latest = self.latest.get(&file) == Some(&number);
+                    (change, latest, outcome)
+                }),
+        )
     }
-    outcome.duration = started.elapsed();
-    outcome
 }
 
 pub async fn watch(args: WatchArgs) -> anyhow::Result<bool> {
@@ -336,6 +417,7 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<bool> {
         bail!("{} is not a folder", args.dir.display());
     }
     let (pipeline, config_origin) = args.local.start().await?;
+    let pipeline = Arc::new(pipeline);
     let prefix = upload_prefix(pipeline.config(), args.prefix.as_deref())?;
     let report = ReportFile::create(pipeline.data_dir(), "watch", "Ferrotype watch")?;
     summary::print_configuration(&config_origin);
@@ -356,95 +438,134 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<bool> {
             );
         }
         for (file, relative) in files {
-            if let Ok(meta) = std::fs::metadata(&file) {
-                let stamp = (
-                    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                    meta.len(),
-                );
+            if let Some(stamp) = stamp_of(&file) {
                 seen.insert(file.clone(), stamp);
                 keys_of.insert(file, format!("{prefix}{relative}"));
             }
         }
     }
+    let mut running = Running {
+        pipeline: pipeline.clone(),
+        limit: Arc::new(Semaphore::new(usize::from(args.concurrency))),
+        tasks: JoinSet::new(),
+        started: 0,
+        latest: BTreeMap::new(),
+    };
+    let may_start = |running: &Running| {
+        args.max_executions
+            .is_none_or(|max| running.started < max as u64)
+    };
     let mut announced_skips: BTreeSet<PathBuf> = BTreeSet::new();
     // The latest outcome of each file, in the order they ended: what the report shows.
     let mut outcomes: Vec<Outcome> = Vec::new();
-    let mut executions = 0;
     let mut all_as_designed = true;
-    loop {
-        let Collected { files, skipped } = collect_files(std::slice::from_ref(&args.dir))?;
-        let new_skips: Vec<PathBuf> = skipped
-            .into_iter()
-            .filter(|path| announced_skips.insert(path.clone()))
-            .collect();
-        if let Some(note) = summary::skipped_note(&new_skips) {
-            println!("{note}");
+    // Set by Ctrl-C or --max-executions: start nothing more, wait for what runs.
+    let mut stopping = false;
+    'watching: loop {
+        if !stopping {
+            let Collected { files, skipped } = collect_files(std::slice::from_ref(&args.dir))?;
+            let new_skips: Vec<PathBuf> = skipped
+                .into_iter()
+                .filter(|path| announced_skips.insert(path.clone()))
+                .collect();
+            if let Some(note) = summary::skipped_note(&new_skips) {
+                println!("{note}");
+            }
+            // A file that was uploaded and is gone now: S3 sends "Object Deleted", and its outputs go.
+            let present: BTreeSet<&PathBuf> = files.iter().map(|(file, _)| file).collect();
+            let removed: Vec<PathBuf> = seen
+                .keys()
+                .filter(|file| !present.contains(file))
+                .cloned()
+                .collect();
+            for file in removed {
+                if !may_start(&running) {
+                    break;
+                }
+                seen.remove(&file);
+                let key = keys_of.remove(&file).unwrap_or_default();
+                let started = Instant::now();
+                let work = pipeline.delete(&key).await.map(Work::Execute);
+                running.start(Change::Deletion, (file, key), started, work);
+            }
+            let changed: Vec<(PathBuf, String, (SystemTime, u64))> = files
+                .into_iter()
+                .filter_map(|(file, relative)| {
+                    let stamp = stamp_of(&file)?;
+                    (seen.get(&file) != Some(&stamp)).then_some((file, relative, stamp))
+                })
+                .collect();
+            if !changed.is_empty() {
+                // A file still being written changes between two looks: wait until it is stable.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            for (file, relative, stamp) in changed {
+                if !may_start(&running) {
+                    break;
+                }
+                if stamp_of(&file) != Some(stamp) {
+                    continue;
+                }
+                let key = format!("{prefix}{relative}");
+                seen.insert(file.clone(), stamp);
+                keys_of.insert(file.clone(), key.clone());
+                let started = Instant::now();
+                let work = upload(&pipeline, &file, &key).await;
+                running.start(Change::Upload, (file, key), started, work);
+            }
+            stopping = !may_start(&running);
         }
-        // A file that was uploaded and is gone now: S3 sends "Object Deleted", and its outputs go.
-        let present: BTreeSet<&PathBuf> = files.iter().map(|(file, _)| file).collect();
-        let removed: Vec<PathBuf> = seen
-            .keys()
-            .filter(|file| !present.contains(file))
-            .cloned()
-            .collect();
-        for file in removed {
-            seen.remove(&file);
-            let key = keys_of.remove(&file).unwrap_or_default();
-            let outcome = delete(&pipeline, &file, key).await;
-            all_as_designed &= outcome.status() != "failed";
-            summary::print_watch_line(&outcome);
-            outcomes.retain(|earlier| earlier.file != outcome.file);
-            report.write(pipeline.config(), &outcomes)?;
-            executions += 1;
-            if args.max_executions.is_some_and(|max| executions >= max) {
-                pipeline.shutdown().await;
-                return Ok(all_as_designed);
+        let next_scan = tokio::time::Instant::now() + Duration::from_millis(args.interval_ms);
+        loop {
+            if stopping && running.tasks.is_empty() {
+                break 'watching;
             }
-        }
-        for (file, relative) in files {
-            let Ok(meta) = std::fs::metadata(&file) else {
-                continue;
-            };
-            let stamp = (
-                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                meta.len(),
-            );
-            if seen.get(&file) == Some(&stamp) {
-                continue;
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_scan), if !stopping => continue 'watching,
+                Some(ended) = running.next_ended() => {
+                    let (change, latest, outcome) = ended?;
+                    all_as_designed &= outcome.status() != "failed";
+                    summary::print_watch_line(&outcome);
+                    // An earlier execution of a file that has moved on leaves the report as it is.
+                    if latest {
+                        outcomes.retain(|earlier| earlier.file != outcome.file);
+                        if change == Change::Upload {
+                            outcomes.push(outcome);
+                        }
+                        report.write(pipeline.config(), &outcomes)?;
+                    }
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    if stopping || running.tasks.is_empty() {
+                        // Those still running stay RUNNING in the journal: `ferrotype run` or
+                        // `redrive` finishes them.
+                        running.tasks.shutdown().await;
+                        break 'watching;
+                    }
+                    stopping = true;
+                    println!(
+                        "Stopping: waiting for {} (Ctrl-C again to stop at once).",
+                        ferrotype::text::count(running.tasks.len(), "running execution")
+                    );
+                }
             }
-            // A file still being written changes between scans: wait until it is stable.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let Ok(again) = std::fs::metadata(&file) else {
-                continue;
-            };
-            if (
-                again.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                again.len(),
-            ) != stamp
-            {
-                continue;
-            }
-            seen.insert(file.clone(), stamp);
-            keys_of.insert(file.clone(), format!("{prefix}{relative}"));
-            let outcome = process(&pipeline, &file, format!("{prefix}{relative}")).await;
-            all_as_designed &= outcome.status() != "failed";
-            summary::print_watch_line(&outcome);
-            outcomes.retain(|earlier| earlier.file != outcome.file);
-            outcomes.push(outcome);
-            report.write(pipeline.config(), &outcomes)?;
-            executions += 1;
-            if args.max_executions.is_some_and(|max| executions >= max) {
-                pipeline.shutdown().await;
-                return Ok(all_as_designed);
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(args.interval_ms)) => {}
-            _ = tokio::signal::ctrl_c() => break,
         }
     }
-    pipeline.shutdown().await;
+    // Every task has ended or was aborted (and dropped its handle), so this is the last one.
+    drop(running);
+    if let Ok(pipeline) = Arc::try_unwrap(pipeline) {
+        pipeline.shutdown().await;
+    }
     Ok(all_as_designed)
+}
+
+/// A file's modification time and size: it is uploaded again when they change.
+fn stamp_of(file: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(file).ok()?;
+    Some((
+        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        meta.len(),
+    ))
 }
 
 pub async fn executions(command: ExecutionsCommand) -> anyhow::Result<bool> {
@@ -519,35 +640,6 @@ pub async fn redrive(args: RedriveArgs) -> anyhow::Result<bool> {
     });
     pipeline.shutdown().await;
     Ok(all_succeeded)
-}
-
-/// Delete the key of a removed file and run the "Object Deleted" execution.
-async fn delete(pipeline: &LocalPipeline, file: &Path, key: String) -> Outcome {
-    let started = Instant::now();
-    let mut outcome = Outcome {
-        file: file.display().to_string(),
-        key: key.clone(),
-        record: None,
-        manifest: None,
-        error: None,
-        duration: Duration::ZERO,
-        unchanged: false,
-    };
-    let result = async {
-        let event = pipeline.delete(&key).await?;
-        let record = pipeline.execute(&event).await?;
-        anyhow::Ok((record, pipeline.manifest(&key).await?))
-    }
-    .await;
-    match result {
-        Ok((record, manifest)) => {
-            outcome.record = Some(record);
-            outcome.manifest = manifest;
-        }
-        Err(err) => outcome.error = Some(format!("{err:#}")),
-    }
-    outcome.duration = started.elapsed();
-    outcome
 }
 
 /// Whether a manifest is the final record of this very object under the current configuration: it ran

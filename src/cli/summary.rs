@@ -40,6 +40,17 @@ impl Outcome {
             {
                 "deleted"
             }
+            // A newer upload (or deletion) of the key took over while it ran: its own execution
+            // records the key, this one removed what it had written.
+            (Some(record), _)
+                if record.status == ExecutionStatus::Succeeded
+                    && record
+                        .output
+                        .as_ref()
+                        .is_some_and(|output| output["outcome"] == "superseded") =>
+            {
+                "superseded"
+            }
             (Some(_), Some(ManifestStatus::Rejected)) => "rejected",
             (Some(record), _) if record.status == ExecutionStatus::Succeeded => "succeeded",
             (None, Some(ManifestStatus::Rejected)) if self.unchanged => "rejected",
@@ -51,6 +62,10 @@ impl Outcome {
     /// Why it was rejected or failed, in one line: the manifest's error, else the execution's (its
     /// Lambda cause unwrapped to the message), else the runner's.
     pub fn reason(&self) -> String {
+        if self.status() == "superseded" {
+            return "the key was uploaded again or deleted while it ran; that execution records it"
+                .to_owned();
+        }
         let text = if let Some(error) = self.manifest.as_ref().and_then(|m| m.error.as_ref()) {
             format!("{}: {}", error.name, error.message)
         } else if let Some((record, error)) = self
@@ -187,8 +202,13 @@ impl RunSummary<'_> {
                 .count()
         };
         let failed = tally("failed");
+        // Only another process uploading the same keys meanwhile makes a run's execution superseded.
+        let superseded = match tally("superseded") {
+            0 => String::new(),
+            n => format!(", {n} superseded"),
+        };
         println!(
-            "\n{} in {seconds:.1} s ({:.0} per minute): {} succeeded, {} rejected, {failed} failed.",
+            "\n{} in {seconds:.1} s ({:.0} per minute): {} succeeded, {} rejected{superseded}, {failed} failed.",
             count(self.outcomes.len(), "image"),
             self.outcomes.len() as f64 / seconds.max(0.001) * 60.0,
             tally("succeeded"),
@@ -257,10 +277,11 @@ fn print_table(outcomes: &[Outcome]) {
 /// One line per execution `watch` ran.
 pub fn print_watch_line(outcome: &Outcome) {
     let status = outcome.status();
-    let detail = if status == "succeeded" {
+    let reason = outcome.reason();
+    let detail = if status == "succeeded" || reason.is_empty() {
         String::new()
     } else {
-        format!(": {}", outcome.reason())
+        format!(": {reason}")
     };
     println!(
         "{status:<9} {} ({} ms){detail}",
@@ -483,5 +504,38 @@ mod tests {
         };
         assert_eq!(outcome.reason(), "cannot read a.jpg: permission denied");
         assert_eq!(outcome.status(), "failed");
+    }
+
+    #[test]
+    fn an_execution_a_newer_upload_took_over_is_superseded_not_succeeded() {
+        let record = |outcome: &str| ExecutionRecord {
+            options: ferrotype_executor::ExecutionOptions::local("Pipeline", "a"),
+            status: ExecutionStatus::Succeeded,
+            input: serde_json::json!({"detail-type": "Object Created"}),
+            output: Some(serde_json::json!({"status": "succeeded", "outcome": outcome})),
+            error: None,
+            cause: None,
+            start_date: time::OffsetDateTime::UNIX_EPOCH,
+            stop_date: Some(time::OffsetDateTime::UNIX_EPOCH),
+            redrive_count: 0,
+            redrive_date: None,
+            history: Vec::new(),
+            checkpoint: None,
+            map_runs: Vec::new(),
+            map_run_arn: None,
+        };
+        let outcome = |record| Outcome {
+            file: "a.jpg".into(),
+            key: "uploads/a.jpg".into(),
+            record: Some(record),
+            manifest: None,
+            error: None,
+            duration: Duration::ZERO,
+            unchanged: false,
+        };
+        let superseded = outcome(record("superseded"));
+        assert_eq!(superseded.status(), "superseded");
+        assert!(superseded.reason().contains("uploaded again or deleted"));
+        assert_eq!(outcome(record("recorded")).status(), "succeeded");
     }
 }
