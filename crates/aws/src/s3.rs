@@ -345,8 +345,8 @@ impl ObjectStore {
             return Ok(Vec::new());
         }
         let range = format!("bytes={start}-{}", start + len - 1);
-        let body = self.get_pinned(bucket, key, pin, Some(range)).await?;
-        read_body(body, len, bucket, key, Excess::Truncate).await
+        let (body, size) = self.get_pinned(bucket, key, pin, Some(range)).await?;
+        read_body(body, size, len, bucket, key, Excess::Truncate).await
     }
 
     /// The whole pinned object, refusing to read more than `max_bytes` (what validate found it to be).
@@ -357,8 +357,8 @@ impl ObjectStore {
         pin: &Pin,
         max_bytes: u64,
     ) -> Result<Vec<u8>, S3Error> {
-        let body = self.get_pinned(bucket, key, pin, None).await?;
-        read_body(body, max_bytes, bucket, key, Excess::Changed).await
+        let (body, size) = self.get_pinned(bucket, key, pin, None).await?;
+        read_body(body, size, max_bytes, bucket, key, Excess::Changed).await
     }
 
     async fn get_pinned(
@@ -367,7 +367,7 @@ impl ObjectStore {
         key: &str,
         pin: &Pin,
         range: Option<String>,
-    ) -> Result<ByteStream, S3Error> {
+    ) -> Result<(ByteStream, Option<i64>), S3Error> {
         let output = self
             .client
             .get_object()
@@ -390,7 +390,8 @@ impl ObjectStore {
                 ));
             }
         }
-        Ok(output.body)
+        let size = output.content_length();
+        Ok((output.body, size))
     }
 
     /// The current object and its ETag, or None when there is none; at most `max_bytes` of it (a small
@@ -419,7 +420,8 @@ impl ObjectStore {
             }
         };
         let etag = output.e_tag().unwrap_or_default().to_owned();
-        read_body(output.body, max_bytes, bucket, key, Excess::Truncate)
+        let size = output.content_length();
+        read_body(output.body, size, max_bytes, bucket, key, Excess::Truncate)
             .await
             .map(|bytes| Some((bytes, etag)))
     }
@@ -501,13 +503,19 @@ enum Excess {
 
 async fn read_body(
     mut body: ByteStream,
+    content_length: Option<i64>,
     limit: u64,
     bucket: &str,
     key: &str,
     excess: Excess,
 ) -> Result<Vec<u8>, S3Error> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let mut bytes = Vec::with_capacity(limit.min(8 * 1024 * 1024));
+    // The announced length sizes the buffer (one allocation, no copies as it grows), never beyond
+    // the limit: a server's header is not trusted with memory. Without one, up to 8 MiB at first.
+    let expected = content_length
+        .and_then(|length| usize::try_from(length).ok())
+        .unwrap_or(8 * 1024 * 1024);
+    let mut bytes = Vec::with_capacity(limit.min(expected));
     loop {
         let chunk = body.try_next().await.map_err(|err| {
             S3Error::new(
