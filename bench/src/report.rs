@@ -434,7 +434,7 @@ pub fn all(args: &AllArgs) -> Result<()> {
         ) {
             Ok(runs) => {
                 md.push_str(&largest::markdown(&runs, memories.decode));
-                let _ = writeln!(md, "\nOurs at the default threading; sharp with concurrency 1. Generated images without sensor grain (a grainy 100 MP PNG exceeds the 50 MB object limit).\n");
+                let _ = writeln!(md, "\nMedian of 3 runs after an untimed one, in one process per side and variant. Ours at the default threading; sharp with concurrency 1. Generated images without sensor grain (a grainy 100 MP PNG exceeds the 50 MB object limit).\n");
             }
             Err(e) => {
                 let _ = writeln!(md, "Not measured: {e:#}\n");
