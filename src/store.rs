@@ -199,20 +199,12 @@ mod tests {
 
     fn record(name: &str, status: ExecutionStatus) -> ExecutionRecord {
         ExecutionRecord {
-            options: ExecutionOptions::local("pipeline", name),
             status,
-            input: serde_json::json!({}),
-            output: None,
-            error: None,
-            cause: None,
-            start_date: OffsetDateTime::UNIX_EPOCH,
-            stop_date: None,
-            redrive_count: 0,
-            redrive_date: None,
-            history: Vec::new(),
-            checkpoint: None,
-            map_runs: Vec::new(),
-            map_run_arn: None,
+            ..ExecutionRecord::started(
+                ExecutionOptions::local("pipeline", name),
+                serde_json::json!({}),
+                OffsetDateTime::UNIX_EPOCH,
+            )
         }
     }
 

@@ -2,7 +2,7 @@
 //! folder, its words, its files and its exit status.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use ferrotype_local_s3::testing;
 
@@ -21,6 +21,35 @@ fn command(dir: &Path, args: &[&str]) -> Command {
         .env_remove("RUST_LOG")
         .env("FERROTYPE_DATA_DIR", dir.join(".ferrotype"));
     command
+}
+
+/// `ferrotype watch images <args>` running in `dir`, its output captured.
+fn spawn_watch(dir: &Path, args: &[&str]) -> Child {
+    let mut all = vec!["watch", "images"];
+    all.extend_from_slice(args);
+    command(dir, &all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls `ready` until it holds; fails the test after two minutes, saying what never happened.
+fn wait_until(never: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "{never}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Whether any file in `dir` (if it exists) is a `.json` file whose text satisfies `matches`.
+fn any_json(dir: &Path, matches: impl Fn(&str) -> bool) -> bool {
+    std::fs::read_dir(dir).into_iter().flatten().any(|entry| {
+        let path = entry.unwrap().path();
+        path.extension().is_some_and(|ext| ext == "json")
+            && std::fs::read_to_string(&path).is_ok_and(|text| matches(&text))
+    })
 }
 
 fn stdout(output: &Output) -> String {
@@ -488,21 +517,9 @@ fn a_killed_run_leaves_its_executions_listed_and_the_same_command_finishes_them(
         .unwrap();
     // Kill it once an execution is journaled as running.
     let executions = dir.path().join(".ferrotype/executions");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let running = std::fs::read_dir(&executions)
-            .into_iter()
-            .flatten()
-            .any(|entry| {
-                std::fs::read_to_string(entry.unwrap().path())
-                    .is_ok_and(|text| text.contains("\"status\":\"RUNNING\""))
-            });
-        if running {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no execution started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("no execution started", || {
+        any_json(&executions, |text| text.contains("\"status\":\"RUNNING\""))
+    });
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -567,31 +584,15 @@ fn watch_turns_a_removed_file_into_a_deletion() {
     let dir = tempfile::tempdir().unwrap();
     let images = dir.path().join("images");
     std::fs::create_dir_all(&images).unwrap();
-    let child = command(
+    let child = spawn_watch(
         dir.path(),
-        &[
-            "watch",
-            "images",
-            "--initial",
-            "--interval-ms",
-            "50",
-            "--max-executions",
-            "2",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+        &["--initial", "--interval-ms", "50", "--max-executions", "2"],
+    );
     std::fs::write(images.join("gone.jpg"), testing::jpeg(200, 150)).unwrap();
     let manifests = dir
         .path()
         .join(".ferrotype/buckets/output/manifests/uploads/gone.jpg.json");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !manifests.is_file() {
-        assert!(std::time::Instant::now() < deadline, "the upload never ran");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the upload never ran", || manifests.is_file());
     let rendered = manifest(dir.path(), "uploads/gone.jpg");
     std::fs::remove_file(images.join("gone.jpg")).unwrap();
     let output = child.wait_with_output().unwrap();
@@ -735,39 +736,14 @@ fn watch_uploads_a_replaced_file_while_its_execution_runs_and_ends_with_the_new_
     let dir = tempfile::tempdir().unwrap();
     let images = dir.path().join("images");
     std::fs::create_dir_all(&images).unwrap();
-    let child = command(
+    let child = spawn_watch(
         dir.path(),
-        &[
-            "watch",
-            "images",
-            "--interval-ms",
-            "20",
-            "--max-executions",
-            "2",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+        &["--interval-ms", "20", "--max-executions", "2"],
+    );
     std::fs::write(images.join("p00.jpg"), testing::jpeg(1600, 1200)).unwrap();
     // Replace it as soon as its first execution is journaled (usually while it still runs).
     let executions = dir.path().join(".ferrotype/executions");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !std::fs::read_dir(&executions)
-        .into_iter()
-        .flatten()
-        .any(|entry| {
-            entry
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|ext| ext == "json")
-        })
-    {
-        assert!(std::time::Instant::now() < deadline, "no execution started");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_until("no execution started", || any_json(&executions, |_| true));
     std::fs::write(images.join("p00.jpg"), testing::jpeg(640, 480)).unwrap();
     let output = child.wait_with_output().unwrap();
     let said = stdout(&output);

@@ -374,7 +374,8 @@ impl Running {
     fn start(
         &mut self,
         change: Change,
-        (file, key): (PathBuf, String),
+        file: PathBuf,
+        key: String,
         started: Instant,
         work: anyhow::Result<Work>,
     ) {
@@ -486,7 +487,7 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<bool> {
                 let key = keys_of.remove(&file).unwrap_or_default();
                 let started = Instant::now();
                 let work = pipeline.delete(&key).await.map(Work::Execute);
-                running.start(Change::Deletion, (file, key), started, work);
+                running.start(Change::Deletion, file, key, started, work);
             }
             let changed: Vec<(PathBuf, String, (SystemTime, u64))> = files
                 .into_iter()
@@ -511,7 +512,7 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<bool> {
                 keys_of.insert(file.clone(), key.clone());
                 let started = Instant::now();
                 let work = upload(&pipeline, &file, &key).await;
-                running.start(Change::Upload, (file, key), started, work);
+                running.start(Change::Upload, file, key, started, work);
             }
             stopping = !may_start(&running);
         }

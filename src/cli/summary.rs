@@ -509,20 +509,14 @@ mod tests {
     #[test]
     fn an_execution_a_newer_upload_took_over_is_superseded_not_succeeded() {
         let record = |outcome: &str| ExecutionRecord {
-            options: ferrotype_executor::ExecutionOptions::local("Pipeline", "a"),
             status: ExecutionStatus::Succeeded,
-            input: serde_json::json!({"detail-type": "Object Created"}),
             output: Some(serde_json::json!({"status": "succeeded", "outcome": outcome})),
-            error: None,
-            cause: None,
-            start_date: time::OffsetDateTime::UNIX_EPOCH,
             stop_date: Some(time::OffsetDateTime::UNIX_EPOCH),
-            redrive_count: 0,
-            redrive_date: None,
-            history: Vec::new(),
-            checkpoint: None,
-            map_runs: Vec::new(),
-            map_run_arn: None,
+            ..ExecutionRecord::started(
+                ferrotype_executor::ExecutionOptions::local("Pipeline", "a"),
+                serde_json::json!({"detail-type": "Object Created"}),
+                time::OffsetDateTime::UNIX_EPOCH,
+            )
         };
         let outcome = |record| Outcome {
             file: "a.jpg".into(),

@@ -248,22 +248,7 @@ impl Executor {
     /// Start an execution and run it to completion.
     pub async fn start(&self, options: ExecutionOptions, input: Value) -> ExecutionRecord {
         let start = options.start_time.unwrap_or_else(OffsetDateTime::now_utc);
-        let record = ExecutionRecord {
-            options,
-            status: ExecutionStatus::Running,
-            input: input.clone(),
-            output: None,
-            error: None,
-            cause: None,
-            start_date: start,
-            stop_date: None,
-            redrive_count: 0,
-            redrive_date: None,
-            history: Vec::new(),
-            checkpoint: None,
-            map_runs: Vec::new(),
-            map_run_arn: None,
-        };
+        let record = ExecutionRecord::started(options, input, start);
         self.run(record, start, None).await
     }
 

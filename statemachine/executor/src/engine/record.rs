@@ -122,6 +122,26 @@ pub struct ExecutionRecord {
 }
 
 impl ExecutionRecord {
+    /// A record of an execution that starts at `start_date`: RUNNING, nothing run yet.
+    pub fn started(options: ExecutionOptions, input: Value, start_date: OffsetDateTime) -> Self {
+        ExecutionRecord {
+            options,
+            status: ExecutionStatus::Running,
+            input,
+            output: None,
+            error: None,
+            cause: None,
+            start_date,
+            stop_date: None,
+            redrive_count: 0,
+            redrive_date: None,
+            history: Vec::new(),
+            checkpoint: None,
+            map_runs: Vec::new(),
+            map_run_arn: None,
+        }
+    }
+
     /// The console-like state-by-state table of this execution's history.
     pub fn history_table(&self) -> String {
         crate::history::render_table(&self.history)

@@ -66,20 +66,10 @@ impl Shared {
             observer: self.observer.clone(),
         };
         let record = ExecutionRecord {
-            options,
-            status: ExecutionStatus::Running,
-            input,
-            output: None,
-            error: None,
-            cause: None,
-            start_date: start,
-            stop_date: None,
             redrive_count: u32::from(resume.is_some()),
             redrive_date: resume.is_some().then_some(start),
-            history: Vec::new(),
-            checkpoint: None,
-            map_runs: Vec::new(),
             map_run_arn: Some(map_run_arn.to_string()),
+            ..ExecutionRecord::started(options, input, start)
         };
         Box::pin(executor.run(record, start, resume)).await
     }
