@@ -3,6 +3,7 @@
 //! detection; Amazon Rekognition lives in ferrotype-aws).
 
 mod builtin;
+mod seeta;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,406 @@
+//! The funnel's later stages: SURF-like gradient features of a candidate window (resampled to the
+//! 40×40 window), classified by a small MLP that also corrects the window's position and size.
+
+use super::WINDOW_SIDE;
+
+const SIDE: usize = WINDOW_SIDE as usize;
+/// Integral channels per pixel: dx and |dx| split by the sign of dy, dy and |dy| by the sign of dx.
+const CHANNELS: usize = 8;
+/// Every feature is a patch of 2×2 cells with all channels summed per cell.
+pub(super) const SURF_FEATURE_DIM: usize = 4 * CHANNELS;
+/// The size of the feature pool the model's feature ids index (see [`feature_pool`]).
+pub(super) const SURF_FEATURE_COUNT: usize = 56;
+
+/// A feature's patch inside the window; its four cells are its quarters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Patch {
+    x: usize,
+    y: usize,
+    width: usize,
+    height: usize,
+}
+
+/// SeetaFace's feature pool, in its order: patches of aspect 1:1, 1:2, 2:1, 2:3 and 3:2, from 16 px
+/// to the whole window, every size whose cells have whole sides, at 16 px steps.
+pub(super) fn feature_pool() -> Vec<Patch> {
+    const MIN_SIDE: usize = 16;
+    const STEP: usize = 16;
+    let mut pool = Vec::new();
+    for (unit_width, unit_height) in [(1, 1), (1, 2), (2, 1), (2, 3), (3, 2)] {
+        for height in MIN_SIDE..=SIDE {
+            if height % 2 != 0 || height % unit_height != 0 {
+                continue;
+            }
+            let width = height / unit_height * unit_width;
+            if width % 2 != 0 || !(MIN_SIDE..=SIDE).contains(&width) {
+                continue;
+            }
+            for y in (0..=SIDE - height).step_by(STEP) {
+                for x in (0..=SIDE - width).step_by(STEP) {
+                    pool.push(Patch {
+                        x,
+                        y,
+                        width,
+                        height,
+                    });
+                }
+            }
+        }
+    }
+    pool
+}
+
+/// The channels of one 40×40 window summed down its columns: row `y` of channel `c` holds, for each
+/// x, the sum over the rows above y. A cell's sum is then the difference of two rows summed across
+/// the cell, which vectorises; a full integral image would add a serial pass along every row, the
+/// costliest part of a window when the features of a stage cover only part of it.
+#[derive(Debug)]
+pub(super) struct SurfFeatureMap {
+    columns: Vec<i32>,
+    dx: Vec<i32>,
+    dy: Vec<i32>,
+    pool: Vec<Patch>,
+}
+
+impl Default for SurfFeatureMap {
+    fn default() -> Self {
+        SurfFeatureMap {
+            columns: vec![0; (SIDE + 1) * CHANNELS * SIDE],
+            dx: vec![0; SIDE * SIDE],
+            dy: vec![0; SIDE * SIDE],
+            pool: feature_pool(),
+        }
+    }
+}
+
+/// Where row `y` of `channel` starts in [`SurfFeatureMap::columns`].
+fn column_row(y: usize, channel: usize) -> usize {
+    (y * CHANNELS + channel) * SIDE
+}
+
+/// `below = above + value(dx, dy)` along one row; inlined per channel so that it vectorises.
+#[inline(always)]
+fn accumulate(
+    above: &[i32],
+    below: &mut [i32],
+    dx: &[i32],
+    dy: &[i32],
+    value: fn(i32, i32) -> i32,
+) {
+    for (((below, above), dx), dy) in below.iter_mut().zip(above).zip(dx).zip(dy) {
+        *below = above + value(*dx, *dy);
+    }
+}
+
+/// The horizontal and vertical gradients of a 40×40 window: across three pixels, and at the edges
+/// across two, doubled.
+fn gradients(window: &[u8], dx: &mut [i32], dy: &mut [i32]) {
+    let row = |y: usize| &window[y * SIDE..][..SIDE];
+    for y in 0..SIDE {
+        let (pixels, out) = (row(y), &mut dx[y * SIDE..][..SIDE]);
+        out[0] = 2 * (i32::from(pixels[1]) - i32::from(pixels[0]));
+        for ((out, before), after) in out[1..SIDE - 1].iter_mut().zip(pixels).zip(&pixels[2..]) {
+            *out = i32::from(*after) - i32::from(*before);
+        }
+        out[SIDE - 1] = 2 * (i32::from(pixels[SIDE - 1]) - i32::from(pixels[SIDE - 2]));
+        let at_edge = y == 0 || y == SIDE - 1;
+        let (up, down) = (row(y.saturating_sub(1)), row((y + 1).min(SIDE - 1)));
+        let factor = if at_edge { 2 } else { 1 };
+        for ((out, before), after) in dy[y * SIDE..][..SIDE].iter_mut().zip(up).zip(down) {
+            *out = factor * (i32::from(*after) - i32::from(*before));
+        }
+    }
+}
+
+impl SurfFeatureMap {
+    /// Builds the column sums of a 40×40 grey window.
+    pub fn compute(&mut self, window: &[u8]) {
+        debug_assert_eq!(window.len(), SIDE * SIDE);
+        gradients(window, &mut self.dx, &mut self.dy);
+        // Each gradient and its magnitude go to one pair of channels or the other by the sign of
+        // the other gradient (`>> 31` is all ones where it is negative).
+        let channels: [fn(i32, i32) -> i32; CHANNELS] = [
+            |dx, dy| dx & !(dy >> 31),
+            |dx, dy| dx.abs() & !(dy >> 31),
+            |dx, dy| dx & (dy >> 31),
+            |dx, dy| dx.abs() & (dy >> 31),
+            |dx, dy| dy & !(dx >> 31),
+            |dx, dy| dy.abs() & !(dx >> 31),
+            |dx, dy| dy & (dx >> 31),
+            |dx, dy| dy.abs() & (dx >> 31),
+        ];
+        self.columns[..column_row(1, 0)].fill(0);
+        for y in 0..SIDE {
+            let (above, below) = self.columns.split_at_mut(column_row(y + 1, 0));
+            let (dx, dy) = (&self.dx[y * SIDE..][..SIDE], &self.dy[y * SIDE..][..SIDE]);
+            for (channel, value) in channels.iter().enumerate() {
+                let above = &above[column_row(y, channel)..][..SIDE];
+                let below = &mut below[channel * SIDE..][..SIDE];
+                accumulate(above, below, dx, dy, *value);
+            }
+        }
+    }
+
+    /// Writes the L2-normalised feature `id` of the pool into `out` (32 values: the four cells in
+    /// reading order, each with its eight channels).
+    fn feature(&self, id: usize, out: &mut [f32]) {
+        let patch = self.pool[id];
+        let (cell_width, cell_height) = (patch.width / 2, patch.height / 2);
+        let mut sums = [0i32; SURF_FEATURE_DIM];
+        for (cell, sums) in sums.chunks_exact_mut(CHANNELS).enumerate() {
+            let x0 = patch.x + (cell % 2) * cell_width;
+            let y0 = patch.y + (cell / 2) * cell_height;
+            let y1 = y0 + cell_height;
+            for (channel, sum) in sums.iter_mut().enumerate() {
+                let top = &self.columns[column_row(y0, channel) + x0..][..cell_width];
+                let bottom = &self.columns[column_row(y1, channel) + x0..][..cell_width];
+                *sum = bottom
+                    .iter()
+                    .zip(top)
+                    .map(|(bottom, top)| bottom - top)
+                    .sum();
+            }
+        }
+        let norm_squared: f64 = sums
+            .iter()
+            .map(|&sum| f64::from(sum) * f64::from(sum))
+            .sum();
+        if norm_squared == 0.0 {
+            out.fill(0.0);
+            return;
+        }
+        let norm = norm_squared.sqrt() as f32;
+        for (out, sum) in out.iter_mut().zip(sums) {
+            *out = sum as f32 / norm;
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct MlpLayer {
+    inputs: usize,
+    /// One row of `inputs` weights per output.
+    weights: Vec<f32>,
+    biases: Vec<f32>,
+}
+
+impl MlpLayer {
+    pub fn new(inputs: usize, weights: Vec<f32>, biases: Vec<f32>) -> Self {
+        debug_assert_eq!(weights.len(), inputs * biases.len());
+        MlpLayer {
+            inputs,
+            weights,
+            biases,
+        }
+    }
+
+    fn compute(&self, input: &[f32], output: &mut Vec<f32>, activation: fn(f32) -> f32) {
+        output.clear();
+        output.extend(
+            self.weights
+                .chunks_exact(self.inputs)
+                .zip(&self.biases)
+                .map(|(weights, bias)| activation(dot(input, weights) + bias)),
+        );
+    }
+}
+
+/// Eight running sums, so the compiler can keep them in one vector register.
+fn dot(left: &[f32], right: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut sums = [0.0f32; LANES];
+    let (left_chunks, right_chunks) = (left.chunks_exact(LANES), right.chunks_exact(LANES));
+    let tail: f32 = left_chunks
+        .remainder()
+        .iter()
+        .zip(right_chunks.remainder())
+        .map(|(l, r)| l * r)
+        .sum();
+    for (l, r) in left_chunks.zip(right_chunks) {
+        for lane in 0..LANES {
+            sums[lane] += l[lane] * r[lane];
+        }
+    }
+    sums.iter().sum::<f32>() + tail
+}
+
+fn relu(x: f32) -> f32 {
+    x.max(0.0)
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+#[derive(Debug)]
+pub(super) struct MlpClassifier {
+    /// 0-based ids into the feature pool.
+    feature_ids: Vec<usize>,
+    threshold: f32,
+    layers: Vec<MlpLayer>,
+}
+
+/// What an MLP stage says of a window: its score, and the window's correction as fractions of its
+/// side (0.5 for no change).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MlpVerdict {
+    pub score: f32,
+    pub x: f32,
+    pub y: f32,
+    pub size: f32,
+}
+
+/// Reusable buffers of an MLP evaluation.
+#[derive(Debug, Default)]
+pub(super) struct MlpBuffers {
+    input: Vec<f32>,
+    hidden: Vec<f32>,
+    next: Vec<f32>,
+}
+
+impl MlpClassifier {
+    pub fn new(feature_ids: Vec<usize>, threshold: f32, layers: Vec<MlpLayer>) -> Self {
+        MlpClassifier {
+            feature_ids,
+            threshold,
+            layers,
+        }
+    }
+
+    /// The verdict on the window whose features `map` holds, if it passes.
+    pub fn classify(&self, map: &SurfFeatureMap, buffers: &mut MlpBuffers) -> Option<MlpVerdict> {
+        let input = &mut buffers.input;
+        input.resize(self.feature_ids.len() * SURF_FEATURE_DIM, 0.0);
+        for (id, out) in self
+            .feature_ids
+            .iter()
+            .zip(input.chunks_exact_mut(SURF_FEATURE_DIM))
+        {
+            map.feature(*id, out);
+        }
+        let (last, hidden_layers) = self.layers.split_last()?;
+        let mut current = &buffers.input;
+        for layer in hidden_layers {
+            layer.compute(current, &mut buffers.next, relu);
+            std::mem::swap(&mut buffers.hidden, &mut buffers.next);
+            current = &buffers.hidden;
+        }
+        last.compute(current, &mut buffers.next, sigmoid);
+        let [score, x, y, size] = buffers.next[..] else {
+            return None;
+        };
+        (score > self.threshold).then_some(MlpVerdict { score, x, y, size })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise_window(seed: u64) -> Vec<u8> {
+        let mut state = seed;
+        (0..SIDE * SIDE)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 56) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_pool_is_seetafaces() {
+        let pool = feature_pool();
+        assert_eq!(pool.len(), SURF_FEATURE_COUNT);
+        let patch = |x, y, width, height| Patch {
+            x,
+            y,
+            width,
+            height,
+        };
+        assert_eq!(pool[0], patch(0, 0, 16, 16));
+        assert_eq!(pool[3], patch(16, 16, 16, 16));
+        assert!(pool.contains(&patch(0, 0, 40, 40)));
+        assert!(pool.iter().all(|p| p.x + p.width <= SIDE
+            && p.y + p.height <= SIDE
+            && p.width % 2 == 0
+            && p.height % 2 == 0));
+    }
+
+    #[test]
+    fn features_are_normalised_cell_sums_of_the_split_gradients() {
+        let window = noise_window(11);
+        let pixel = |x: i32, y: i32| {
+            let clamp = |v: i32| v.clamp(0, SIDE as i32 - 1) as usize;
+            i32::from(window[clamp(y) * SIDE + clamp(x)])
+        };
+        let gradient = |x: i32, y: i32, horizontal: bool| {
+            let edge = if horizontal {
+                x == 0 || x == SIDE as i32 - 1
+            } else {
+                y == 0 || y == SIDE as i32 - 1
+            };
+            let difference = if horizontal {
+                pixel(x + 1, y) - pixel(x - 1, y)
+            } else {
+                pixel(x, y + 1) - pixel(x, y - 1)
+            };
+            // At an edge the clamped neighbour is the pixel itself: half the span, doubled.
+            if edge {
+                2 * difference
+            } else {
+                difference
+            }
+        };
+        let mut map = SurfFeatureMap::default();
+        map.compute(&noise_window(99));
+        map.compute(&window);
+        let mut out = [0.0f32; SURF_FEATURE_DIM];
+        for (id, patch) in feature_pool().into_iter().enumerate() {
+            let mut sums = [0i32; SURF_FEATURE_DIM];
+            for cell in 0..4 {
+                let (width, height) = (patch.width / 2, patch.height / 2);
+                let (x0, y0) = (patch.x + cell % 2 * width, patch.y + cell / 2 * height);
+                for y in y0..y0 + height {
+                    for x in x0..x0 + width {
+                        let dx = gradient(x as i32, y as i32, true);
+                        let dy = gradient(x as i32, y as i32, false);
+                        let sums = &mut sums[cell * CHANNELS..][..CHANNELS];
+                        let (x_pair, y_pair) =
+                            (if dy < 0 { 2 } else { 0 }, if dx < 0 { 6 } else { 4 });
+                        sums[x_pair] += dx;
+                        sums[x_pair + 1] += dx.abs();
+                        sums[y_pair] += dy;
+                        sums[y_pair + 1] += dy.abs();
+                    }
+                }
+            }
+            let norm = sums
+                .iter()
+                .map(|&s| f64::from(s).powi(2))
+                .sum::<f64>()
+                .sqrt() as f32;
+            map.feature(id, &mut out);
+            for (value, sum) in out.iter().zip(sums) {
+                assert_eq!(*value, sum as f32 / norm, "feature {id}");
+            }
+        }
+        map.compute(&[77; SIDE * SIDE]);
+        map.feature(0, &mut out);
+        assert_eq!(
+            out, [0.0; SURF_FEATURE_DIM],
+            "a flat window has no gradient"
+        );
+    }
+
+    #[test]
+    fn the_dot_product_sums_every_term() {
+        for length in [0, 1, 7, 8, 9, 128, 131] {
+            let left: Vec<f32> = (0..length).map(|i| i as f32 * 0.5).collect();
+            let right: Vec<f32> = (0..length).map(|i| 3.0 - i as f32).collect();
+            let expected: f32 = left.iter().zip(&right).map(|(l, r)| l * r).sum();
+            assert!((dot(&left, &right) - expected).abs() <= 1e-3 * expected.abs().max(1.0));
+        }
+    }
+}
