@@ -16,7 +16,7 @@ cd "$here"
 
 seconds="${FUZZ_SECONDS:-60}"
 sanitizer="${FUZZ_SANITIZER:-none}"
-all_targets=(keys event config probe render working_copy asl_definition asl_paths)
+all_targets=(keys event config probe render working_copy faces asl_definition asl_paths)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 # cargo-fuzz passes nightly-only rustc flags (-Zsanitizer, and some -Z options cargo-fuzz always adds);
@@ -71,6 +71,7 @@ for target in "${targets[@]}"; do
   options=(-max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048)
   case "$target" in
     render) options+=(-timeout=20 -max_len=65536) ;;
+    faces) options+=(-timeout=10 -max_len=90000) ;;
     probe) options+=(-timeout=5 -max_len=65536) ;;
     config|asl_definition) options+=(-timeout=5 -max_len=16384 -dict=dicts/json.dict) ;;
     event) options+=(-timeout=5 -max_len=8192 -dict=dicts/json.dict) ;;
