@@ -221,19 +221,19 @@ fn resample_window(image: &Grey, window: &Window, out: &mut [u8]) {
     // of it and the next one.
     let taps = |origin: i32| {
         let mut first = [0i32; SIDE];
-        let mut weights = [(0.0, 0.0); SIDE];
+        let (mut first_weights, mut next_weights) = ([0.0f64; SIDE], [0.0f64; SIDE]);
         for i in 0..SIDE {
             let position = scale * i as f64;
             let pixel = (position as usize).min(side - 2);
             let weight = position - pixel as f64;
             first[i] = origin + pixel as i32;
-            weights[i] = (1.0 - weight, weight);
+            first_weights[i] = 1.0 - weight;
+            next_weights[i] = weight;
         }
-        (first, weights)
+        (first, first_weights, next_weights)
     };
-    let (columns, column_weights) = taps(window.x);
-    let (rows, row_weights) = taps(window.y);
-    let (left_weights, right_weights): (Vec<f64>, Vec<f64>) = column_weights.into_iter().unzip();
+    let (columns, left_weights, right_weights) = taps(window.x);
+    let (rows, top_weights, bottom_weights) = taps(window.y);
     let inside = window.x >= 0
         && window.y >= 0
         && window.x + window.side <= image.width as i32
@@ -247,8 +247,11 @@ fn resample_window(image: &Grey, window: &Window, out: &mut [u8]) {
     };
     // The four neighbours of each output pixel of a row, gathered so the blend below vectorises.
     let mut samples = [[0.0f64; SIDE]; 4];
-    for ((out, &y), &(top_weight, bottom_weight)) in
-        out.chunks_exact_mut(SIDE).zip(&rows).zip(&row_weights)
+    for (((out, &y), &top_weight), &bottom_weight) in out
+        .chunks_exact_mut(SIDE)
+        .zip(&rows)
+        .zip(&top_weights)
+        .zip(&bottom_weights)
     {
         for (j, &x) in columns.iter().enumerate() {
             samples[0][j] = pixel(x, y);
