@@ -15,7 +15,8 @@ mod surf;
 
 use lab::{LabClassifier, LabFeatureMap};
 use model::Classifier;
-use surf::{MlpBuffers, SurfFeatureMap};
+pub(super) use model::Model;
+use surf::{MlpBuffers, MlpClassifier, SurfFeatureMap};
 
 /// The side of the square window every classifier sees.
 const WINDOW_SIDE: u32 = 40;
@@ -41,8 +42,6 @@ pub(super) struct Window {
     pub side: i32,
     pub score: f64,
 }
-
-pub(super) use model::Model;
 
 /// A model and the buffers of a scan; [`Detector::detect`] any number of images with it.
 #[derive(Debug)]
@@ -79,20 +78,22 @@ impl<'m> Detector<'m> {
             return Vec::new();
         }
         let mut survivors = self.scan_windows(&image, scan);
-        let last = self.model.hierarchies.len().saturating_sub(1);
-        for level in 1..self.model.hierarchies.len() {
-            let mut refined = Vec::with_capacity(self.model.hierarchies[level].len());
-            for item in 0..self.model.hierarchies[level].len() {
-                let item_ref = &self.model.hierarchies[level][item];
-                let mut windows: Vec<Window> = item_ref
+        // The model outlives the buffers' borrows below.
+        let model = self.model;
+        let last = model.hierarchies.len().saturating_sub(1);
+        for (level, items) in model.hierarchies.iter().enumerate().skip(1) {
+            let mut refined = Vec::with_capacity(items.len());
+            for item in items {
+                let mut windows: Vec<Window> = item
                     .sources
                     .iter()
                     .flat_map(|&source| survivors[source].iter().copied())
                     .collect();
-                let stages = item_ref.stages.len();
-                for stage in 0..stages {
-                    windows = self.refine(&image, level, item, stage, windows);
-                    if stage + 1 < stages {
+                for (stage, classifier) in item.stages.iter().enumerate() {
+                    if let Classifier::Mlp(classifier) = classifier {
+                        windows = self.refine(&image, classifier, windows);
+                    }
+                    if stage + 1 < item.stages.len() {
                         windows = merge_overlapping(windows, 0.8);
                     } else if level == last {
                         windows = merge_overlapping(windows, 0.3);
@@ -166,14 +167,9 @@ impl<'m> Detector<'m> {
     fn refine(
         &mut self,
         image: &Grey,
-        level: usize,
-        item: usize,
-        stage: usize,
+        classifier: &MlpClassifier,
         windows: Vec<Window>,
     ) -> Vec<Window> {
-        let Classifier::Mlp(classifier) = &self.model.hierarchies[level][item].stages[stage] else {
-            return windows;
-        };
         let mut passed = Vec::with_capacity(windows.len());
         for window in windows {
             // Windows wholly outside the image, or too small to resample, hold no face.
