@@ -34,6 +34,14 @@ fn spawn_watch(dir: &Path, args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// A project folder with an empty `images` folder for `watch` to scan.
+fn watched_folder() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    (dir, images)
+}
+
 /// Polls `ready` until it holds; fails the test after two minutes, saying what never happened.
 fn wait_until(never: &str, mut ready: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
@@ -370,9 +378,7 @@ fn manifest(dir: &Path, key: &str) -> serde_json::Value {
 
 #[test]
 fn sources_that_differ_only_in_extension_never_share_an_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = dir.path().join("images");
-    std::fs::create_dir_all(&images).unwrap();
+    let (dir, images) = watched_folder();
     std::fs::write(images.join("p.jpg"), testing::jpeg(300, 200)).unwrap();
     std::fs::write(images.join("p.png"), testing::png(200, 300)).unwrap();
     let output = ferrotype(dir.path(), &["run", "images"]);
@@ -581,9 +587,7 @@ fn two_runs_on_one_data_dir_take_turns() {
 
 #[test]
 fn watch_turns_a_removed_file_into_a_deletion() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = dir.path().join("images");
-    std::fs::create_dir_all(&images).unwrap();
+    let (dir, images) = watched_folder();
     let child = spawn_watch(
         dir.path(),
         &["--initial", "--interval-ms", "50", "--max-executions", "2"],
@@ -616,9 +620,7 @@ fn watch_turns_a_removed_file_into_a_deletion() {
 
 #[test]
 fn watch_leaves_existing_files_alone_unless_initial() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = dir.path().join("images");
-    std::fs::create_dir_all(&images).unwrap();
+    let (dir, images) = watched_folder();
     std::fs::write(images.join("old.jpg"), testing::jpeg(120, 90)).unwrap();
     let mut child = command(
         dir.path(),
@@ -733,9 +735,7 @@ fn watch_runs_as_many_executions_at_once_as_asked() {
 
 #[test]
 fn watch_uploads_a_replaced_file_while_its_execution_runs_and_ends_with_the_new_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = dir.path().join("images");
-    std::fs::create_dir_all(&images).unwrap();
+    let (dir, images) = watched_folder();
     let child = spawn_watch(
         dir.path(),
         &["--interval-ms", "20", "--max-executions", "2"],

@@ -227,15 +227,9 @@ mod tests {
 
     /// A seeded grey image: `amplitude` of noise around mid grey.
     fn noise(width: usize, height: usize, amplitude: u32, seed: u64) -> Vec<u8> {
-        let mut state = seed;
-        (0..width * height)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let offset = ((state >> 33) as u32) % (2 * amplitude + 1);
-                (128 + offset - amplitude) as u8
-            })
+        super::super::seeded_noise(width * height, seed)
+            .into_iter()
+            .map(|byte| (128 + u32::from(byte) % (2 * amplitude + 1) - amplitude) as u8)
             .collect()
     }
 

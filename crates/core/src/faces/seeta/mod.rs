@@ -336,20 +336,26 @@ fn merge_overlapping(mut windows: Vec<Window>, min_overlap: f32) -> Vec<Window> 
     kept
 }
 
+/// `count` bytes of seeded noise, for the tests of the detector and its stages.
+#[cfg(test)]
+fn seeded_noise(count: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    (0..count)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 56) as u8
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn noise(width: usize, height: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed;
-        (0..width * height)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 56) as u8
-            })
-            .collect()
+        seeded_noise(width * height, seed)
     }
 
     fn shipped() -> Model {

@@ -298,15 +298,7 @@ mod tests {
     use super::*;
 
     fn noise_window(seed: u64) -> Vec<u8> {
-        let mut state = seed;
-        (0..SIDE * SIDE)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 56) as u8
-            })
-            .collect()
+        super::super::seeded_noise(SIDE * SIDE, seed)
     }
 
     #[test]
