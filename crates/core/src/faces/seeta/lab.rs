@@ -9,6 +9,8 @@ use super::WINDOW_SIDE;
 pub(super) const LAB_PATTERN_SIDE: u32 = 9;
 /// Boosted weak classifiers are summed in groups; the cascade may reject after each group.
 const GROUP: usize = 10;
+/// Windows scored together by [`LabFeatureMap::score_batch`].
+pub(super) const BATCH: usize = 4;
 /// Windows whose grey standard deviation is at or below this are flat, never faces.
 const MIN_STD_DEV: i64 = 10;
 const MIN_VARIANCE_TIMES_AREA_SQUARED: i64 = (MIN_STD_DEV * (WINDOW_SIDE * WINDOW_SIDE) as i64)
@@ -182,30 +184,41 @@ impl LabFeatureMap {
         area * square_sum - sum * sum > MIN_VARIANCE_TIMES_AREA_SQUARED
     }
 
-    /// The cascade's score of the window at (x, y) if it passes every group; `indexes` are the
-    /// classifier's [`LabClassifier::indexes_at`] this map's width.
-    pub fn score(
+    /// The cascade's scores of the windows at (`xs[i]`, y) that are `candidates` and pass every
+    /// group; `indexes` are the classifier's [`LabClassifier::indexes_at`] this map's width.
+    ///
+    /// One window's score is a chain of dependent additions, each waiting for the last; the
+    /// windows of a batch are independent chains the processor overlaps. Each score is still
+    /// summed in the model's order, so it is exactly what scoring the window alone gives.
+    pub fn score_batch(
         &self,
         classifier: &LabClassifier,
         indexes: &[usize],
-        x: usize,
         y: usize,
-    ) -> Option<f32> {
-        let codes = &self.codes[y * self.width + x..];
-        let mut score = 0.0f32;
+        xs: [usize; BATCH],
+        candidates: [bool; BATCH],
+    ) -> [Option<f32>; BATCH] {
+        let starts = xs.map(|x| y * self.width + x);
+        let mut alive = candidates;
+        let mut scores = [0.0f32; BATCH];
         for ((indexes, weights), threshold) in indexes
             .chunks_exact(GROUP)
             .zip(classifier.weights.chunks_exact(GROUP * 256))
             .zip(classifier.thresholds.chunks_exact(GROUP))
         {
-            for (&index, weights) in indexes.iter().zip(weights.chunks_exact(256)) {
-                score += weights[usize::from(codes[index])];
+            if !alive.contains(&true) {
+                break;
             }
-            if score < threshold[GROUP - 1] {
-                return None;
+            for (&index, weights) in indexes.iter().zip(weights.chunks_exact(256)) {
+                for (score, start) in scores.iter_mut().zip(starts) {
+                    *score += weights[usize::from(self.codes[start + index])];
+                }
+            }
+            for (alive, score) in alive.iter_mut().zip(scores) {
+                *alive &= score >= threshold[GROUP - 1];
             }
         }
-        Some(score)
+        std::array::from_fn(|i| alive[i].then_some(scores[i]))
     }
 }
 
@@ -338,7 +351,7 @@ mod tests {
         let score = |thresholds: Vec<f32>, indexes: &mut Vec<usize>| {
             let classifier = LabClassifier::new(offsets.clone(), thresholds, weights.clone());
             classifier.indexes_at(side, indexes);
-            map.score(&classifier, indexes, 0, 0)
+            score_one(&map, &classifier, indexes)
         };
         let mut thresholds = vec![0.0; 2 * GROUP];
         assert_eq!(score(thresholds.clone(), &mut indexes), Some(20.0));
@@ -350,6 +363,69 @@ mod tests {
         // A partial last group is dropped, never read past.
         let classifier = LabClassifier::new(vec![(0, 0); 15], vec![0.0; 15], vec![1.0; 15 * 256]);
         classifier.indexes_at(side, &mut indexes);
-        assert_eq!(map.score(&classifier, &indexes, 0, 0), Some(10.0));
+        assert_eq!(score_one(&map, &classifier, &indexes), Some(10.0));
+    }
+
+    /// The score of the window at the top left, alone in its batch.
+    fn score_one(
+        map: &LabFeatureMap,
+        classifier: &LabClassifier,
+        indexes: &[usize],
+    ) -> Option<f32> {
+        let mut candidates = [false; BATCH];
+        candidates[0] = true;
+        map.score_batch(classifier, indexes, 0, [0; BATCH], candidates)[0]
+    }
+
+    #[test]
+    fn a_batch_scores_each_window_as_the_cascade_defines_it() {
+        let model =
+            super::super::Model::parse(include_bytes!("../../../models/seeta_fd_frontal_v1.0.bin"))
+                .expect("parses");
+        let (width, height) = (120, 90);
+        // Low contrast noise: windows leave the cascades after various groups, some pass.
+        let grey = noise(width, height, 30, 13);
+        let mut map = LabFeatureMap::default();
+        map.compute(&grey, width, height);
+        let (mut passed, mut stopped) = (0, 0);
+        for item in &model.hierarchies[0] {
+            let super::super::model::Classifier::Lab(classifier) = &item.stages[0] else {
+                panic!("the first hierarchy is LAB classifiers");
+            };
+            let mut indexes = Vec::new();
+            classifier.indexes_at(width, &mut indexes);
+            // The definition: weak classifiers summed in order, checked after every group.
+            let plain = |x: usize, y: usize| {
+                let mut score = 0.0f32;
+                for (i, &(dx, dy)) in classifier.offsets.iter().enumerate() {
+                    let code = map.codes[(y + dy as usize) * width + x + dx as usize];
+                    score += classifier.weights[i * 256 + usize::from(code)];
+                    if i % GROUP == GROUP - 1 && score < classifier.thresholds[i] {
+                        return None;
+                    }
+                }
+                Some(score)
+            };
+            for y in (0..=height - 40).step_by(3) {
+                for x in (0..=width - 40 - 3 * 7).step_by(5) {
+                    let xs = [x, x + 7, x + 14, x + 21];
+                    let candidates = [true, x % 2 == 0, true, y % 2 == 0];
+                    let scores = map.score_batch(classifier, &indexes, y, xs, candidates);
+                    for ((x, candidate), score) in xs.into_iter().zip(candidates).zip(scores) {
+                        let expected = if candidate { plain(x, y) } else { None };
+                        assert_eq!(score, expected, "({x}, {y})");
+                        match expected {
+                            Some(_) => passed += 1,
+                            None if candidate => stopped += 1,
+                            None => {}
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            passed > 0 && stopped > 0,
+            "{passed} passed, {stopped} stopped"
+        );
     }
 }

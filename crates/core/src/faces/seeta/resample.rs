@@ -1,0 +1,263 @@
+//! Bilinear resampling as SeetaFace does it, for the pyramid levels and for every candidate window
+//! of the later stages: the source position of an output pixel is its index times the scale (no
+//! half-pixel centring), the weights are f64 and the result is truncated. The cascade's model was
+//! trained on pixels made this way, so the arithmetic is kept exactly; only its order of work is
+//! ours: each source row is blended horizontally once, and reused by the next output row when the
+//! two share it, instead of gathering four neighbours per output pixel.
+
+/// A grey image, row-major, one byte per pixel.
+pub(super) struct Grey<'a> {
+    pub pixels: &'a [u8],
+    pub width: usize,
+    pub height: usize,
+}
+
+/// A rectangle of source pixels; it may stick out of the image, where the pixels read as zero.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Region {
+    pub x: i32,
+    pub y: i32,
+    /// At least 2 in each direction (bilinear taps read a pixel and the next).
+    pub width: usize,
+    pub height: usize,
+}
+
+/// Reusable buffers: resampling allocates nothing once they have grown to the largest output.
+#[derive(Debug, Default)]
+pub(super) struct Resampler {
+    /// Per output column: the first source column (image coordinates) and the weights of it and
+    /// the next.
+    columns: Vec<i32>,
+    left_weights: Vec<f64>,
+    right_weights: Vec<f64>,
+    /// Horizontal blends of the two source rows the current output row reads.
+    upper: Vec<f64>,
+    lower: Vec<f64>,
+}
+
+/// The taps of a region `source` pixels long resampled to `target`.
+#[derive(Clone, Copy)]
+struct Taps {
+    source: usize,
+    scale: f64,
+}
+
+impl Taps {
+    fn new(source: usize, target: usize) -> Taps {
+        Taps {
+            source,
+            scale: source as f64 / target as f64,
+        }
+    }
+
+    /// The first source pixel of output pixel `index` (relative to the region) and the weight of
+    /// the next one.
+    fn at(self, index: usize) -> (usize, f64) {
+        let position = self.scale * index as f64;
+        let first = (position as usize).min(self.source - 2);
+        (first, position - first as f64)
+    }
+}
+
+impl Resampler {
+    /// Resamples `region` of `image` to `width`×`height` pixels in `out` (exactly that long).
+    pub fn resample(
+        &mut self,
+        image: &Grey,
+        region: Region,
+        width: usize,
+        height: usize,
+        out: &mut [u8],
+    ) {
+        debug_assert!(region.width >= 2 && region.height >= 2);
+        debug_assert_eq!(out.len(), width * height);
+        self.columns.clear();
+        self.left_weights.clear();
+        self.right_weights.clear();
+        let (columns, rows) = (
+            Taps::new(region.width, width),
+            Taps::new(region.height, height),
+        );
+        for j in 0..width {
+            let (first, weight) = columns.at(j);
+            self.columns.push(region.x + first as i32);
+            self.left_weights.push(1.0 - weight);
+            self.right_weights.push(weight);
+        }
+        self.upper.resize(width, 0.0);
+        self.lower.resize(width, 0.0);
+        // The source rows whose blends `upper` and `lower` hold.
+        let (mut upper_row, mut lower_row) = (None, None);
+        for (i, out) in out.chunks_exact_mut(width).enumerate() {
+            let (first, bottom_weight) = rows.at(i);
+            let row = region.y + first as i32;
+            if upper_row != Some(row) {
+                if lower_row == Some(row) {
+                    std::mem::swap(&mut self.upper, &mut self.lower);
+                    upper_row = lower_row.take();
+                } else {
+                    self.blend_row(image, row, Half::Upper);
+                    upper_row = Some(row);
+                }
+            }
+            if lower_row != Some(row + 1) {
+                self.blend_row(image, row + 1, Half::Lower);
+                lower_row = Some(row + 1);
+            }
+            let top_weight = 1.0 - bottom_weight;
+            for ((out, upper), lower) in out.iter_mut().zip(&self.upper).zip(&self.lower) {
+                *out = truncate_to_byte(top_weight * upper + bottom_weight * lower);
+            }
+        }
+    }
+
+    /// Blends source row `row` horizontally at every output column, into `upper` or `lower`.
+    fn blend_row(&mut self, image: &Grey, row: i32, half: Half) {
+        let out = match half {
+            Half::Upper => &mut self.upper,
+            Half::Lower => &mut self.lower,
+        };
+        if row < 0 || row as usize >= image.height {
+            out.fill(0.0);
+            return;
+        }
+        let pixels = &image.pixels[row as usize * image.width..][..image.width];
+        let columns = &self.columns;
+        let inside = columns.first().is_some_and(|&x| x >= 0)
+            && columns
+                .last()
+                .is_some_and(|&x| (x as usize) + 1 < image.width);
+        let weights = self.left_weights.iter().zip(&self.right_weights);
+        if inside {
+            for ((out, &x), (left, right)) in out.iter_mut().zip(columns).zip(weights) {
+                let pair = &pixels[x as usize..x as usize + 2];
+                *out = left * f64::from(pair[0]) + right * f64::from(pair[1]);
+            }
+        } else {
+            let pixel = |x: i32| {
+                if x >= 0 && (x as usize) < image.width {
+                    f64::from(pixels[x as usize])
+                } else {
+                    0.0
+                }
+            };
+            for ((out, &x), (left, right)) in out.iter_mut().zip(columns).zip(weights) {
+                *out = left * pixel(x) + right * pixel(x + 1);
+            }
+        }
+    }
+}
+
+/// `value as u8` (truncated, saturated at 0 and 255), in operations that vectorise: Rust's
+/// saturating float-to-int cast keeps the loop scalar on x86. Enlarging extrapolates past the last
+/// source pixel (its taps stop at the second last), so a value may leave 0..=255.
+#[inline(always)]
+fn truncate_to_byte(value: f64) -> u8 {
+    // 2^52: adding it leaves a value below 2^51 rounded to the nearest integer in the low
+    // mantissa bits.
+    const ROUNDING: f64 = 4_503_599_627_370_496.0;
+    // Also sends NaN to 0.
+    let value = if value >= 0.0 { value } else { 0.0 };
+    let value = if value <= 255.0 { value } else { 255.0 };
+    let nearest = (value + ROUNDING) - ROUNDING;
+    let truncated = if nearest > value {
+        nearest - 1.0
+    } else {
+        nearest
+    };
+    (truncated + ROUNDING).to_bits() as u8
+}
+
+#[derive(Clone, Copy)]
+enum Half {
+    Upper,
+    Lower,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, pixel by pixel: four neighbours, blended in the same order and truncated.
+    /// Outside the image they are zero, as in SeetaFace, which copies a window sticking out of the
+    /// image onto a zero border before resampling it.
+    fn plain(image: &Grey, region: Region, width: usize, height: usize) -> Vec<u8> {
+        let pixel = |x: i32, y: i32| {
+            let inside =
+                (0..image.width as i32).contains(&x) && (0..image.height as i32).contains(&y);
+            if inside {
+                f64::from(image.pixels[y as usize * image.width + x as usize])
+            } else {
+                0.0
+            }
+        };
+        let mut out = Vec::with_capacity(width * height);
+        for i in 0..height {
+            let (first_row, bottom) = Taps::new(region.height, height).at(i);
+            let y = region.y + first_row as i32;
+            for j in 0..width {
+                let (first_column, right) = Taps::new(region.width, width).at(j);
+                let x = region.x + first_column as i32;
+                let upper = (1.0 - right) * pixel(x, y) + right * pixel(x + 1, y);
+                let lower = (1.0 - right) * pixel(x, y + 1) + right * pixel(x + 1, y + 1);
+                out.push(((1.0 - bottom) * upper + bottom * lower) as u8);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn truncation_to_a_byte_is_the_saturating_cast() {
+        let mut values = vec![f64::NAN, -1e300, -1.0, -0.0, 255.0, 255.5, 256.0, 1e300];
+        for integer in 0..=256 {
+            for offset in [-1e-9, -f64::EPSILON * 256.0, 0.0, 1e-12, 0.25, 0.5, 0.75] {
+                values.push(f64::from(integer) + offset);
+            }
+        }
+        for value in values {
+            assert_eq!(truncate_to_byte(value), value as u8, "{value}");
+        }
+    }
+
+    #[test]
+    fn resampling_is_the_pixel_by_pixel_definition() {
+        let (width, height) = (97, 71);
+        let pixels = super::super::seeded_noise(width * height, 21);
+        let image = Grey {
+            pixels: &pixels,
+            width,
+            height,
+        };
+        let mut resampler = Resampler::default();
+        let region = |x, y, width, height| Region {
+            x,
+            y,
+            width,
+            height,
+        };
+        for (region, target_width, target_height) in [
+            // Pyramid levels: the whole image, down by various factors, and a copy.
+            (region(0, 0, width, height), 67, 49),
+            (region(0, 0, width, height), 40, 40),
+            (region(0, 0, width, height), width, height),
+            // Windows: down, up, equal, and across every edge and corner.
+            (region(10, 5, 57, 57), 40, 40),
+            (region(3, 9, 23, 23), 40, 40),
+            (region(30, 20, 40, 40), 40, 40),
+            (region(-20, 40, 53, 53), 40, 40),
+            (region(70, -9, 41, 41), 40, 40),
+            (region(85, 65, 100, 100), 40, 40),
+            (region(-150, -150, 120, 120), 40, 40),
+            (region(-5, -5, 2, 2), 40, 40),
+        ] {
+            let expected = plain(&image, region, target_width, target_height);
+            let mut out = vec![0; target_width * target_height];
+            // One resampler for all: what a call leaves in its buffers must not change the next.
+            resampler.resample(&image, region, target_width, target_height, &mut out);
+            assert_eq!(
+                out, expected,
+                "{region:?} to {target_width}×{target_height}"
+            );
+        }
+    }
+}
