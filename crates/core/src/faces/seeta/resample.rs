@@ -25,14 +25,19 @@ pub(super) struct Region {
 /// Reusable buffers: resampling allocates nothing once they have grown to the largest output.
 #[derive(Debug, Default)]
 pub(super) struct Resampler {
-    /// Per output column: the first source column (image coordinates) and the weights of it and
-    /// the next.
-    columns: Vec<i32>,
-    left_weights: Vec<f64>,
-    right_weights: Vec<f64>,
+    columns: ColumnTaps,
     /// Horizontal blends of the two source rows the current output row reads.
     upper: Vec<f64>,
     lower: Vec<f64>,
+}
+
+/// Per output column: the first source column (image coordinates) and the weights of it and the
+/// next.
+#[derive(Debug, Default)]
+struct ColumnTaps {
+    first: Vec<i32>,
+    left_weights: Vec<f64>,
+    right_weights: Vec<f64>,
 }
 
 /// The taps of a region `source` pixels long resampled to `target`.
@@ -71,19 +76,11 @@ impl Resampler {
     ) {
         debug_assert!(region.width >= 2 && region.height >= 2);
         debug_assert_eq!(out.len(), width * height);
-        self.columns.clear();
-        self.left_weights.clear();
-        self.right_weights.clear();
         let (columns, rows) = (
             Taps::new(region.width, width),
             Taps::new(region.height, height),
         );
-        for j in 0..width {
-            let (first, weight) = columns.at(j);
-            self.columns.push(region.x + first as i32);
-            self.left_weights.push(1.0 - weight);
-            self.right_weights.push(weight);
-        }
+        self.columns.set(columns, region.x, width);
         self.upper.resize(width, 0.0);
         self.lower.resize(width, 0.0);
         // The source rows whose blends `upper` and `lower` hold.
@@ -96,12 +93,12 @@ impl Resampler {
                     std::mem::swap(&mut self.upper, &mut self.lower);
                     upper_row = lower_row.take();
                 } else {
-                    self.blend_row(image, row, Half::Upper);
+                    self.columns.blend(image, row, &mut self.upper);
                     upper_row = Some(row);
                 }
             }
             if lower_row != Some(row + 1) {
-                self.blend_row(image, row + 1, Half::Lower);
+                self.columns.blend(image, row + 1, &mut self.lower);
                 lower_row = Some(row + 1);
             }
             let top_weight = 1.0 - bottom_weight;
@@ -110,19 +107,30 @@ impl Resampler {
             }
         }
     }
+}
 
-    /// Blends source row `row` horizontally at every output column, into `upper` or `lower`.
-    fn blend_row(&mut self, image: &Grey, row: i32, half: Half) {
-        let out = match half {
-            Half::Upper => &mut self.upper,
-            Half::Lower => &mut self.lower,
-        };
+impl ColumnTaps {
+    /// The taps of `width` output columns from a region starting at column `origin`.
+    fn set(&mut self, taps: Taps, origin: i32, width: usize) {
+        self.first.clear();
+        self.left_weights.clear();
+        self.right_weights.clear();
+        for j in 0..width {
+            let (first, weight) = taps.at(j);
+            self.first.push(origin + first as i32);
+            self.left_weights.push(1.0 - weight);
+            self.right_weights.push(weight);
+        }
+    }
+
+    /// Source row `row` blended horizontally at every output column, into `out`.
+    fn blend(&self, image: &Grey, row: i32, out: &mut [f64]) {
         if row < 0 || row as usize >= image.height {
             out.fill(0.0);
             return;
         }
         let pixels = &image.pixels[row as usize * image.width..][..image.width];
-        let columns = &self.columns;
+        let columns = &self.first;
         let inside = columns.first().is_some_and(|&x| x >= 0)
             && columns
                 .last()
@@ -166,12 +174,6 @@ fn truncate_to_byte(value: f64) -> u8 {
         nearest
     };
     (truncated + ROUNDING).to_bits() as u8
-}
-
-#[derive(Clone, Copy)]
-enum Half {
-    Upper,
-    Lower,
 }
 
 #[cfg(test)]
