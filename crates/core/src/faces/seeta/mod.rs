@@ -7,8 +7,9 @@
 //!
 //! 1. Every 40×40 window of an image pyramid is scored by the boosted LAB cascade ([`lab`]).
 //! 2. Overlapping survivors are merged (non-maximum suppression, scores summed).
-//! 3. Each later hierarchy resamples every survivor to 40×40, scores it with an MLP on SURF-like
-//!    features and moves and resizes it as the MLP says ([`surf`]); merged again after each stage.
+//! 3. Each later hierarchy resamples every survivor to 40×40 (only the columns its features read:
+//!    the first MLP stage's lie in the left 32), scores it with an MLP on SURF-like features and
+//!    moves and resizes it as the MLP says ([`surf`]); merged again after each stage.
 
 mod lab;
 mod model;
@@ -192,7 +193,7 @@ impl<'m> Detector<'m> {
             height: image.height,
         };
         self.resampler
-            .resample(image, whole, width, height, &mut self.level);
+            .resample(image, whole, (width, height), width, &mut self.level);
     }
 
     /// The windows that pass one MLP stage, moved and resized as it says.
@@ -219,9 +220,15 @@ impl<'m> Detector<'m> {
                 height: window.side as usize,
             };
             let side = WINDOW_SIDE as usize;
-            self.resampler
-                .resample(image, region, side, side, &mut self.window);
-            self.surf.compute(&self.window);
+            let columns = classifier.columns();
+            self.resampler.resample(
+                image,
+                region,
+                (side, side),
+                surf::pixel_columns(columns),
+                &mut self.window,
+            );
+            self.surf.compute(&self.window, columns);
             let Some(verdict) = classifier.classify(&self.surf, &mut self.mlp) else {
                 continue;
             };

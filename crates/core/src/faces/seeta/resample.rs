@@ -65,24 +65,25 @@ impl Taps {
 }
 
 impl Resampler {
-    /// Resamples `region` of `image` to `width`×`height` pixels in `out` (exactly that long).
+    /// Resamples `region` of `image` to `width`×`height` pixels in `out` (exactly that long), of
+    /// which it computes the first `columns` (1..=`width`) of each row and leaves the rest as they
+    /// were: a stage that reads the left of a window need not pay for its right.
     pub fn resample(
         &mut self,
         image: &Grey,
         region: Region,
-        width: usize,
-        height: usize,
+        (width, height): (usize, usize),
+        columns: usize,
         out: &mut [u8],
     ) {
         debug_assert!(region.width >= 2 && region.height >= 2);
         debug_assert_eq!(out.len(), width * height);
-        let (columns, rows) = (
-            Taps::new(region.width, width),
-            Taps::new(region.height, height),
-        );
-        self.columns.set(columns, region.x, width);
-        self.upper.resize(width, 0.0);
-        self.lower.resize(width, 0.0);
+        debug_assert!((1..=width).contains(&columns));
+        let rows = Taps::new(region.height, height);
+        self.columns
+            .set(Taps::new(region.width, width), region.x, columns);
+        self.upper.resize(columns, 0.0);
+        self.lower.resize(columns, 0.0);
         // The source rows whose blends `upper` and `lower` hold.
         let (mut upper_row, mut lower_row) = (None, None);
         for (i, out) in out.chunks_exact_mut(width).enumerate() {
@@ -110,12 +111,12 @@ impl Resampler {
 }
 
 impl ColumnTaps {
-    /// The taps of `width` output columns from a region starting at column `origin`.
-    fn set(&mut self, taps: Taps, origin: i32, width: usize) {
+    /// The taps of the first `columns` output columns from a region starting at column `origin`.
+    fn set(&mut self, taps: Taps, origin: i32, columns: usize) {
         self.first.clear();
         self.left_weights.clear();
         self.right_weights.clear();
-        for j in 0..width {
+        for j in 0..columns {
             let (first, weight) = taps.at(j);
             self.first.push(origin + first as i32);
             self.left_weights.push(1.0 - weight);
@@ -237,28 +238,36 @@ mod tests {
             width,
             height,
         };
-        for (region, target_width, target_height) in [
+        for (region, target_width, target_height, columns) in [
             // Pyramid levels: the whole image, down by various factors, and a copy.
-            (region(0, 0, width, height), 67, 49),
-            (region(0, 0, width, height), 40, 40),
-            (region(0, 0, width, height), width, height),
-            // Windows: down, up, equal, and across every edge and corner.
-            (region(10, 5, 57, 57), 40, 40),
-            (region(3, 9, 23, 23), 40, 40),
-            (region(30, 20, 40, 40), 40, 40),
-            (region(-20, 40, 53, 53), 40, 40),
-            (region(70, -9, 41, 41), 40, 40),
-            (region(85, 65, 100, 100), 40, 40),
-            (region(-150, -150, 120, 120), 40, 40),
-            (region(-5, -5, 2, 2), 40, 40),
+            (region(0, 0, width, height), 67, 49, 67),
+            (region(0, 0, width, height), 40, 40, 40),
+            (region(0, 0, width, height), width, height, width),
+            // Windows: down, up, equal, and across every edge and corner; some only in part.
+            (region(10, 5, 57, 57), 40, 40, 40),
+            (region(10, 5, 57, 57), 40, 40, 33),
+            (region(3, 9, 23, 23), 40, 40, 40),
+            (region(30, 20, 40, 40), 40, 40, 40),
+            (region(-20, 40, 53, 53), 40, 40, 40),
+            (region(-20, 40, 53, 53), 40, 40, 17),
+            (region(70, -9, 41, 41), 40, 40, 40),
+            (region(85, 65, 100, 100), 40, 40, 33),
+            (region(85, 65, 100, 100), 40, 40, 40),
+            (region(-150, -150, 120, 120), 40, 40, 40),
+            (region(-5, -5, 2, 2), 40, 40, 1),
         ] {
-            let expected = plain(&image, region, target_width, target_height);
-            let mut out = vec![0; target_width * target_height];
+            const UNTOUCHED: u8 = 201;
+            let mut expected = plain(&image, region, target_width, target_height);
+            for row in expected.chunks_exact_mut(target_width) {
+                row[columns..].fill(UNTOUCHED);
+            }
+            let mut out = vec![UNTOUCHED; target_width * target_height];
             // One resampler for all: what a call leaves in its buffers must not change the next.
-            resampler.resample(&image, region, target_width, target_height, &mut out);
+            let size = (target_width, target_height);
+            resampler.resample(&image, region, size, columns, &mut out);
             assert_eq!(
                 out, expected,
-                "{region:?} to {target_width}×{target_height}"
+                "{region:?} to {target_width}×{target_height}, {columns} columns"
             );
         }
     }

@@ -60,6 +60,8 @@ pub(super) struct SurfFeatureMap {
     dx: Vec<i32>,
     dy: Vec<i32>,
     pool: Vec<Patch>,
+    /// The window columns the last [`SurfFeatureMap::compute`] summed.
+    columns_computed: usize,
 }
 
 impl Default for SurfFeatureMap {
@@ -69,6 +71,7 @@ impl Default for SurfFeatureMap {
             dx: vec![0; SIDE * SIDE],
             dy: vec![0; SIDE * SIDE],
             pool: feature_pool(),
+            columns_computed: 0,
         }
     }
 }
@@ -92,31 +95,44 @@ fn accumulate(
     }
 }
 
-/// The horizontal and vertical gradients of a 40×40 window: across three pixels, and at the edges
-/// across two, doubled.
-fn gradients(window: &[u8], dx: &mut [i32], dy: &mut [i32]) {
+/// The window columns the gradients of its first `columns` columns read: the next one too, where
+/// there is one.
+pub(super) fn pixel_columns(columns: usize) -> usize {
+    (columns + 1).min(SIDE)
+}
+
+/// The horizontal and vertical gradients of the first `columns` columns of a 40×40 window: across
+/// three pixels, and at the window's edges across two, doubled.
+fn gradients(window: &[u8], columns: usize, dx: &mut [i32], dy: &mut [i32]) {
     let row = |y: usize| &window[y * SIDE..][..SIDE];
     for y in 0..SIDE {
-        let (pixels, out) = (row(y), &mut dx[y * SIDE..][..SIDE]);
+        let (pixels, out) = (row(y), &mut dx[y * SIDE..][..columns]);
         out[0] = 2 * (i32::from(pixels[1]) - i32::from(pixels[0]));
-        for ((out, before), after) in out[1..SIDE - 1].iter_mut().zip(pixels).zip(&pixels[2..]) {
+        let interior = &mut out[1..columns.min(SIDE - 1)];
+        for ((out, before), after) in interior.iter_mut().zip(pixels).zip(&pixels[2..]) {
             *out = i32::from(*after) - i32::from(*before);
         }
-        out[SIDE - 1] = 2 * (i32::from(pixels[SIDE - 1]) - i32::from(pixels[SIDE - 2]));
+        if columns == SIDE {
+            out[SIDE - 1] = 2 * (i32::from(pixels[SIDE - 1]) - i32::from(pixels[SIDE - 2]));
+        }
         let at_edge = y == 0 || y == SIDE - 1;
         let (up, down) = (row(y.saturating_sub(1)), row((y + 1).min(SIDE - 1)));
         let factor = if at_edge { 2 } else { 1 };
-        for ((out, before), after) in dy[y * SIDE..][..SIDE].iter_mut().zip(up).zip(down) {
+        for ((out, before), after) in dy[y * SIDE..][..columns].iter_mut().zip(up).zip(down) {
             *out = factor * (i32::from(*after) - i32::from(*before));
         }
     }
 }
 
 impl SurfFeatureMap {
-    /// Builds the column sums of a 40×40 grey window.
-    pub fn compute(&mut self, window: &[u8]) {
+    /// Builds the column sums of the first `columns` columns (1..=40) of a 40×40 grey window, of
+    /// which it reads [`pixel_columns`]: a stage whose features lie left of a column needs no
+    /// more, and neither does the window's resampling.
+    pub fn compute(&mut self, window: &[u8], columns: usize) {
         debug_assert_eq!(window.len(), SIDE * SIDE);
-        gradients(window, &mut self.dx, &mut self.dy);
+        debug_assert!((1..=SIDE).contains(&columns));
+        self.columns_computed = columns;
+        gradients(window, columns, &mut self.dx, &mut self.dy);
         // Each gradient and its magnitude go to one pair of channels or the other by the sign of
         // the other gradient (`>> 31` is all ones where it is negative).
         let channels: [fn(i32, i32) -> i32; CHANNELS] = [
@@ -132,10 +148,13 @@ impl SurfFeatureMap {
         self.columns[..column_row(1, 0)].fill(0);
         for y in 0..SIDE {
             let (above, below) = self.columns.split_at_mut(column_row(y + 1, 0));
-            let (dx, dy) = (&self.dx[y * SIDE..][..SIDE], &self.dy[y * SIDE..][..SIDE]);
+            let (dx, dy) = (
+                &self.dx[y * SIDE..][..columns],
+                &self.dy[y * SIDE..][..columns],
+            );
             for (channel, value) in channels.iter().enumerate() {
-                let above = &above[column_row(y, channel)..][..SIDE];
-                let below = &mut below[channel * SIDE..][..SIDE];
+                let above = &above[column_row(y, channel)..][..columns];
+                let below = &mut below[channel * SIDE..][..columns];
                 accumulate(above, below, dx, dy, *value);
             }
         }
@@ -145,6 +164,7 @@ impl SurfFeatureMap {
     /// reading order, each with its eight channels).
     fn feature(&self, id: usize, out: &mut [f32]) {
         let patch = self.pool[id];
+        debug_assert!(patch.x + patch.width <= self.columns_computed);
         let (cell_width, cell_height) = (patch.width / 2, patch.height / 2);
         let mut sums = [0i32; SURF_FEATURE_DIM];
         for (cell, sums) in sums.chunks_exact_mut(CHANNELS).enumerate() {
@@ -236,6 +256,8 @@ fn sigmoid(x: f32) -> f32 {
 pub(super) struct MlpClassifier {
     /// 0-based ids into the feature pool.
     feature_ids: Vec<usize>,
+    /// The window columns its features cover, from the left.
+    columns: usize,
     threshold: f32,
     layers: Vec<MlpLayer>,
 }
@@ -259,12 +281,26 @@ pub(super) struct MlpBuffers {
 }
 
 impl MlpClassifier {
+    /// `feature_ids` index [`feature_pool`].
     pub fn new(feature_ids: Vec<usize>, threshold: f32, layers: Vec<MlpLayer>) -> Self {
+        let pool = feature_pool();
+        let columns = feature_ids
+            .iter()
+            .map(|&id| pool[id].x + pool[id].width)
+            .max()
+            .unwrap_or(1);
         MlpClassifier {
             feature_ids,
+            columns,
             threshold,
             layers,
         }
+    }
+
+    /// The window columns, from the left, whose features it reads (the first stage's lie in 32 of
+    /// the 40).
+    pub fn columns(&self) -> usize {
+        self.columns
     }
 
     /// The verdict on the window whose features `map` holds, if it passes.
@@ -346,8 +382,8 @@ mod tests {
             }
         };
         let mut map = SurfFeatureMap::default();
-        map.compute(&noise_window(99));
-        map.compute(&window);
+        map.compute(&noise_window(99), SIDE);
+        map.compute(&window, SIDE);
         let mut out = [0.0f32; SURF_FEATURE_DIM];
         for (id, patch) in feature_pool().into_iter().enumerate() {
             let mut sums = [0i32; SURF_FEATURE_DIM];
@@ -378,12 +414,35 @@ mod tests {
                 assert_eq!(*value, sum as f32 / norm, "feature {id}");
             }
         }
-        map.compute(&[77; SIDE * SIDE]);
+        map.compute(&[77; SIDE * SIDE], SIDE);
         map.feature(0, &mut out);
         assert_eq!(
             out, [0.0; SURF_FEATURE_DIM],
             "a flat window has no gradient"
         );
+    }
+
+    #[test]
+    fn a_map_of_the_left_columns_has_their_features_as_the_whole_map_has() {
+        let window = noise_window(5);
+        let mut whole = SurfFeatureMap::default();
+        whole.compute(&window, SIDE);
+        let mut part = SurfFeatureMap::default();
+        let (mut expected, mut out) = ([0.0f32; SURF_FEATURE_DIM], [0.0f32; SURF_FEATURE_DIM]);
+        for columns in [16, 24, 32, 39] {
+            // Columns past those it may read hold anything.
+            let mut left = noise_window(6);
+            for (row, source) in left.chunks_exact_mut(SIDE).zip(window.chunks_exact(SIDE)) {
+                row[..pixel_columns(columns)].copy_from_slice(&source[..pixel_columns(columns)]);
+            }
+            part.compute(&left, columns);
+            let inside = feature_pool().into_iter().enumerate();
+            for (id, _) in inside.filter(|(_, patch)| patch.x + patch.width <= columns) {
+                whole.feature(id, &mut expected);
+                part.feature(id, &mut out);
+                assert_eq!(out, expected, "feature {id} of {columns} columns");
+            }
+        }
     }
 
     #[test]
