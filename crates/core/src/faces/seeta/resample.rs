@@ -1,9 +1,13 @@
 //! Bilinear resampling as SeetaFace does it, for the pyramid levels and for every candidate window
 //! of the later stages: the source position of an output pixel is its index times the scale (no
-//! half-pixel centring), the weights are f64 and the result is truncated. The cascade's model was
-//! trained on pixels made this way, so the arithmetic is kept exactly; only its order of work is
-//! ours: each source row is blended horizontally once, and reused by the next output row when the
-//! two share it, instead of gathering four neighbours per output pixel.
+//! half-pixel centring), found in f64 as the original does, and the blend is truncated. The
+//! cascade's model was trained on pixels made this way, so the taps are the original's exactly;
+//! two things are ours. Each source row is blended horizontally once, and reused by the next output
+//! row when the two share it, instead of gathering four neighbours per output pixel. And the blend
+//! is in f32 where the original's is in f64: a vector register holds twice the lanes, and the
+//! detector is ~8 % faster. A blend that lands within an f32 rounding of an integer may truncate to
+//! the byte below or above the original's; on the 124 photos of the README that moved one box of
+//! the 36 faces by a pixel, and found no face more or fewer.
 
 /// A grey image, row-major, one byte per pixel.
 pub(super) struct Grey<'a> {
@@ -27,8 +31,8 @@ pub(super) struct Region {
 pub(super) struct Resampler {
     columns: ColumnTaps,
     /// Horizontal blends of the two source rows the current output row reads.
-    upper: Vec<f64>,
-    lower: Vec<f64>,
+    upper: Vec<f32>,
+    lower: Vec<f32>,
 }
 
 /// Per output column: the first source column (image coordinates) and the weights of it and the
@@ -36,8 +40,8 @@ pub(super) struct Resampler {
 #[derive(Debug, Default)]
 struct ColumnTaps {
     first: Vec<i32>,
-    left_weights: Vec<f64>,
-    right_weights: Vec<f64>,
+    left_weights: Vec<f32>,
+    right_weights: Vec<f32>,
 }
 
 /// The taps of a region `source` pixels long resampled to `target`.
@@ -102,7 +106,7 @@ impl Resampler {
                 self.columns.blend(image, row + 1, &mut self.lower);
                 lower_row = Some(row + 1);
             }
-            let top_weight = 1.0 - bottom_weight;
+            let (top_weight, bottom_weight) = ((1.0 - bottom_weight) as f32, bottom_weight as f32);
             for ((out, upper), lower) in out.iter_mut().zip(&self.upper).zip(&self.lower) {
                 *out = truncate_to_byte(top_weight * upper + bottom_weight * lower);
             }
@@ -119,13 +123,13 @@ impl ColumnTaps {
         for j in 0..columns {
             let (first, weight) = taps.at(j);
             self.first.push(origin + first as i32);
-            self.left_weights.push(1.0 - weight);
-            self.right_weights.push(weight);
+            self.left_weights.push((1.0 - weight) as f32);
+            self.right_weights.push(weight as f32);
         }
     }
 
     /// Source row `row` blended horizontally at every output column, into `out`.
-    fn blend(&self, image: &Grey, row: i32, out: &mut [f64]) {
+    fn blend(&self, image: &Grey, row: i32, out: &mut [f32]) {
         if row < 0 || row as usize >= image.height {
             out.fill(0.0);
             return;
@@ -140,12 +144,12 @@ impl ColumnTaps {
         if inside {
             for ((out, &x), (left, right)) in out.iter_mut().zip(columns).zip(weights) {
                 let pair = &pixels[x as usize..x as usize + 2];
-                *out = left * f64::from(pair[0]) + right * f64::from(pair[1]);
+                *out = left * f32::from(pair[0]) + right * f32::from(pair[1]);
             }
         } else {
             let pixel = |x: i32| {
                 if x >= 0 && (x as usize) < image.width {
-                    f64::from(pixels[x as usize])
+                    f32::from(pixels[x as usize])
                 } else {
                     0.0
                 }
@@ -161,10 +165,10 @@ impl ColumnTaps {
 /// saturating float-to-int cast keeps the loop scalar on x86. Enlarging extrapolates past the last
 /// source pixel (its taps stop at the second last), so a value may leave 0..=255.
 #[inline(always)]
-fn truncate_to_byte(value: f64) -> u8 {
-    // 2^52: adding it leaves a value below 2^51 rounded to the nearest integer in the low
+fn truncate_to_byte(value: f32) -> u8 {
+    // 2^23: adding it leaves a value below 2^22 rounded to the nearest integer in the low
     // mantissa bits.
-    const ROUNDING: f64 = 4_503_599_627_370_496.0;
+    const ROUNDING: f32 = 8_388_608.0;
     // Also sends NaN to 0.
     let value = if value >= 0.0 { value } else { 0.0 };
     let value = if value <= 255.0 { value } else { 255.0 };
@@ -181,7 +185,8 @@ fn truncate_to_byte(value: f64) -> u8 {
 mod tests {
     use super::*;
 
-    /// The definition, pixel by pixel: four neighbours, blended in the same order and truncated.
+    /// The definition, pixel by pixel: four neighbours, blended in the same order (in f32, with the
+    /// f64 taps' weights) and truncated.
     /// Outside the image they are zero, as in SeetaFace, which copies a window sticking out of the
     /// image onto a zero border before resampling it.
     fn plain(image: &Grey, region: Region, width: usize, height: usize) -> Vec<u8> {
@@ -189,7 +194,7 @@ mod tests {
             let inside =
                 (0..image.width as i32).contains(&x) && (0..image.height as i32).contains(&y);
             if inside {
-                f64::from(image.pixels[y as usize * image.width + x as usize])
+                f32::from(image.pixels[y as usize * image.width + x as usize])
             } else {
                 0.0
             }
@@ -201,9 +206,11 @@ mod tests {
             for j in 0..width {
                 let (first_column, right) = Taps::new(region.width, width).at(j);
                 let x = region.x + first_column as i32;
-                let upper = (1.0 - right) * pixel(x, y) + right * pixel(x + 1, y);
-                let lower = (1.0 - right) * pixel(x, y + 1) + right * pixel(x + 1, y + 1);
-                out.push(((1.0 - bottom) * upper + bottom * lower) as u8);
+                let (left, right) = ((1.0 - right) as f32, right as f32);
+                let upper = left * pixel(x, y) + right * pixel(x + 1, y);
+                let lower = left * pixel(x, y + 1) + right * pixel(x + 1, y + 1);
+                let (top, bottom) = ((1.0 - bottom) as f32, bottom as f32);
+                out.push((top * upper + bottom * lower) as u8);
             }
         }
         out
@@ -211,11 +218,11 @@ mod tests {
 
     #[test]
     fn truncation_to_a_byte_is_the_saturating_cast() {
-        let mut values = vec![f64::NAN, -1e300, -1.0, -0.0, 255.0, 255.5, 256.0, 1e300];
-        for integer in 0..=256 {
-            for offset in [-1e-9, -f64::EPSILON * 256.0, 0.0, 1e-12, 0.25, 0.5, 0.75] {
-                values.push(f64::from(integer) + offset);
-            }
+        let mut values = vec![f32::NAN, -1e30, -1.0, -0.0, 255.0, 255.5, 256.0, 1e30];
+        for integer in 0..=256u16 {
+            let integer = f32::from(integer);
+            values.extend([integer.next_down(), integer, integer.next_up()]);
+            values.extend([0.25, 0.5, 0.75].map(|fraction| integer + fraction));
         }
         for value in values {
             assert_eq!(truncate_to_byte(value), value as u8, "{value}");
