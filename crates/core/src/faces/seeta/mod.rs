@@ -83,6 +83,7 @@ impl<'m> Detector<'m> {
         if grey.len() != image.width * image.height || width.min(height) < WINDOW_SIDE {
             return Vec::new();
         }
+        self.resampler.load(&image);
         let mut survivors = self.scan_windows(&image, scan);
         // The model outlives the buffers' borrows below.
         let model = self.model;
