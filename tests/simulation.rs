@@ -28,7 +28,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferrotype::lambdas::{Lambdas, ACCOUNT, REGION};
@@ -141,7 +141,9 @@ struct Chaos {
     rng: Mutex<Rng>,
     weather: Weather,
     active: AtomicBool,
-    lambdas: OnceLock<Arc<Lambdas>>,
+    /// Weak: the Lambdas' S3 client holds this Chaos as its hook, and a strong cycle kept every
+    /// seed's store (~3 MB) alive until the process ended.
+    lambdas: OnceLock<Weak<Lambdas>>,
     /// When the run started on the simulated clock: the trace shows time since then.
     start: tokio::time::Instant,
     trace: Arc<Mutex<Vec<String>>>,
@@ -166,7 +168,8 @@ impl Chaos {
         if dice >= self.weather.crash {
             return false;
         }
-        let (Some(id), Some(lambdas)) = (Lambdas::current_invocation(), self.lambdas.get()) else {
+        let lambdas = self.lambdas.get().and_then(Weak::upgrade);
+        let (Some(id), Some(lambdas)) = (Lambdas::current_invocation(), lambdas) else {
             return false;
         };
         let crashed = lambdas.crash(id);
@@ -491,6 +494,8 @@ struct Run {
     executions: usize,
     invocations: u64,
     digest: String,
+    /// The run's Lambdas, which hold its store: gone once the run is over, or every seed leaks.
+    lambdas: Weak<Lambdas>,
 }
 
 fn run(seed: u64) -> Run {
@@ -516,6 +521,7 @@ fn run_caught(seed: u64) -> Run {
             executions: 0,
             invocations: 0,
             digest: String::new(),
+            lambdas: Weak::new(),
         }
     })
 }
@@ -545,7 +551,7 @@ async fn simulate(seed: u64) -> Run {
         lambdas = lambdas.with_concurrency_limit(limit);
     }
     let lambdas = Arc::new(lambdas);
-    let _ = chaos.lambdas.set(lambdas.clone());
+    let _ = chaos.lambdas.set(Arc::downgrade(&lambdas));
     let executor = Executor::new(state_machine(), lambdas.clone())
         .with_seed(seed)
         .with_time_mode(TimeMode::Real);
@@ -632,6 +638,7 @@ async fn simulate(seed: u64) -> Run {
         executions: world.executions.load(Ordering::SeqCst),
         invocations: world.lambdas.invocations(),
         digest,
+        lambdas: Arc::downgrade(&world.lambdas),
     }
 }
 
@@ -823,7 +830,11 @@ fn every_upload_ends_with_exactly_its_own_outputs() {
     });
     let mut failures = Vec::new();
     let (mut executions, mut invocations) = (0, 0);
-    for (seed, run) in runs {
+    for (seed, mut run) in runs {
+        if run.lambdas.upgrade().is_some() {
+            run.violations
+                .push("the run's Lambdas and store outlived it (a reference cycle)".into());
+        }
         executions += run.executions;
         invocations += run.invocations;
         if replay {
