@@ -554,11 +554,17 @@ async fn a_deletion_leaves_a_tombstone_and_no_outputs() {
     assert_eq!(tombstone.status, ManifestStatus::Deleted);
     assert!(tombstone.variants.is_empty() && tombstone.source.is_none());
     assert_eq!(output_keys(&server).await, [MANIFEST_KEY]);
-    // Delivered twice: nothing more to do.
+    // Delivered twice: the tombstone is written again (its new ETag fences off any record that read
+    // the old one), and nothing else changes.
     let again = record(&server, state_input("deleted", deletion_event()))
         .await
         .unwrap();
-    assert_eq!(again.outcome, RecordOutcome::Unchanged);
+    assert_eq!(again.outcome, RecordOutcome::Recorded);
+    assert_eq!(
+        stored_manifest(&server).await.status,
+        ManifestStatus::Deleted
+    );
+    assert_eq!(output_keys(&server).await, [MANIFEST_KEY]);
 }
 
 #[tokio::test]
