@@ -181,11 +181,6 @@ impl<'m> Detector<'m> {
     /// `image` resampled to a `width`×`height` pyramid level in `self.level`.
     fn resample_level(&mut self, image: &Grey, width: usize, height: usize) {
         self.level.clear();
-        if (width, height) == (image.width, image.height) {
-            // What resampling at scale 1 gives, without the arithmetic.
-            self.level.extend_from_slice(image.pixels);
-            return;
-        }
         self.level.resize(width * height, 0);
         let whole = Region {
             x: 0,

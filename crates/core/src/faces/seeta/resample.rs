@@ -94,6 +94,20 @@ impl Resampler {
         debug_assert_eq!(out.len(), width * height);
         debug_assert!((1..=width).contains(&columns));
         debug_assert_eq!(self.values.len(), image.pixels.len(), "the image is loaded");
+        let inside = region.x >= 0
+            && region.y >= 0
+            && region.x as usize + region.width <= image.width
+            && region.y as usize + region.height <= image.height;
+        if inside && (region.width, region.height) == (width, height) {
+            // At its own size every tap is a whole pixel with weights 1 and 0 (the last, whose
+            // first tap is the pixel before it, 0 and 1): the blends are the pixels, exactly. Most
+            // windows of the first MLP stage are found on the pyramid's first level, at scale 1.
+            let rows = image.pixels[region.y as usize * image.width..].chunks(image.width);
+            for (out, row) in out.chunks_exact_mut(width).zip(rows) {
+                out[..columns].copy_from_slice(&row[region.x as usize..][..columns]);
+            }
+            return;
+        }
         let rows = Taps::new(region.height, height);
         self.columns
             .set(Taps::new(region.width, width), region.x, columns);
@@ -269,6 +283,10 @@ mod tests {
             (region(10, 5, 57, 57), 40, 40, 33),
             (region(3, 9, 23, 23), 40, 40, 40),
             (region(30, 20, 40, 40), 40, 40, 40),
+            (region(30, 20, 40, 40), 40, 40, 33),
+            (region(57, 31, 40, 40), 40, 40, 40),
+            (region(58, 31, 40, 40), 40, 40, 40),
+            (region(0, 0, 40, 40), 40, 40, 1),
             (region(-20, 40, 53, 53), 40, 40, 40),
             (region(-20, 40, 53, 53), 40, 40, 17),
             (region(70, -9, 41, 41), 40, 40, 40),
