@@ -54,11 +54,15 @@ pub(super) fn feature_pool() -> Vec<Patch> {
 /// x, the sum over the rows above y. A cell's sum is then the difference of two rows summed across
 /// the cell, which vectorises; a full integral image would add a serial pass along every row, the
 /// costliest part of a window when the features of a stage cover only part of it.
+///
+/// Gradients and column sums fit 16 bits, twice the lanes of 32 in a vector register: a gradient is
+/// at most 2 × 255 (doubled at the window's edges), a column's sum at most 40 × 510 = 20,400.
+/// Cell sums, across up to 20 columns, are summed in 32 bits.
 #[derive(Debug)]
 pub(super) struct SurfFeatureMap {
-    columns: Vec<i32>,
-    dx: Vec<i32>,
-    dy: Vec<i32>,
+    columns: Vec<i16>,
+    dx: Vec<i16>,
+    dy: Vec<i16>,
     pool: Vec<Patch>,
     /// The window columns the last [`SurfFeatureMap::compute`] summed.
     columns_computed: usize,
@@ -84,11 +88,11 @@ fn column_row(y: usize, channel: usize) -> usize {
 /// `below = above + value(dx, dy)` along one row; inlined per channel so that it vectorises.
 #[inline(always)]
 fn accumulate(
-    above: &[i32],
-    below: &mut [i32],
-    dx: &[i32],
-    dy: &[i32],
-    value: fn(i32, i32) -> i32,
+    above: &[i16],
+    below: &mut [i16],
+    dx: &[i16],
+    dy: &[i16],
+    value: fn(i16, i16) -> i16,
 ) {
     for (((below, above), dx), dy) in below.iter_mut().zip(above).zip(dx).zip(dy) {
         *below = above + value(*dx, *dy);
@@ -103,23 +107,23 @@ pub(super) fn pixel_columns(columns: usize) -> usize {
 
 /// The horizontal and vertical gradients of the first `columns` columns of a 40×40 window: across
 /// three pixels, and at the window's edges across two, doubled.
-fn gradients(window: &[u8], columns: usize, dx: &mut [i32], dy: &mut [i32]) {
+fn gradients(window: &[u8], columns: usize, dx: &mut [i16], dy: &mut [i16]) {
     let row = |y: usize| &window[y * SIDE..][..SIDE];
     for y in 0..SIDE {
         let (pixels, out) = (row(y), &mut dx[y * SIDE..][..columns]);
-        out[0] = 2 * (i32::from(pixels[1]) - i32::from(pixels[0]));
+        out[0] = 2 * (i16::from(pixels[1]) - i16::from(pixels[0]));
         let interior = &mut out[1..columns.min(SIDE - 1)];
         for ((out, before), after) in interior.iter_mut().zip(pixels).zip(&pixels[2..]) {
-            *out = i32::from(*after) - i32::from(*before);
+            *out = i16::from(*after) - i16::from(*before);
         }
         if columns == SIDE {
-            out[SIDE - 1] = 2 * (i32::from(pixels[SIDE - 1]) - i32::from(pixels[SIDE - 2]));
+            out[SIDE - 1] = 2 * (i16::from(pixels[SIDE - 1]) - i16::from(pixels[SIDE - 2]));
         }
         let at_edge = y == 0 || y == SIDE - 1;
         let (up, down) = (row(y.saturating_sub(1)), row((y + 1).min(SIDE - 1)));
         let factor = if at_edge { 2 } else { 1 };
         for ((out, before), after) in dy[y * SIDE..][..columns].iter_mut().zip(up).zip(down) {
-            *out = factor * (i32::from(*after) - i32::from(*before));
+            *out = factor * (i16::from(*after) - i16::from(*before));
         }
     }
 }
@@ -134,16 +138,16 @@ impl SurfFeatureMap {
         self.columns_computed = columns;
         gradients(window, columns, &mut self.dx, &mut self.dy);
         // Each gradient and its magnitude go to one pair of channels or the other by the sign of
-        // the other gradient (`>> 31` is all ones where it is negative).
-        let channels: [fn(i32, i32) -> i32; CHANNELS] = [
-            |dx, dy| dx & !(dy >> 31),
-            |dx, dy| dx.abs() & !(dy >> 31),
-            |dx, dy| dx & (dy >> 31),
-            |dx, dy| dx.abs() & (dy >> 31),
-            |dx, dy| dy & !(dx >> 31),
-            |dx, dy| dy.abs() & !(dx >> 31),
-            |dx, dy| dy & (dx >> 31),
-            |dx, dy| dy.abs() & (dx >> 31),
+        // the other gradient (`>> 15` is all ones where it is negative).
+        let channels: [fn(i16, i16) -> i16; CHANNELS] = [
+            |dx, dy| dx & !(dy >> 15),
+            |dx, dy| dx.abs() & !(dy >> 15),
+            |dx, dy| dx & (dy >> 15),
+            |dx, dy| dx.abs() & (dy >> 15),
+            |dx, dy| dy & !(dx >> 15),
+            |dx, dy| dy.abs() & !(dx >> 15),
+            |dx, dy| dy & (dx >> 15),
+            |dx, dy| dy.abs() & (dx >> 15),
         ];
         self.columns[..column_row(1, 0)].fill(0);
         for y in 0..SIDE {
@@ -177,7 +181,7 @@ impl SurfFeatureMap {
                 *sum = bottom
                     .iter()
                     .zip(top)
-                    .map(|(bottom, top)| bottom - top)
+                    .map(|(&bottom, &top)| i32::from(bottom) - i32::from(top))
                     .sum();
             }
         }
@@ -356,9 +360,35 @@ mod tests {
             && p.height % 2 == 0));
     }
 
+    /// Windows whose gradients and column sums reach their bounds, and noise.
+    fn test_windows() -> Vec<Vec<u8>> {
+        let pattern = |bright: fn(usize, usize) -> bool| -> Vec<u8> {
+            (0..SIDE * SIDE)
+                .map(|i| if bright(i % SIDE, i / SIDE) { 255 } else { 0 })
+                .collect()
+        };
+        vec![
+            noise_window(11),
+            // The steepest edge down the first and last columns, and across the first and last rows.
+            pattern(|x, _| x == 0 || x == SIDE - 1),
+            pattern(|x, _| x != 0 && x != SIDE - 1),
+            pattern(|_, y| y == 0 || y == SIDE - 1),
+            pattern(|_, y| y != 0 && y != SIDE - 1),
+            // Stripes and a checkerboard of 2×2 squares: every interior gradient at ±255.
+            pattern(|x, _| x / 2 % 2 == 0),
+            pattern(|_, y| y / 2 % 2 == 0),
+            pattern(|x, y| (x / 2 + y / 2) % 2 == 0),
+        ]
+    }
+
     #[test]
     fn features_are_normalised_cell_sums_of_the_split_gradients() {
-        let window = noise_window(11);
+        for window in test_windows() {
+            features_are_the_definitions(&window);
+        }
+    }
+
+    fn features_are_the_definitions(window: &[u8]) {
         let pixel = |x: i32, y: i32| {
             let clamp = |v: i32| v.clamp(0, SIDE as i32 - 1) as usize;
             i32::from(window[clamp(y) * SIDE + clamp(x)])
@@ -383,7 +413,7 @@ mod tests {
         };
         let mut map = SurfFeatureMap::default();
         map.compute(&noise_window(99), SIDE);
-        map.compute(&window, SIDE);
+        map.compute(window, SIDE);
         let mut out = [0.0f32; SURF_FEATURE_DIM];
         for (id, patch) in feature_pool().into_iter().enumerate() {
             let mut sums = [0i32; SURF_FEATURE_DIM];
@@ -411,7 +441,9 @@ mod tests {
                 .sqrt() as f32;
             map.feature(id, &mut out);
             for (value, sum) in out.iter().zip(sums) {
-                assert_eq!(*value, sum as f32 / norm, "feature {id}");
+                // A patch without gradient (a stripe's flat side) is all zeros, not 0 / 0.
+                let expected = if norm == 0.0 { 0.0 } else { sum as f32 / norm };
+                assert_eq!(*value, expected, "feature {id}");
             }
         }
         map.compute(&[77; SIDE * SIDE], SIDE);
