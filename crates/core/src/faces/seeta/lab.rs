@@ -9,8 +9,6 @@ use super::WINDOW_SIDE;
 pub(super) const LAB_PATTERN_SIDE: u32 = 9;
 /// Boosted weak classifiers are summed in groups; the cascade may reject after each group.
 const GROUP: usize = 10;
-/// Windows scored together by [`LabFeatureMap::score_batch`].
-pub(super) const BATCH: usize = 4;
 /// Windows whose grey standard deviation is at or below this are flat, never faces.
 const MIN_STD_DEV: i64 = 10;
 const MIN_VARIANCE_TIMES_AREA_SQUARED: i64 = (MIN_STD_DEV * (WINDOW_SIDE * WINDOW_SIDE) as i64)
@@ -184,42 +182,57 @@ impl LabFeatureMap {
         area * square_sum - sum * sum > MIN_VARIANCE_TIMES_AREA_SQUARED
     }
 
-    /// The cascade's scores of the windows at (`xs[i]`, y) that are `candidates` and pass every
-    /// group; `indexes` are the classifier's [`LabClassifier::indexes_at`] this map's width.
+    /// Scores `windows` by the cascade and keeps those that pass every group; `indexes` are the
+    /// classifier's [`LabClassifier::indexes_at`] this map's width.
     ///
-    /// One window's score is a chain of dependent additions, each waiting for the last; the
-    /// windows of a batch are independent chains the processor overlaps. Each score is still
-    /// summed in the model's order, so it is exactly what scoring the window alone gives.
-    pub fn score_batch(
+    /// Group by group over all the windows: one group's tables (10 KiB) stay in the cache for every
+    /// window, where scoring window by window walks the whole cascade's (over 300 KiB) for each.
+    /// Each score is still summed in the model's order, so it is exactly what scoring the window
+    /// alone gives.
+    pub fn score_windows(
         &self,
         classifier: &LabClassifier,
         indexes: &[usize],
-        y: usize,
-        xs: [usize; BATCH],
-        candidates: [bool; BATCH],
-    ) -> [Option<f32>; BATCH] {
-        let starts = xs.map(|x| y * self.width + x);
-        let mut alive = candidates;
-        let mut scores = [0.0f32; BATCH];
-        for ((indexes, weights), threshold) in indexes
+        windows: &mut Vec<ScoredWindow>,
+    ) {
+        for ((indexes, weights), thresholds) in indexes
             .chunks_exact(GROUP)
             .zip(classifier.weights.chunks_exact(GROUP * 256))
             .zip(classifier.thresholds.chunks_exact(GROUP))
         {
-            if !alive.contains(&true) {
-                break;
+            if windows.is_empty() {
+                return;
             }
             for (&index, weights) in indexes.iter().zip(weights.chunks_exact(256)) {
-                for (score, start) in scores.iter_mut().zip(starts) {
-                    *score += weights[usize::from(self.codes[start + index])];
+                for window in windows.iter_mut() {
+                    window.score += weights[usize::from(self.codes[window.start + index])];
                 }
             }
-            for (alive, score) in alive.iter_mut().zip(scores) {
-                *alive &= score >= threshold[GROUP - 1];
-            }
+            let threshold = thresholds[GROUP - 1];
+            windows.retain(|window| window.score >= threshold);
         }
-        std::array::from_fn(|i| alive[i].then_some(scores[i]))
     }
+
+    /// A window at (`x`, `y`) of this map, not yet scored.
+    pub fn window_at(&self, x: usize, y: usize) -> ScoredWindow {
+        ScoredWindow {
+            start: y * self.width + x,
+            score: 0.0,
+        }
+    }
+
+    /// Where a window of [`LabFeatureMap::window_at`] is, as (x, y).
+    pub fn position(&self, window: &ScoredWindow) -> (usize, usize) {
+        (window.start % self.width, window.start / self.width)
+    }
+}
+
+/// A window of a [`LabFeatureMap`] and its running cascade score.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ScoredWindow {
+    /// Its top left corner's index in the map.
+    start: usize,
+    pub score: f32,
 }
 
 impl LabClassifier {
@@ -366,19 +379,19 @@ mod tests {
         assert_eq!(score_one(&map, &classifier, &indexes), Some(10.0));
     }
 
-    /// The score of the window at the top left, alone in its batch.
+    /// The score of the window at the top left, alone.
     fn score_one(
         map: &LabFeatureMap,
         classifier: &LabClassifier,
         indexes: &[usize],
     ) -> Option<f32> {
-        let mut candidates = [false; BATCH];
-        candidates[0] = true;
-        map.score_batch(classifier, indexes, 0, [0; BATCH], candidates)[0]
+        let mut windows = vec![map.window_at(0, 0)];
+        map.score_windows(classifier, indexes, &mut windows);
+        windows.first().map(|window| window.score)
     }
 
     #[test]
-    fn a_batch_scores_each_window_as_the_cascade_defines_it() {
+    fn windows_are_scored_as_the_cascade_defines_it() {
         let model =
             super::super::Model::parse(include_bytes!("../../../models/seeta_fd_frontal_v1.0.bin"))
                 .expect("parses");
@@ -406,22 +419,31 @@ mod tests {
                 }
                 Some(score)
             };
-            for y in (0..=height - 40).step_by(3) {
-                for x in (0..=width - 40 - 3 * 7).step_by(5) {
-                    let xs = [x, x + 7, x + 14, x + 21];
-                    let candidates = [true, x % 2 == 0, true, y % 2 == 0];
-                    let scores = map.score_batch(classifier, &indexes, y, xs, candidates);
-                    for ((x, candidate), score) in xs.into_iter().zip(candidates).zip(scores) {
-                        let expected = if candidate { plain(x, y) } else { None };
-                        assert_eq!(score, expected, "({x}, {y})");
-                        match expected {
-                            Some(_) => passed += 1,
-                            None if candidate => stopped += 1,
-                            None => {}
-                        }
-                    }
+            // Windows in rows and columns as a scan gives them, and out of order.
+            let mut positions: Vec<(usize, usize)> = (0..=height - 40)
+                .step_by(3)
+                .flat_map(|y| (0..=width - 40).step_by(5).map(move |x| (x, y)))
+                .collect();
+            positions.extend([(80, 50), (0, 0), (80, 0), (3, 50)]);
+            let mut windows: Vec<ScoredWindow> = positions
+                .iter()
+                .map(|&(x, y)| map.window_at(x, y))
+                .collect();
+            map.score_windows(classifier, &indexes, &mut windows);
+            let mut scored = windows.iter();
+            for &(x, y) in &positions {
+                let expected = plain(x, y);
+                match expected {
+                    Some(_) => passed += 1,
+                    None => stopped += 1,
                 }
+                let Some(expected) = expected else { continue };
+                // Survivors keep their order.
+                let window = scored.next().expect("a window for each that passes");
+                assert_eq!(map.position(window), (x, y));
+                assert_eq!(window.score, expected, "({x}, {y})");
             }
+            assert!(scored.next().is_none(), "only windows that pass");
         }
         assert!(
             passed > 0 && stopped > 0,

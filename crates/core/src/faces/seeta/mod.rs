@@ -2,8 +2,8 @@
 //! detection with alignment awareness"; the model and the method are BSD-2-Clause, see
 //! models/LICENSE-SeetaFace.txt), after the C++ original and its Rust port rustface, rewritten for
 //! speed on one core: vectorisable feature maps, a contrast check before the cascade, windows
-//! scored in batches, resampling row by row ([`resample`]), merging by a grid and no allocation per
-//! window. Its results are the original's but for windows blended in f32 (see [`resample`]).
+//! scored a cascade group at a time across a pyramid row, resampling row by row ([`resample`]),
+//! merging by a grid and no allocation per window. Its results are the original's but for windows blended in f32 (see [`resample`]).
 //!
 //! 1. Every 40×40 window of an image pyramid is scored by the boosted LAB cascade ([`lab`]).
 //! 2. Overlapping survivors are merged (non-maximum suppression, scores summed).
@@ -16,7 +16,7 @@ mod model;
 mod resample;
 mod surf;
 
-use lab::{LabClassifier, LabFeatureMap, BATCH};
+use lab::{LabClassifier, LabFeatureMap, ScoredWindow};
 use model::Classifier;
 pub(super) use model::Model;
 use resample::{Grey, Region, Resampler};
@@ -53,6 +53,9 @@ pub(super) struct Detector<'m> {
     model: &'m Model,
     level: Vec<u8>,
     lab: LabFeatureMap,
+    /// The windows of a pyramid row that pass the contrast test, and those a cascade passes.
+    candidates: Vec<ScoredWindow>,
+    scored: Vec<ScoredWindow>,
     resampler: Resampler,
     window: Vec<u8>,
     surf: SurfFeatureMap,
@@ -65,6 +68,8 @@ impl<'m> Detector<'m> {
             model,
             level: Vec::new(),
             lab: LabFeatureMap::default(),
+            candidates: Vec::new(),
+            scored: Vec::new(),
             resampler: Resampler::default(),
             window: vec![0; (WINDOW_SIDE * WINDOW_SIDE) as usize],
             surf: SurfFeatureMap::default(),
@@ -144,30 +149,30 @@ impl<'m> Detector<'m> {
             for (classifier, indexes) in classifiers.iter().zip(indexes.iter_mut()) {
                 classifier.indexes_at(width, indexes);
             }
-            let columns: Vec<usize> = (0..=width - WINDOW_SIDE as usize).step_by(step).collect();
+            let columns = (0..=width - WINDOW_SIDE as usize).step_by(step);
             for y in (0..=height - WINDOW_SIDE as usize).step_by(step) {
-                for batch in columns.chunks(BATCH) {
-                    // A short last batch repeats its first window, never scored.
-                    let xs: [usize; BATCH] =
-                        std::array::from_fn(|i| batch.get(i).copied().unwrap_or(batch[0]));
-                    let candidates: [bool; BATCH] =
-                        std::array::from_fn(|i| i < batch.len() && self.lab.has_contrast(xs[i], y));
-                    if !candidates.contains(&true) {
-                        continue;
-                    }
-                    for ((classifier, indexes), windows) in
-                        classifiers.iter().zip(&indexes).zip(found.iter_mut())
-                    {
-                        let scores = self.lab.score_batch(classifier, indexes, y, xs, candidates);
-                        for (x, score) in xs.into_iter().zip(scores) {
-                            let Some(score) = score else { continue };
-                            windows.push(Window {
-                                x: (x as f32 / level_scale + 0.5) as i32,
-                                y: (y as f32 / level_scale + 0.5) as i32,
-                                side: (window / level_scale + 0.5) as i32,
-                                score: f64::from(score),
-                            });
-                        }
+                // The contrast test once per window for all the cascades.
+                let lab = &self.lab;
+                self.candidates.clear();
+                self.candidates.extend(
+                    columns
+                        .clone()
+                        .filter(|&x| lab.has_contrast(x, y))
+                        .map(|x| lab.window_at(x, y)),
+                );
+                for ((classifier, indexes), windows) in
+                    classifiers.iter().zip(&indexes).zip(found.iter_mut())
+                {
+                    self.scored.clone_from(&self.candidates);
+                    lab.score_windows(classifier, indexes, &mut self.scored);
+                    for scored in &self.scored {
+                        let (x, y) = lab.position(scored);
+                        windows.push(Window {
+                            x: (x as f32 / level_scale + 0.5) as i32,
+                            y: (y as f32 / level_scale + 0.5) as i32,
+                            side: (window / level_scale + 0.5) as i32,
+                            score: f64::from(scored.score),
+                        });
                     }
                 }
             }
