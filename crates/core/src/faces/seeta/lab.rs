@@ -203,10 +203,16 @@ impl LabFeatureMap {
             if windows.is_empty() {
                 return;
             }
-            for (&index, weights) in indexes.iter().zip(weights.chunks_exact(256)) {
-                for window in windows.iter_mut() {
-                    window.score += weights[usize::from(self.codes[window.start + index])];
+            let tables: [&[f32]; GROUP] = std::array::from_fn(|i| &weights[i * 256..][..256]);
+            for window in windows.iter_mut() {
+                // A window's ten lookups in a row: independent of the next window's, which the
+                // processor overlaps with them.
+                let codes = &self.codes[window.start..];
+                let mut score = window.score;
+                for (&index, table) in indexes.iter().zip(tables) {
+                    score += table[usize::from(codes[index])];
                 }
+                window.score = score;
             }
             let threshold = thresholds[GROUP - 1];
             windows.retain(|window| window.score >= threshold);
