@@ -8,6 +8,8 @@ const SIDE: usize = WINDOW_SIDE as usize;
 const CHANNELS: usize = 8;
 /// Every feature is a patch of 2×2 cells with all channels summed per cell.
 pub(super) const SURF_FEATURE_DIM: usize = 4 * CHANNELS;
+/// Window columns summed together, one 16-bit lane each in a 128-bit vector register.
+const LANES: usize = 8;
 /// The size of the feature pool the model's feature ids index (see [`feature_pool`]).
 pub(super) const SURF_FEATURE_COUNT: usize = 56;
 
@@ -85,20 +87,6 @@ fn column_row(y: usize, channel: usize) -> usize {
     (y * CHANNELS + channel) * SIDE
 }
 
-/// `below = above + value(dx, dy)` along one row; inlined per channel so that it vectorises.
-#[inline(always)]
-fn accumulate(
-    above: &[i16],
-    below: &mut [i16],
-    dx: &[i16],
-    dy: &[i16],
-    value: fn(i16, i16) -> i16,
-) {
-    for (((below, above), dx), dy) in below.iter_mut().zip(above).zip(dx).zip(dy) {
-        *below = above + value(*dx, *dy);
-    }
-}
-
 /// The window columns the gradients of its first `columns` columns read: the next one too, where
 /// there is one.
 pub(super) fn pixel_columns(columns: usize) -> usize {
@@ -136,30 +124,37 @@ impl SurfFeatureMap {
         debug_assert_eq!(window.len(), SIDE * SIDE);
         debug_assert!((1..=SIDE).contains(&columns));
         self.columns_computed = columns;
+        let columns = columns.next_multiple_of(LANES).min(SIDE);
         gradients(window, columns, &mut self.dx, &mut self.dy);
-        // Each gradient and its magnitude go to one pair of channels or the other by the sign of
-        // the other gradient (`>> 15` is all ones where it is negative).
-        let channels: [fn(i16, i16) -> i16; CHANNELS] = [
-            |dx, dy| dx & !(dy >> 15),
-            |dx, dy| dx.abs() & !(dy >> 15),
-            |dx, dy| dx & (dy >> 15),
-            |dx, dy| dx.abs() & (dy >> 15),
-            |dx, dy| dy & !(dx >> 15),
-            |dx, dy| dy.abs() & !(dx >> 15),
-            |dx, dy| dy & (dx >> 15),
-            |dx, dy| dy.abs() & (dx >> 15),
-        ];
+        // Eight columns at a time down the whole window, their eight channels' running sums held
+        // in registers: each row's gradients are read once for all channels, and only the sums
+        // are written. (Columns past `columns`, up to the next multiple of eight, are summed too,
+        // from whatever the window holds there; no feature reads them.)
         self.columns[..column_row(1, 0)].fill(0);
-        for y in 0..SIDE {
-            let (above, below) = self.columns.split_at_mut(column_row(y + 1, 0));
-            let (dx, dy) = (
-                &self.dx[y * SIDE..][..columns],
-                &self.dy[y * SIDE..][..columns],
-            );
-            for (channel, value) in channels.iter().enumerate() {
-                let above = &above[column_row(y, channel)..][..columns];
-                let below = &mut below[channel * SIDE..][..columns];
-                accumulate(above, below, dx, dy, *value);
+        for first in (0..columns).step_by(LANES) {
+            let mut sums = [[0i16; LANES]; CHANNELS];
+            for y in 0..SIDE {
+                let dx: &[i16; LANES] = self.dx[y * SIDE + first..][..LANES].try_into().unwrap();
+                let dy: &[i16; LANES] = self.dy[y * SIDE + first..][..LANES].try_into().unwrap();
+                for lane in 0..LANES {
+                    let (dx, dy) = (dx[lane], dy[lane]);
+                    // Each gradient and its magnitude go to one pair of channels or the other by
+                    // the sign of the other gradient (`>> 15` is all ones where it is negative).
+                    let (dx_negative, dy_negative) = (dx >> 15, dy >> 15);
+                    let (dx_abs, dy_abs) = (dx.abs(), dy.abs());
+                    sums[0][lane] += dx & !dy_negative;
+                    sums[1][lane] += dx_abs & !dy_negative;
+                    sums[2][lane] += dx & dy_negative;
+                    sums[3][lane] += dx_abs & dy_negative;
+                    sums[4][lane] += dy & !dx_negative;
+                    sums[5][lane] += dy_abs & !dx_negative;
+                    sums[6][lane] += dy & dx_negative;
+                    sums[7][lane] += dy_abs & dx_negative;
+                }
+                for (channel, sums) in sums.iter().enumerate() {
+                    self.columns[column_row(y + 1, channel) + first..][..LANES]
+                        .copy_from_slice(sums);
+                }
             }
         }
     }
