@@ -112,7 +112,7 @@ fn model() -> Result<&'static Model, FaceDetectionError> {
 /// A grey copy no longer than `max_side` (never enlarged). Fractions are scale-invariant, so boxes
 /// found here apply to the upright image as they are.
 fn detection_image(upright: &RgbImage, max_side: u32) -> GrayImage {
-    let grey = image::imageops::grayscale(upright);
+    let grey = grey_of(upright);
     let (width, height) = grey.dimensions();
     let longest = width.max(height);
     if longest <= max_side {
@@ -121,6 +121,19 @@ fn detection_image(upright: &RgbImage, max_side: u32) -> GrayImage {
     let scale = f64::from(max_side) / f64::from(longest);
     let scaled = |side: u32| ((f64::from(side) * scale).round() as u32).max(1);
     image::imageops::thumbnail(&grey, scaled(width), scaled(height))
+}
+
+/// `image::imageops::grayscale` to the bit, (2126 R + 7152 G + 722 B) / 10000 in integers, but a
+/// loop over the raw bytes: several times faster than its generic pixel-by-pixel one.
+fn grey_of(rgb: &RgbImage) -> GrayImage {
+    let luma = |pixel: &[u8]| {
+        let weighted =
+            2126 * u32::from(pixel[0]) + 7152 * u32::from(pixel[1]) + 722 * u32::from(pixel[2]);
+        (weighted / 10_000) as u8
+    };
+    let pixels = rgb.as_raw().chunks_exact(3).map(luma).collect();
+    let (width, height) = rgb.dimensions();
+    GrayImage::from_raw(width, height, pixels).unwrap_or_else(|| image::imageops::grayscale(rgb))
 }
 
 fn detect_in_grey(
@@ -189,6 +202,31 @@ mod tests {
         );
         assert!((values[3] - (1.0 - (-1.0f64).exp())).abs() < 1e-12);
         assert_eq!(confidence_from_score(f64::NAN), 0.0);
+    }
+
+    #[test]
+    fn grey_is_images_own_conversion() {
+        // Every value of each channel against the others' extremes and noise.
+        let mut rgb = RgbImage::new(256, 5);
+        let mut state = 7u32;
+        let noise: Vec<u8> = (0..256 * 5 * 3)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 24) as u8
+            })
+            .collect();
+        for (x, y, pixel) in rgb.enumerate_pixels_mut() {
+            let value = x as u8;
+            let i = (y * 256 + x) as usize * 3;
+            *pixel = image::Rgb(match y {
+                0 => [value, 255, 255],
+                1 => [255, value, 0],
+                2 => [0, 255, value],
+                3 => [value, value, value],
+                _ => [noise[i], noise[i + 1], noise[i + 2]],
+            });
+        }
+        assert_eq!(grey_of(&rgb), image::imageops::grayscale(&rgb));
     }
 
     #[test]
