@@ -180,10 +180,13 @@ impl SurfFeatureMap {
                     .sum();
             }
         }
-        let norm_squared: f64 = sums
+        // In integers: a cell's sum is at most 20 × 20 × 510, so the 32 squares add up below 2^41,
+        // where f64 is exact too, so this is the f64 sum to the bit, without its chain of
+        // dependent additions.
+        let norm_squared = sums
             .iter()
-            .map(|&sum| f64::from(sum) * f64::from(sum))
-            .sum();
+            .map(|&sum| i64::from(sum) * i64::from(sum))
+            .sum::<i64>() as f64;
         if norm_squared == 0.0 {
             out.fill(0.0);
             return;
