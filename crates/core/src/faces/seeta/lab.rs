@@ -204,18 +204,21 @@ impl LabFeatureMap {
                 return;
             }
             let tables: [&[f32]; GROUP] = std::array::from_fn(|i| &weights[i * 256..][..256]);
-            for window in windows.iter_mut() {
+            let threshold = thresholds[GROUP - 1];
+            // Those that pass are moved down over those that did not, in the same pass.
+            let mut passed = 0;
+            for next in 0..windows.len() {
                 // A window's ten lookups in a row: independent of the next window's, which the
                 // processor overlaps with them.
+                let mut window = windows[next];
                 let codes = &self.codes[window.start..];
-                let mut score = window.score;
                 for (&index, table) in indexes.iter().zip(tables) {
-                    score += table[usize::from(codes[index])];
+                    window.score += table[usize::from(codes[index])];
                 }
-                window.score = score;
+                windows[passed] = window;
+                passed += usize::from(window.score >= threshold);
             }
-            let threshold = thresholds[GROUP - 1];
-            windows.retain(|window| window.score >= threshold);
+            windows.truncate(passed);
         }
     }
 
