@@ -221,15 +221,15 @@ impl<'m> Detector<'m> {
                 height: window.side as usize,
             };
             let side = WINDOW_SIDE as usize;
-            let columns = classifier.columns();
+            let footprint = classifier.footprint();
             self.resampler.resample(
                 image,
                 region,
                 (side, side),
-                surf::pixel_columns(columns),
+                surf::pixel_columns(footprint.columns),
                 &mut self.window,
             );
-            self.surf.compute(&self.window, columns);
+            self.surf.compute(&self.window, footprint);
             let Some(verdict) = classifier.classify(&self.surf, &mut self.mlp) else {
                 continue;
             };

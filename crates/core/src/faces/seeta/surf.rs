@@ -66,8 +66,44 @@ pub(super) struct SurfFeatureMap {
     dx: Vec<i16>,
     dy: Vec<i16>,
     pool: Vec<Patch>,
-    /// The window columns the last [`SurfFeatureMap::compute`] summed.
-    columns_computed: usize,
+    /// What the last [`SurfFeatureMap::compute`] summed.
+    computed: Footprint,
+}
+
+/// The part of a window a stage's features read: its left `columns`, and the rows of column sums
+/// at their cells' top and bottom edges (bit y for the sum over the rows above y, 0..=40). The
+/// first MLP stage's read 32 columns and 8 of the 41 rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Footprint {
+    pub columns: usize,
+    rows: u64,
+}
+
+impl Footprint {
+    /// Every column and row.
+    pub const WHOLE: Footprint = Footprint {
+        columns: SIDE,
+        rows: (1 << (SIDE + 1)) - 1,
+    };
+
+    /// The footprint of features of `patches`.
+    fn of(patches: impl IntoIterator<Item = Patch>) -> Footprint {
+        let mut footprint = Footprint {
+            columns: 1,
+            rows: 1,
+        };
+        for patch in patches {
+            footprint.columns = footprint.columns.max(patch.x + patch.width);
+            for edge in [patch.y, patch.y + patch.height / 2, patch.y + patch.height] {
+                footprint.rows |= 1 << edge;
+            }
+        }
+        footprint
+    }
+
+    fn has_row(self, y: usize) -> bool {
+        self.rows >> y & 1 == 1
+    }
 }
 
 impl Default for SurfFeatureMap {
@@ -77,7 +113,7 @@ impl Default for SurfFeatureMap {
             dx: vec![0; SIDE * SIDE],
             dy: vec![0; SIDE * SIDE],
             pool: feature_pool(),
-            columns_computed: 0,
+            computed: Footprint::WHOLE,
         }
     }
 }
@@ -117,14 +153,15 @@ fn gradients(window: &[u8], columns: usize, dx: &mut [i16], dy: &mut [i16]) {
 }
 
 impl SurfFeatureMap {
-    /// Builds the column sums of the first `columns` columns (1..=40) of a 40×40 grey window, of
-    /// which it reads [`pixel_columns`]: a stage whose features lie left of a column needs no
-    /// more, and neither does the window's resampling.
-    pub fn compute(&mut self, window: &[u8], columns: usize) {
+    /// Builds the column sums a stage's features read (`footprint`) of a 40×40 grey window, of
+    /// which it reads the first [`pixel_columns`]: a stage whose features lie left of a column
+    /// needs no more, and neither does the window's resampling. Rows of sums no feature of the
+    /// stage reads are not stored.
+    pub fn compute(&mut self, window: &[u8], footprint: Footprint) {
         debug_assert_eq!(window.len(), SIDE * SIDE);
-        debug_assert!((1..=SIDE).contains(&columns));
-        self.columns_computed = columns;
-        let columns = columns.next_multiple_of(LANES).min(SIDE);
+        debug_assert!((1..=SIDE).contains(&footprint.columns));
+        self.computed = footprint;
+        let columns = footprint.columns.next_multiple_of(LANES).min(SIDE);
         gradients(window, columns, &mut self.dx, &mut self.dy);
         // Eight columns at a time down the whole window, their eight channels' running sums held
         // in registers: each row's gradients are read once for all channels, and only the sums
@@ -151,6 +188,9 @@ impl SurfFeatureMap {
                     sums[6][lane] += dy & dx_negative;
                     sums[7][lane] += dy_abs & dx_negative;
                 }
+                if !footprint.has_row(y + 1) {
+                    continue;
+                }
                 for (channel, sums) in sums.iter().enumerate() {
                     self.columns[column_row(y + 1, channel) + first..][..LANES]
                         .copy_from_slice(sums);
@@ -163,7 +203,12 @@ impl SurfFeatureMap {
     /// reading order, each with its eight channels).
     fn feature(&self, id: usize, out: &mut [f32]) {
         let patch = self.pool[id];
-        debug_assert!(patch.x + patch.width <= self.columns_computed);
+        debug_assert!(patch.x + patch.width <= self.computed.columns);
+        debug_assert!(
+            [patch.y, patch.y + patch.height / 2, patch.y + patch.height]
+                .iter()
+                .all(|&y| self.computed.has_row(y))
+        );
         let (cell_width, cell_height) = (patch.width / 2, patch.height / 2);
         let mut sums = [0i32; SURF_FEATURE_DIM];
         for (cell, sums) in sums.chunks_exact_mut(CHANNELS).enumerate() {
@@ -258,8 +303,8 @@ fn sigmoid(x: f32) -> f32 {
 pub(super) struct MlpClassifier {
     /// 0-based ids into the feature pool.
     feature_ids: Vec<usize>,
-    /// The window columns its features cover, from the left.
-    columns: usize,
+    /// The part of the window its features read.
+    footprint: Footprint,
     threshold: f32,
     layers: Vec<MlpLayer>,
 }
@@ -286,23 +331,18 @@ impl MlpClassifier {
     /// `feature_ids` index [`feature_pool`].
     pub fn new(feature_ids: Vec<usize>, threshold: f32, layers: Vec<MlpLayer>) -> Self {
         let pool = feature_pool();
-        let columns = feature_ids
-            .iter()
-            .map(|&id| pool[id].x + pool[id].width)
-            .max()
-            .unwrap_or(1);
+        let footprint = Footprint::of(feature_ids.iter().map(|&id| pool[id]));
         MlpClassifier {
             feature_ids,
-            columns,
+            footprint,
             threshold,
             layers,
         }
     }
 
-    /// The window columns, from the left, whose features it reads (the first stage's lie in 32 of
-    /// the 40).
-    pub fn columns(&self) -> usize {
-        self.columns
+    /// The part of the window its features read.
+    pub fn footprint(&self) -> Footprint {
+        self.footprint
     }
 
     /// The verdict on the window whose features `map` holds, if it passes.
@@ -410,8 +450,8 @@ mod tests {
             }
         };
         let mut map = SurfFeatureMap::default();
-        map.compute(&noise_window(99), SIDE);
-        map.compute(window, SIDE);
+        map.compute(&noise_window(99), Footprint::WHOLE);
+        map.compute(window, Footprint::WHOLE);
         let mut out = [0.0f32; SURF_FEATURE_DIM];
         for (id, patch) in feature_pool().into_iter().enumerate() {
             let mut sums = [0i32; SURF_FEATURE_DIM];
@@ -444,7 +484,7 @@ mod tests {
                 assert_eq!(*value, expected, "feature {id}");
             }
         }
-        map.compute(&[77; SIDE * SIDE], SIDE);
+        map.compute(&[77; SIDE * SIDE], Footprint::WHOLE);
         map.feature(0, &mut out);
         assert_eq!(
             out, [0.0; SURF_FEATURE_DIM],
@@ -453,26 +493,82 @@ mod tests {
     }
 
     #[test]
-    fn a_map_of_the_left_columns_has_their_features_as_the_whole_map_has() {
+    fn a_map_of_a_footprint_has_its_features_as_the_whole_map_has() {
         let window = noise_window(5);
         let mut whole = SurfFeatureMap::default();
-        whole.compute(&window, SIDE);
+        whole.compute(&window, Footprint::WHOLE);
+        let pool = feature_pool();
+        let ids = |columns: usize| -> Vec<usize> {
+            (0..pool.len())
+                .filter(|&id| pool[id].x + pool[id].width <= columns)
+                .collect()
+        };
+        // The left columns; features alone; the model's first MLP stage's.
+        let mut sets: Vec<Vec<usize>> = [16, 24, 32, 39].map(ids).to_vec();
+        sets.extend([vec![0], vec![1], vec![17], vec![55], vec![40, 3]]);
+        let first_stage = [
+            (0, 0, 16, 16),
+            (16, 0, 16, 24),
+            (16, 16, 16, 24),
+            (0, 16, 24, 16),
+        ];
+        sets.push(
+            first_stage
+                .iter()
+                .map(|&(x, y, width, height)| {
+                    let patch = Patch {
+                        x,
+                        y,
+                        width,
+                        height,
+                    };
+                    pool.iter().position(|p| *p == patch).expect("in the pool")
+                })
+                .collect(),
+        );
         let mut part = SurfFeatureMap::default();
         let (mut expected, mut out) = ([0.0f32; SURF_FEATURE_DIM], [0.0f32; SURF_FEATURE_DIM]);
-        for columns in [16, 24, 32, 39] {
-            // Columns past those it may read hold anything.
+        for set in sets {
+            let footprint = Footprint::of(set.iter().map(|&id| pool[id]));
+            // Pixels right of those it may read, and rows of sums it need not store, hold
+            // another window's.
             let mut left = noise_window(6);
+            part.compute(&left, Footprint::WHOLE);
+            let read = pixel_columns(footprint.columns);
             for (row, source) in left.chunks_exact_mut(SIDE).zip(window.chunks_exact(SIDE)) {
-                row[..pixel_columns(columns)].copy_from_slice(&source[..pixel_columns(columns)]);
+                row[..read].copy_from_slice(&source[..read]);
             }
-            part.compute(&left, columns);
-            let inside = feature_pool().into_iter().enumerate();
-            for (id, _) in inside.filter(|(_, patch)| patch.x + patch.width <= columns) {
+            part.compute(&left, footprint);
+            for &id in &set {
                 whole.feature(id, &mut expected);
                 part.feature(id, &mut out);
-                assert_eq!(out, expected, "feature {id} of {columns} columns");
+                assert_eq!(out, expected, "feature {id} of {footprint:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_footprint_is_the_columns_and_cell_edges_its_features_read() {
+        let pool = feature_pool();
+        // The model's first MLP stage: 32 columns, rows 0, 8, 12, 16, 24, 28, 32 and 40.
+        let patch = |x, y, width, height| Patch {
+            x,
+            y,
+            width,
+            height,
+        };
+        let first_stage = [
+            patch(0, 0, 16, 16),
+            patch(16, 0, 16, 24),
+            patch(16, 16, 16, 24),
+            patch(0, 16, 24, 16),
+        ];
+        assert!(first_stage.iter().all(|patch| pool.contains(patch)));
+        let footprint = Footprint::of(first_stage);
+        let rows: Vec<usize> = (0..=SIDE).filter(|&y| footprint.has_row(y)).collect();
+        assert_eq!(footprint.columns, 32);
+        assert_eq!(rows, [0, 8, 12, 16, 24, 28, 32, 40]);
+        assert_eq!(Footprint::of(pool.iter().copied()).columns, SIDE);
     }
 
     #[test]
