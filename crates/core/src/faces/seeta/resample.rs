@@ -108,6 +108,9 @@ impl Resampler {
             }
             return;
         }
+        // Every weight of a region no smaller than its output is in 0..=1: its blends stay within
+        // the pixels' range (but for a float rounding above 255, which truncates to 255).
+        let shrinking = region.width >= width && region.height >= height;
         let rows = Taps::new(region.height, height);
         self.columns
             .set(Taps::new(region.width, width), region.x, columns);
@@ -134,8 +137,15 @@ impl Resampler {
                 lower_row = Some(row + 1);
             }
             let (top_weight, bottom_weight) = ((1.0 - bottom_weight) as f32, bottom_weight as f32);
-            for ((out, upper), lower) in out.iter_mut().zip(&self.upper).zip(&self.lower) {
-                *out = truncate_to_byte(top_weight * upper + bottom_weight * lower);
+            let blends = out.iter_mut().zip(&self.upper).zip(&self.lower);
+            if shrinking {
+                for ((out, upper), lower) in blends {
+                    *out = truncate_blend(top_weight * upper + bottom_weight * lower);
+                }
+            } else {
+                for ((out, upper), lower) in blends {
+                    *out = truncate_to_byte(top_weight * upper + bottom_weight * lower);
+                }
             }
         }
     }
@@ -217,12 +227,17 @@ impl ColumnTaps {
 /// source pixel (its taps stop at the second last), so a value may leave 0..=255.
 #[inline(always)]
 fn truncate_to_byte(value: f32) -> u8 {
+    // Also sends NaN to 0.
+    let value = if value >= 0.0 { value } else { 0.0 };
+    truncate_blend(if value <= 255.0 { value } else { 255.0 })
+}
+
+/// [`truncate_to_byte`] of a value known to be in 0..256, without the clamping.
+#[inline(always)]
+fn truncate_blend(value: f32) -> u8 {
     // 2^23: adding it leaves a value below 2^22 rounded to the nearest integer in the low
     // mantissa bits.
     const ROUNDING: f32 = 8_388_608.0;
-    // Also sends NaN to 0.
-    let value = if value >= 0.0 { value } else { 0.0 };
-    let value = if value <= 255.0 { value } else { 255.0 };
     let nearest = (value + ROUNDING) - ROUNDING;
     let truncated = if nearest > value {
         nearest - 1.0
@@ -277,6 +292,31 @@ mod tests {
         }
         for value in values {
             assert_eq!(truncate_to_byte(value), value as u8, "{value}");
+        }
+    }
+
+    #[test]
+    fn shrinking_white_stays_white() {
+        // Weights that sum a float rounding past 1 must not wrap 255 to 0.
+        let (width, height) = (331, 257);
+        let pixels = vec![255; width * height];
+        let image = Grey {
+            pixels: &pixels,
+            width,
+            height,
+        };
+        let mut resampler = Resampler::default();
+        resampler.load(&image);
+        for side in 41..=257 {
+            let region = Region {
+                x: 3,
+                y: 0,
+                width: side,
+                height: side,
+            };
+            let mut out = vec![0; 40 * 40];
+            resampler.resample(&image, region, (40, 40), 40, &mut out);
+            assert!(out.iter().all(|&value| value == 255), "side {side}");
         }
     }
 
