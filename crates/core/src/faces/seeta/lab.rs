@@ -205,15 +205,20 @@ impl LabFeatureMap {
             }
             let tables: [&[f32]; GROUP] = std::array::from_fn(|i| &weights[i * 256..][..256]);
             let threshold = thresholds[GROUP - 1];
+            // The codes a window's lookups read lie in its first `span`.
+            let span = indexes.iter().max().map_or(0, |&index| index + 1);
             // Those that pass are moved down over those that did not, in the same pass.
             let mut passed = 0;
             for next in 0..windows.len() {
                 // A window's ten lookups in a row: independent of the next window's, which the
                 // processor overlaps with them.
                 let mut window = windows[next];
-                let codes = &self.codes[window.start..];
+                let codes = &self.codes[window.start..window.start + span];
                 for (&index, table) in indexes.iter().zip(tables) {
-                    window.score += table[usize::from(codes[index])];
+                    // SAFETY: `index` is at most `span - 1`, and `codes` is `span` long (checked
+                    // once above for the ten lookups, where indexing would check each).
+                    let code = unsafe { *codes.get_unchecked(index) };
+                    window.score += table[usize::from(code)];
                 }
                 windows[passed] = window;
                 passed += usize::from(window.score >= threshold);
