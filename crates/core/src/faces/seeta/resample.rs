@@ -312,18 +312,24 @@ mod tests {
         }
     }
 
-    #[test]
-    fn shrinking_white_stays_white() {
-        // Weights that sum a float rounding past 1 must not wrap 255 to 0.
-        let (width, height) = (331, 257);
-        let pixels = vec![255; width * height];
+    /// `pixels` as a grey image, and a resampler that has loaded it.
+    fn loaded(pixels: &[u8], width: usize, height: usize) -> (Grey<'_>, Resampler) {
         let image = Grey {
-            pixels: &pixels,
+            pixels,
             width,
             height,
         };
         let mut resampler = Resampler::default();
         resampler.load(&image);
+        (image, resampler)
+    }
+
+    #[test]
+    fn shrinking_white_stays_white() {
+        // Weights that sum a float rounding past 1 must not wrap 255 to 0.
+        let (width, height) = (331, 257);
+        let pixels = vec![255; width * height];
+        let (image, mut resampler) = loaded(&pixels, width, height);
         for side in 41..=257 {
             let region = Region {
                 x: 3,
@@ -341,13 +347,7 @@ mod tests {
     fn resampling_is_the_pixel_by_pixel_definition() {
         let (width, height) = (97, 71);
         let pixels = super::super::seeded_noise(width * height, 21);
-        let image = Grey {
-            pixels: &pixels,
-            width,
-            height,
-        };
-        let mut resampler = Resampler::default();
-        resampler.load(&image);
+        let (image, mut resampler) = loaded(&pixels, width, height);
         let region = |x, y, width, height| Region {
             x,
             y,
