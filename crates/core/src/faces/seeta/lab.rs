@@ -217,6 +217,7 @@ impl LabFeatureMap {
                 for (&index, table) in indexes.iter().zip(tables) {
                     // SAFETY: `index` is at most `span - 1`, and `codes` is `span` long (checked
                     // once above for the ten lookups, where indexing would check each).
+                    debug_assert!(index < codes.len());
                     let code = unsafe { *codes.get_unchecked(index) };
                     window.score += table[usize::from(code)];
                 }

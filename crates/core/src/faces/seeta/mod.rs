@@ -3,7 +3,8 @@
 //! models/LICENSE-SeetaFace.txt), after the C++ original and its Rust port rustface, rewritten for
 //! speed on one core: vectorisable feature maps, a contrast check before the cascade, windows
 //! scored a cascade group at a time across a pyramid row, resampling row by row ([`resample`]),
-//! merging by a grid and no allocation per window. Its results are the original's but for windows blended in f32 (see [`resample`]).
+//! merging by a grid and no allocation per window. Its results are the original's but for windows
+//! blended in f32 (see [`resample`]).
 //!
 //! 1. Every 40×40 window of an image pyramid is scored by the boosted LAB cascade ([`lab`]).
 //! 2. Overlapping survivors are merged (non-maximum suppression, scores summed).

@@ -105,8 +105,8 @@ impl Resampler {
             let rows = image.pixels[region.y as usize * image.width..].chunks(image.width);
             let rows = out.chunks_exact_mut(width).zip(rows);
             let x = region.x as usize;
-            // The first MLP stage's 33 columns at a length the compiler knows: a few vector moves
-            // per row instead of a call to `memcpy`.
+            // The columns the shipped model's first MLP stage reads (`surf::pixel_columns` of its
+            // 32) at a length the compiler knows: a few vector moves per row, not a `memcpy` call.
             if columns == 33 {
                 for (out, row) in rows {
                     copy_fixed::<33>(out, &row[x..]);
@@ -194,7 +194,6 @@ impl ColumnTaps {
             && columns
                 .last()
                 .is_some_and(|&x| (x as usize) + 1 < image.width);
-        let weights = self.left_weights.iter().zip(&self.right_weights);
         if inside {
             // Four outputs at a time: their pixel pairs gathered into arrays, which the compiler
             // blends as vectors.
@@ -232,6 +231,7 @@ impl ColumnTaps {
                     0.0
                 }
             };
+            let weights = self.left_weights.iter().zip(&self.right_weights);
             for ((out, &x), (left, right)) in out.iter_mut().zip(columns).zip(weights) {
                 *out = left * pixel(x) + right * pixel(x + 1);
             }
@@ -309,6 +309,10 @@ mod tests {
         }
         for value in values {
             assert_eq!(truncate_to_byte(value), value as u8, "{value}");
+            // Without the clamping, for blends known to lie in 0..256 (up to a rounding past 255).
+            if (0.0..256.0).contains(&value) {
+                assert_eq!(truncate_blend(value), value as u8, "{value}");
+            }
         }
     }
 
@@ -326,7 +330,7 @@ mod tests {
 
     #[test]
     fn shrinking_white_stays_white() {
-        // Weights that sum a float rounding past 1 must not wrap 255 to 0.
+        // The brightest blends of every shrinking scale stay 255 without the clamping.
         let (width, height) = (331, 257);
         let pixels = vec![255; width * height];
         let (image, mut resampler) = loaded(&pixels, width, height);

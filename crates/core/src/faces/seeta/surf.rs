@@ -22,6 +22,13 @@ pub(super) struct Patch {
     height: usize,
 }
 
+impl Patch {
+    /// The rows of column sums its cells are read at: their top and bottom edges.
+    fn cell_edges(self) -> [usize; 3] {
+        [self.y, self.y + self.height / 2, self.y + self.height]
+    }
+}
+
 /// SeetaFace's feature pool, in its order: patches of aspect 1:1, 1:2, 2:1, 2:3 and 3:2, from 16 px
 /// to the whole window, every size whose cells have whole sides, at 16 px steps.
 pub(super) fn feature_pool() -> Vec<Patch> {
@@ -94,7 +101,7 @@ impl Footprint {
         };
         for patch in patches {
             footprint.columns = footprint.columns.max(patch.x + patch.width);
-            for edge in [patch.y, patch.y + patch.height / 2, patch.y + patch.height] {
+            for edge in patch.cell_edges() {
                 footprint.rows |= 1 << edge;
             }
         }
@@ -171,8 +178,8 @@ impl SurfFeatureMap {
         for first in (0..columns).step_by(LANES) {
             let mut sums = [[0i16; LANES]; CHANNELS];
             for y in 0..SIDE {
-                let dx: &[i16; LANES] = self.dx[y * SIDE + first..][..LANES].try_into().unwrap();
-                let dy: &[i16; LANES] = self.dy[y * SIDE + first..][..LANES].try_into().unwrap();
+                let dx = &self.dx[y * SIDE + first..][..LANES];
+                let dy = &self.dy[y * SIDE + first..][..LANES];
                 for lane in 0..LANES {
                     let (dx, dy) = (dx[lane], dy[lane]);
                     // Each gradient and its magnitude go to one pair of channels or the other by
@@ -204,11 +211,7 @@ impl SurfFeatureMap {
     fn feature(&self, id: usize, out: &mut [f32]) {
         let patch = self.pool[id];
         debug_assert!(patch.x + patch.width <= self.computed.columns);
-        debug_assert!(
-            [patch.y, patch.y + patch.height / 2, patch.y + patch.height]
-                .iter()
-                .all(|&y| self.computed.has_row(y))
-        );
+        debug_assert!(patch.cell_edges().iter().all(|&y| self.computed.has_row(y)));
         let (cell_width, cell_height) = (patch.width / 2, patch.height / 2);
         let mut sums = [0i32; SURF_FEATURE_DIM];
         for (cell, sums) in sums.chunks_exact_mut(CHANNELS).enumerate() {
